@@ -1,0 +1,1 @@
+"""The CRM core shared by the dashboard and the webhook sidecar."""

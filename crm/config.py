@@ -1,0 +1,61 @@
+"""Process configuration from environment variables, with the defaults the README lists.
+
+Only deployment facts live here (where the database is, how big the pool is, ports).
+Settings the owner edits in the dashboard live in the database (crm.settings_store),
+and an environment variable of the same name always wins over them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip() or default
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str | None  # None: the embedded server under ./.data
+    pool_min: int
+    pool_max: int
+    prepared_statements: bool
+
+
+def database_config() -> DatabaseConfig:
+    url = env_str("DATABASE_URL") or None
+    # Supabase's pooler in transaction mode (port 6543) cannot keep prepared statements.
+    default_prepare = not (url and (":6543" in url or "pooler.supabase.com" in url))
+    prepare = env_str("DB_PREPARED_STATEMENTS", "on" if default_prepare else "off").lower()
+    return DatabaseConfig(
+        url=url,
+        pool_min=env_int("DB_POOL_MIN", 1),
+        pool_max=env_int("DB_POOL_MAX", 10),
+        prepared_statements=prepare not in ("off", "false", "0", "no"),
+    )
+
+
+@lru_cache(maxsize=1)
+def resolved_database_url() -> str:
+    """DATABASE_URL, or start (if needed) the embedded server and return its URL."""
+    cfg = database_config()
+    if cfg.url:
+        return cfg.url
+    from db.embedded import local_server
+
+    url = local_server().start()
+    # Child processes (sidecar, dashboard) reuse the same server without re-resolving.
+    os.environ["DATABASE_URL"] = url
+    return url

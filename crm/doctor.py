@@ -1,0 +1,61 @@
+"""`python -m crm doctor`: a readable checklist of what works and what is missing."""
+
+from __future__ import annotations
+
+from crm.settings import load_settings, sandbox_url
+
+
+def run_doctor() -> int:
+    from crm.config import database_config, resolved_database_url
+    from db.pool import connect
+    from db.status import database_status
+
+    problems = 0
+
+    def line(ok: bool | None, text: str) -> None:
+        nonlocal problems
+        mark = {True: "ok  ", False: "FAIL", None: "note"}[ok]
+        problems += ok is False
+        print(f"[{mark}] {text}")
+
+    cfg = database_config()
+    try:
+        url = resolved_database_url()
+        conn = connect(url)
+    except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
+        line(False, f"database unreachable: {exc}")
+        return 1
+    with conn:
+        where = "DATABASE_URL" if cfg.url else "embedded server in ./.data/pg"
+        status = database_status(conn)
+        line(True, f"database reachable ({where}), PostgreSQL {status.server_version}")
+        line(not status.migrations_pending,
+             f"migrations: {status.migrations_applied} applied"
+             + (f", pending: {', '.join(status.migrations_pending)} (run python -m crm migrate)"
+                if status.migrations_pending else ", none pending"))
+        if status.pg_cron_jobs is None:
+            line(None, "pg_cron not installed: the sidecar queues reminders itself "
+                       "(on Supabase, enable pg_cron in Database -> Extensions, then run migrate)")
+        else:
+            line(bool(status.pg_cron_jobs), "pg_cron jobs: " + ("; ".join(status.pg_cron_jobs) or "none"))
+        line(not status.tables_without_rls,
+             "row level security on every crm table" if not status.tables_without_rls
+             else f"RLS missing on: {', '.join(status.tables_without_rls)}")
+        if status.migrations_pending:
+            return 1
+        settings = load_settings(conn)
+        mode = settings.stripe_mode
+        line(None, f"Stripe mode: {mode}")
+        if settings.stripe_sandboxed:
+            line(None, f"Stripe: SANDBOX (no {mode} secret key) at {sandbox_url()}")
+        else:
+            line(True, f"Stripe: {mode} key configured ({settings.sources[f'stripe.{mode}.secret_key']})")
+        secrets = settings.stripe_webhook_secrets(mode)
+        line(bool(secrets) or settings.stripe_sandboxed,
+             f"Stripe webhook signing secrets for {mode}: {len(secrets)}")
+        if settings.resend_sandboxed:
+            line(None, f"Resend: SANDBOX (no API key) at {sandbox_url()}/resend")
+        else:
+            line(True, f"Resend: API key configured ({settings.sources['resend.api_key']})")
+        line(None, f"sending as {settings['email.from']} for {settings['business.name']}")
+    return 1 if problems else 0

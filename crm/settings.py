@@ -1,0 +1,157 @@
+"""Owner-edited settings: what exists, defaults, environment overrides, storage.
+
+Each setting has a key in crm.settings (or crm.secrets when it is secret) and an
+environment variable that, when set, wins over the stored value. The dashboard's
+Settings page and every worker read settings through `load_settings`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from crm import secrets_store
+
+Conn = psycopg.Connection[Any]
+
+SANDBOX_URL_DEFAULT = "http://127.0.0.1:12111"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    env: str
+    default: Any
+    secret: bool = False
+    label: str = ""
+
+
+SPECS: dict[str, SettingSpec] = {
+    s.key: s
+    for s in [
+        SettingSpec("stripe.mode", "STRIPE_MODE", "test", label="Stripe mode"),
+        SettingSpec("stripe.test.secret_key", "STRIPE_TEST_SECRET_KEY", "", secret=True, label="Stripe test secret key"),
+        SettingSpec("stripe.live.secret_key", "STRIPE_LIVE_SECRET_KEY", "", secret=True, label="Stripe live secret key"),
+        SettingSpec("stripe.test.webhook_secrets", "STRIPE_TEST_WEBHOOK_SECRET", "", secret=True,
+                    label="Stripe test webhook signing secrets"),
+        SettingSpec("stripe.live.webhook_secrets", "STRIPE_LIVE_WEBHOOK_SECRET", "", secret=True,
+                    label="Stripe live webhook signing secrets"),
+        SettingSpec("resend.api_key", "RESEND_API_KEY", "", secret=True, label="Resend API key"),
+        SettingSpec("resend.webhook_secret", "RESEND_WEBHOOK_SECRET", "", secret=True, label="Resend webhook secret"),
+        SettingSpec("email.from", "EMAIL_FROM", "billing@example.com", label="From address"),
+        SettingSpec("email.reply_to", "EMAIL_REPLY_TO", "", label="Reply-to address"),
+        SettingSpec("business.name", "BUSINESS_NAME", "Acme Home Services", label="Business name"),
+        SettingSpec("business.timezone", "BUSINESS_TIMEZONE", "America/Chicago", label="Time zone"),
+        SettingSpec("business.currency", "BUSINESS_CURRENCY", "usd", label="Currency"),
+        SettingSpec("invoice.payment_terms_days", "PAYMENT_TERMS_DAYS", 14, label="Default payment terms (days)"),
+        SettingSpec("reminders.offsets_days", "REMINDER_OFFSETS_DAYS", [7, 14, 30], label="Reminder offsets (days after due)"),
+        SettingSpec("reminders.send_hour", "REMINDER_SEND_HOUR", 9, label="Reminder send hour (local)"),
+    ]
+}
+
+
+def _coerce(spec: SettingSpec, raw: str) -> Any:
+    """Environment values are text; give them the type of the default."""
+    if isinstance(spec.default, bool):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(spec.default, int):
+        return int(raw)
+    if isinstance(spec.default, list):
+        return [int(x) for x in raw.replace(" ", "").split(",") if x]
+    return raw
+
+
+def env_override(key: str) -> Any | None:
+    spec = SPECS[key]
+    # STRIPE_SECRET_KEY / STRIPE_WEBHOOK_SECRET name the secrets of the current STRIPE_MODE.
+    raw = os.environ.get(spec.env)
+    if raw is None and key.startswith("stripe.") and key != "stripe.mode":
+        mode = os.environ.get("STRIPE_MODE", "").strip()
+        if mode and key.startswith(f"stripe.{mode}."):
+            generic = "STRIPE_SECRET_KEY" if key.endswith("secret_key") else "STRIPE_WEBHOOK_SECRET"
+            raw = os.environ.get(generic)
+    if raw is None or raw.strip() == "":
+        return None
+    return _coerce(spec, raw.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # key -> 'env' | 'database' | 'default'
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @property
+    def stripe_mode(self) -> str:
+        return str(self.values["stripe.mode"])
+
+    def stripe_secret_key(self, mode: str | None = None) -> str:
+        return str(self.values[f"stripe.{mode or self.stripe_mode}.secret_key"])
+
+    def stripe_webhook_secrets(self, mode: str) -> list[str]:
+        raw = str(self.values[f"stripe.{mode}.webhook_secrets"])
+        return [s.strip() for s in raw.split(",") if s.strip()]
+
+    @property
+    def stripe_sandboxed(self) -> bool:
+        """No Stripe key for the current mode: the offline sandbox stands in."""
+        return not self.stripe_secret_key()
+
+    @property
+    def resend_sandboxed(self) -> bool:
+        return not self.values["resend.api_key"]
+
+
+def load_settings(conn: Conn) -> Settings:
+    with conn.cursor(row_factory=tuple_row) as cur:
+        stored = dict(cur.execute("SELECT key, value FROM crm.settings").fetchall())
+        secrets = dict(cur.execute("SELECT name, ciphertext FROM crm.secrets").fetchall())
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key, spec in SPECS.items():
+        override = env_override(key)
+        if override is not None:
+            values[key], sources[key] = override, "env"
+        elif spec.secret and key in secrets:
+            values[key], sources[key] = secrets_store.decrypt(secrets[key]), "database"
+        elif not spec.secret and key in stored:
+            values[key], sources[key] = stored[key], "database"
+        else:
+            values[key], sources[key] = spec.default, "default"
+    return Settings(values=values, sources=sources)
+
+
+def save_setting(conn: Conn, key: str, value: Any, user_id: int | None = None) -> None:
+    spec = SPECS[key]
+    if spec.secret:
+        text = str(value).strip()
+        conn.execute(
+            "INSERT INTO crm.secrets (name, ciphertext, hint, updated_by) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, hint = EXCLUDED.hint, "
+            "updated_by = EXCLUDED.updated_by, updated_at = now()",
+            (key, secrets_store.encrypt(text), secrets_store.mask(text), user_id),
+        )
+    else:
+        conn.execute(
+            "INSERT INTO crm.settings (key, value, updated_by) VALUES (%s, %s::jsonb, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by, "
+            "updated_at = now()",
+            (key, json.dumps(value), user_id),
+        )
+
+
+def secret_hints(conn: Conn) -> dict[str, str]:
+    """What the Settings page shows for stored secrets (masked, never the value)."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return dict(cur.execute("SELECT name, hint FROM crm.secrets").fetchall())
+
+
+def sandbox_url() -> str:
+    return os.environ.get("SANDBOX_URL", SANDBOX_URL_DEFAULT).rstrip("/")

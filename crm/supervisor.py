@@ -1,0 +1,130 @@
+"""`python -m crm up`: the whole local system in one command.
+
+Starts (or reuses) the database, applies migrations, loads the demo business and a demo
+owner, then runs the sandbox (when Stripe or Resend has no key), the webhook sidecar and
+the dashboard as child processes, and stops them all together on Ctrl-C or when one dies.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from crm.config import env_int, env_str, resolved_database_url
+
+DEMO_OWNER = "owner@example.com"
+
+
+def _credentials_file() -> Path:
+    return Path(env_str("CRM_DATA_DIR", ".data")) / "demo-owner.txt"
+
+
+def ensure_demo_owner() -> tuple[str, str] | None:
+    """Create the demo owner once with a random password kept in ./.data (mode 600)."""
+    from crm.auth import create_user
+    from db import users
+    from db.pool import connect
+
+    path = _credentials_file()
+    with connect() as conn:
+        if users.count_owners(conn) == 0:
+            password = secrets.token_urlsafe(12)
+            create_user(conn, DEMO_OWNER, "Demo Owner", "owner", password)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{DEMO_OWNER}\n{password}\n")
+    if path.exists():
+        email, password = path.read_text().split("\n")[:2]
+        return email, password
+    return None
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    print(f"starting {name}: {' '.join(argv)}", flush=True)
+    return subprocess.Popen(argv, env=env)
+
+
+def run_all(seed: bool = True) -> int:
+    from crm.seed import seed_demo
+    from crm.settings import load_settings, sandbox_url
+    from db.migrate import migrate
+    from db.pool import connect
+
+    from crm.config import database_config
+
+    embedded = database_config().url is None
+    url = resolved_database_url()
+    for name in migrate(url):
+        print(f"applied {name}")
+    if seed:
+        with connect() as conn:
+            counts = seed_demo(conn)
+        if counts:
+            print("seeded demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    login = ensure_demo_owner()
+    with connect() as conn:
+        settings = load_settings(conn)
+
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    py = sys.executable
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    sandboxed = settings.stripe_sandboxed or settings.resend_sandboxed
+    if sandboxed and Path("sandbox/__main__.py").exists():
+        port = sandbox_url().rsplit(":", 1)[-1]
+        state = str(Path(env_str("CRM_DATA_DIR", ".data")) / "sandbox.json")
+        children.append(("sandbox", _spawn("sandbox", [py, "-m", "sandbox", "--port", port, "--state-file", state], env)))
+    webhook_port = str(env_int("WEBHOOK_PORT", 8000))
+    children.append(("sidecar", _spawn("sidecar", [py, "-m", "webhook", "--port", webhook_port], env)))
+    dashboard_port = str(env_int("DASHBOARD_PORT", 8501))
+    children.append(("dashboard", _spawn("dashboard", [
+        py, "-m", "streamlit", "run", "dashboard.py", "--server.port", dashboard_port,
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ], env)))
+    if sandboxed:
+        from crm.demo_setup import connect_sandbox
+
+        connect_sandbox(webhook_port)
+
+    print("", flush=True)
+    print(f"  dashboard  http://localhost:{dashboard_port}")
+    print(f"  sidecar    http://localhost:{webhook_port}/healthz")
+    if sandboxed:
+        print(f"  SANDBOX    {sandbox_url()}  (offline Stripe/Resend emulators: no real money, no real email)")
+    if login:
+        print(f"  log in as  {login[0]}  /  {login[1]}")
+    print("  Ctrl-C stops everything.", flush=True)
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for name, proc in children:
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping the rest", file=sys.stderr)
+                stopping, code = True, proc.returncode or 1
+        time.sleep(0.5)
+    for _, proc in children:
+        if proc.poll() is None:
+            proc.terminate()
+    for _, proc in children:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if embedded and not os.environ.get("CRM_KEEP_DATABASE"):
+        from db.embedded import local_server
+
+        local_server().stop()
+    return code

@@ -1,0 +1,1 @@
+"""Helpers the dashboard pages share: session handling and role gates."""

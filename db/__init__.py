@@ -1,0 +1,1 @@
+"""Data layer: migrations, the connection pool and the named queries, by domain."""

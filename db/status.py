@@ -1,0 +1,53 @@
+"""Read-only facts about the database for /readyz and `python -m crm doctor`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from db.migrate import applied, discover
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    server_version: str
+    migrations_applied: int
+    migrations_pending: list[str]
+    pg_cron_jobs: list[str] | None  # None: pg_cron not installed in this database
+    tables_without_rls: list[str]
+
+
+def migrations_current(conn: psycopg.Connection) -> bool:  # type: ignore[type-arg]
+    done = applied(conn)
+    return all(m.version in done for m in discover())
+
+
+def database_status(conn: psycopg.Connection) -> DatabaseStatus:  # type: ignore[type-arg]
+    done = applied(conn)
+    with conn.cursor(row_factory=tuple_row) as cur:
+        version = str(cur.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        has_cron = cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone()
+        jobs: list[str] | None = None
+        if has_cron:
+            jobs = [
+                f"{name} [{schedule}] {'active' if active else 'inactive'}"
+                for name, schedule, active in cur.execute(
+                    "SELECT jobname, schedule, active FROM cron.job ORDER BY jobname"
+                ).fetchall()
+            ]
+        no_rls = [
+            r[0]
+            for r in cur.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'crm' AND c.relkind = 'r' AND NOT c.relrowsecurity ORDER BY 1"
+            ).fetchall()
+        ]
+    return DatabaseStatus(
+        server_version=version,
+        migrations_applied=len(done),
+        migrations_pending=[m.path.name for m in discover() if m.version not in done],
+        pg_cron_jobs=jobs,
+        tables_without_rls=no_rls,
+    )

@@ -1,0 +1,58 @@
+"""Sandbox settings, read once from environment variables (CLI flags override)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_STRIPE_API_VERSION = "2026-10-28.endive"
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 12111
+    state_file: str | None = None
+    # Base delay of the exponential webhook retry backoff, in seconds.
+    webhook_retry_base_s: float = 1.0
+    webhook_retry_cap_s: float = 60.0
+    webhook_max_attempts: int = 5
+    webhook_timeout_s: float = 10.0
+    resend_webhook_url: str | None = None
+    resend_webhook_secret: str | None = None
+    # How often scheduled Resend emails are checked for being due.
+    resend_tick_s: float = 1.0
+    stripe_api_version: str = DEFAULT_STRIPE_API_VERSION
+    business_name: str = "Sandbox Business"
+    # Deliveries to public hosts are refused so nothing leaves the machine.
+    allow_public_webhooks: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            host=os.environ.get("SANDBOX_HOST", "127.0.0.1"),
+            port=_int("SANDBOX_PORT", 12111),
+            state_file=os.environ.get("SANDBOX_STATE_FILE") or None,
+            webhook_retry_base_s=_float("SANDBOX_WEBHOOK_RETRY_BASE", 1.0),
+            webhook_retry_cap_s=_float("SANDBOX_WEBHOOK_RETRY_CAP", 60.0),
+            webhook_max_attempts=_int("SANDBOX_WEBHOOK_MAX_ATTEMPTS", 5),
+            webhook_timeout_s=_float("SANDBOX_WEBHOOK_TIMEOUT", 10.0),
+            resend_webhook_url=os.environ.get("SANDBOX_RESEND_WEBHOOK_URL") or None,
+            resend_webhook_secret=os.environ.get("SANDBOX_RESEND_WEBHOOK_SECRET") or None,
+            resend_tick_s=_float("SANDBOX_RESEND_TICK", 1.0),
+            stripe_api_version=os.environ.get(
+                "SANDBOX_STRIPE_API_VERSION", DEFAULT_STRIPE_API_VERSION
+            ),
+            business_name=os.environ.get("SANDBOX_BUSINESS_NAME", "Sandbox Business"),
+        )

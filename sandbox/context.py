@@ -1,0 +1,40 @@
+"""The sandbox's shared parts, bundled so handlers reach them from ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sandbox.config import Settings
+from sandbox.faults import FaultBook
+from sandbox.state import Store
+from sandbox.webhook_delivery import Deliverer
+
+
+@dataclass
+class Sandbox:
+    settings: Settings
+    store: Store
+    deliverer: Deliverer
+    faults: FaultBook
+
+    @classmethod
+    def create(cls, settings: Settings) -> Sandbox:
+        store = Store(settings.state_file)
+        return cls(settings, store, Deliverer(settings, store), FaultBook())
+
+
+@dataclass
+class StripeCtx:
+    """Per-request facts the Stripe domain needs: mode, request ids, public base URL."""
+
+    mode: str
+    base_url: str
+    request_id: str | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def livemode(self) -> bool:
+        return self.mode == "live"
+
+    def event_request(self) -> dict[str, str | None]:
+        return {"id": self.request_id, "idempotency_key": self.idempotency_key}

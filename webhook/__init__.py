@@ -1,0 +1,1 @@
+"""The webhook sidecar: the only process on the public internet."""
