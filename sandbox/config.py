@@ -34,6 +34,8 @@ class Settings:
     resend_tick_s: float = 1.0
     stripe_api_version: str = DEFAULT_STRIPE_API_VERSION
     business_name: str = "Sandbox Business"
+    # Base of links the sandbox hands out (hosted invoice pages); default: the request's host.
+    public_url: str | None = None
     # Deliveries to public hosts are refused so nothing leaves the machine.
     allow_public_webhooks: bool = False
     extra: dict[str, str] = field(default_factory=dict)
@@ -55,4 +57,5 @@ class Settings:
                 "SANDBOX_STRIPE_API_VERSION", DEFAULT_STRIPE_API_VERSION
             ),
             business_name=os.environ.get("SANDBOX_BUSINESS_NAME", "Sandbox Business"),
+            public_url=(os.environ.get("SANDBOX_PUBLIC_URL") or "").rstrip("/") or None,
         )

@@ -31,6 +31,14 @@ os.environ["CRM_DATA_DIR"] = str(_TMP / "data")
 
 from db.embedded import EmbeddedPostgres, free_port  # noqa: E402
 
+# Fixtures by area, one module each, so they stay small and owned.
+pytest_plugins = [
+    "tests.fixtures.sandbox",
+    "tests.fixtures.sidecar",
+    "tests.fixtures.workflow",
+    "tests.fixtures.dashboard",
+]
+
 
 class PgServer:
     """The session's server; tests that simulate an outage stop and start it."""

@@ -1,0 +1,426 @@
+"""Stripe state changes: customers, invoices, payments and refunds, with their events.
+
+Every function here runs synchronously on the event loop thread, so each state
+change and the events it emits happen atomically with respect to other requests.
+HTTP parsing lives in ``stripe_api``; this module only validates state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox import stripe_objects as so
+from sandbox.context import Sandbox, StripeCtx
+from sandbox.state import Obj
+from sandbox.stripe_errors import StripeError, card_declined, missing, param_invalid
+from sandbox.stripe_events import emit
+
+MAX_INVOICE_LINES = 250
+
+# Stripe's documented test cards; anything else that is 16 digits behaves like 4242.
+DECLINING_CARDS = {
+    "4000000000000002": "generic_decline",
+    "4000000000009995": "insufficient_funds",
+    "4000000000009987": "lost_card",
+    "4000000000000069": "expired_card",
+}
+
+
+def merge_metadata(current: dict[str, str], update: Any) -> dict[str, str]:
+    """Stripe merges metadata; an empty string deletes a key; ``metadata=""`` clears all."""
+    if update == "" or update is None:
+        return {} if update == "" else current
+    if not isinstance(update, dict):
+        raise param_invalid("metadata", "Invalid metadata: must be a hash of keys to strings.")
+    merged = dict(current)
+    for key, value in update.items():
+        if value == "":
+            merged.pop(key, None)
+        else:
+            merged[str(key)] = str(value)
+    if len(merged) > 50:
+        raise param_invalid("metadata", "Metadata can have at most 50 keys.")
+    return merged
+
+
+def previous_attributes(before: Obj, after: Obj) -> Obj:
+    return {k: v for k, v in before.items()
+            if k not in ("lines", "object") and not k.startswith("_") and after.get(k) != v}
+
+
+# ---------------------------------------------------------------- rendering
+
+def render_invoice(sb: Sandbox, mode: str, inv: Obj, expand_payments: bool = False) -> Obj:
+    out = so.public(inv)
+    lines = [sb.store.coll(mode, "line_item")[lid] for lid in inv["_line_ids"]]
+    out["lines"] = {
+        "object": "list",
+        "data": [so.public(li) for li in lines[:so.EMBEDDED_LINES]],
+        "has_more": len(lines) > so.EMBEDDED_LINES,
+        "total_count": len(lines),
+        "url": f"/v1/invoices/{inv['id']}/lines",
+    }
+    if expand_payments:
+        pays = [so.public(p) for p in sb.store.coll(mode, "invoice_payment").values()
+                if p["invoice"] == inv["id"]]
+        out["payments"] = {"object": "list", "data": list(reversed(pays)), "has_more": False,
+                           "total_count": len(pays), "url": f"/v1/invoices/{inv['id']}/payments"}
+    return out
+
+
+def _snapshot(sb: Sandbox, ctx: StripeCtx, inv: Obj) -> Obj:
+    return render_invoice(sb, ctx.mode, inv)
+
+
+def _put(sb: Sandbox, ctx: StripeCtx, kind: str, obj: Obj) -> Obj:
+    obj["_seq"] = sb.store.next_seq()
+    sb.store.coll(ctx.mode, kind)[obj["id"]] = obj
+    return obj
+
+
+# ---------------------------------------------------------------- customers
+
+def create_customer(sb: Sandbox, ctx: StripeCtx, p: Obj) -> Obj:
+    cus = so.customer(ctx.livemode, sb.store.now(), p)
+    cus["metadata"] = merge_metadata({}, p.get("metadata", {}))
+    _put(sb, ctx, "customer", cus)
+    emit(sb, ctx, "customer.created", so.public(cus))
+    return cus
+
+
+def update_customer(sb: Sandbox, ctx: StripeCtx, cus: Obj, p: Obj) -> Obj:
+    before = so.public(cus)
+    for key in ("email", "name", "phone", "description"):
+        if key in p:
+            cus[key] = p[key] or None
+    if "preferred_locales" in p:
+        cus["preferred_locales"] = list(p["preferred_locales"] or [])
+    if "metadata" in p:
+        cus["metadata"] = merge_metadata(cus["metadata"], p["metadata"])
+    after = so.public(cus)
+    prev = previous_attributes(before, after)
+    if prev:
+        emit(sb, ctx, "customer.updated", after, prev)
+    return cus
+
+
+# ---------------------------------------------------------------- invoices
+
+def get_customer(sb: Sandbox, ctx: StripeCtx, cus_id: str, param: str = "customer") -> Obj:
+    cus = sb.store.coll(ctx.mode, "customer").get(cus_id)
+    if cus is None:
+        raise missing("customer", cus_id, param=param, status=400)
+    return cus
+
+
+def create_invoice(sb: Sandbox, ctx: StripeCtx, p: Obj) -> Obj:
+    cus = get_customer(sb, ctx, p["customer"])
+    collection = p.get("collection_method", "charge_automatically")
+    has_days, has_due = p.get("days_until_due") is not None, p.get("due_date") is not None
+    if collection == "send_invoice" and not (has_days or has_due):
+        raise StripeError("Invoices with `collection_method=send_invoice` must have a "
+                          "`days_until_due` or `due_date`.", param="days_until_due")
+    if has_days and has_due:
+        raise StripeError("You can not pass both `days_until_due` and `due_date`.",
+                          param="due_date")
+    if collection == "charge_automatically" and (has_days or has_due):
+        raise StripeError("`days_until_due` and `due_date` can only be set when "
+                          "`collection_method=send_invoice`.", param="collection_method")
+    now = sb.store.now()
+    if has_due and p["due_date"] < now:
+        raise param_invalid("due_date", "The due_date must be in the future.")
+    inv = so.invoice(ctx.livemode, now, cus, p, sb.settings.business_name)
+    inv["metadata"] = merge_metadata({}, p.get("metadata", {}))
+    if has_days:
+        inv["due_date"] = now + int(p["days_until_due"]) * 86400
+    _put(sb, ctx, "invoice", inv)
+    emit(sb, ctx, "invoice.created", _snapshot(sb, ctx, inv))
+    return inv
+
+
+def _require_draft(inv: Obj) -> None:
+    if inv["status"] != "draft":
+        raise StripeError(
+            f"This invoice is no longer editable because it is `{inv['status']}`; only draft "
+            "invoices can have their lines changed.", code="invoice_not_editable")
+
+
+def update_invoice(sb: Sandbox, ctx: StripeCtx, inv: Obj, p: Obj) -> Obj:
+    draft_only = {"collection_method", "currency", "days_until_due", "due_date", "footer",
+                  "statement_descriptor"}
+    touched = draft_only & set(p)
+    if touched and inv["status"] != "draft":
+        raise StripeError(f"Finalized invoices can't be updated in this way ({sorted(touched)[0]}).",
+                          code="invoice_not_editable", param=sorted(touched)[0])
+    if inv["status"] in ("void", "paid") and (set(p) - {"metadata", "expand"}):
+        raise StripeError(f"This invoice is `{inv['status']}`; only metadata can be updated.",
+                          code="invoice_not_editable")
+    before = _snapshot(sb, ctx, inv)
+    for key in ("description", "footer", "statement_descriptor", "auto_advance",
+                "collection_method", "due_date"):
+        if key in p:
+            inv[key] = p[key]
+    if "days_until_due" in p:
+        inv["_days_until_due"] = p["days_until_due"]
+        inv["due_date"] = sb.store.now() + int(p["days_until_due"]) * 86400
+    if "metadata" in p:
+        inv["metadata"] = merge_metadata(inv["metadata"], p["metadata"])
+    after = _snapshot(sb, ctx, inv)
+    prev = previous_attributes(before, after)
+    if prev:
+        emit(sb, ctx, "invoice.updated", after, prev)
+    return inv
+
+
+def _recompute_totals(sb: Sandbox, ctx: StripeCtx, inv: Obj) -> None:
+    lines = [sb.store.coll(ctx.mode, "line_item")[lid] for lid in inv["_line_ids"]]
+    subtotal = sum(li["amount"] for li in lines)
+    inv.update(subtotal=subtotal, subtotal_excluding_tax=subtotal, total=subtotal,
+               total_excluding_tax=subtotal, amount_due=subtotal,
+               amount_remaining=subtotal - inv["amount_paid"])
+
+
+def add_lines(sb: Sandbox, ctx: StripeCtx, inv: Obj, lines: list[Obj]) -> Obj:
+    _require_draft(inv)
+    if len(inv["_line_ids"]) + len(lines) > MAX_INVOICE_LINES:
+        raise StripeError(f"An invoice can have at most {MAX_INVOICE_LINES} line items.",
+                          param="lines", code="invoice_not_editable")
+    before = _snapshot(sb, ctx, inv)
+    now = sb.store.now()
+    new = []
+    for i, line in enumerate(lines):
+        currency = (line.get("price_data") or {}).get("currency", inv["currency"])
+        if currency != inv["currency"]:
+            raise param_invalid(f"lines[{i}][price_data][currency]",
+                                f"The line currency ({currency}) must match the invoice "
+                                f"currency ({inv['currency']}).")
+        li = so.line_item(ctx.livemode, now, inv["id"], inv["currency"], line)
+        new.append(li)
+    for li in new:
+        _put(sb, ctx, "line_item", li)
+        inv["_line_ids"].append(li["id"])
+    _recompute_totals(sb, ctx, inv)
+    after = _snapshot(sb, ctx, inv)
+    emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
+    return inv
+
+
+def delete_invoice(sb: Sandbox, ctx: StripeCtx, inv: Obj) -> Obj:
+    if inv["status"] != "draft":
+        raise StripeError("You can only delete draft invoices. Finalized invoices can be "
+                          "voided instead.", code="invoice_not_editable")
+    del sb.store.coll(ctx.mode, "invoice")[inv["id"]]
+    emit(sb, ctx, "invoice.deleted", _snapshot(sb, ctx, inv))
+    return {"id": inv["id"], "object": "invoice", "deleted": True}
+
+
+def finalize(sb: Sandbox, ctx: StripeCtx, inv: Obj, p: Obj) -> Obj:
+    if inv["status"] != "draft":
+        raise StripeError("This invoice is already finalized, you can't re-finalize a "
+                          "non-draft invoice.", code="invoice_not_editable")
+    store = sb.store
+    now = store.now()
+    cus = store.coll(ctx.mode, "customer").get(inv["customer"])
+    if cus is not None:
+        seq = cus["next_invoice_sequence"]
+        cus["next_invoice_sequence"] = seq + 1
+        inv["number"] = f"{cus['invoice_prefix']}-{seq:04d}"
+    if "auto_advance" in p:
+        inv["auto_advance"] = p["auto_advance"]
+    if inv.get("_days_until_due") is not None:
+        inv["due_date"] = now + int(inv["_days_until_due"]) * 86400
+    inv["status"] = "open"
+    inv["effective_at"] = now
+    inv["status_transitions"]["finalized_at"] = now
+    inv["hosted_invoice_url"] = f"{ctx.base_url}/i/{inv['id']}"
+    inv["invoice_pdf"] = f"{ctx.base_url}/i/{inv['id']}/pdf"
+    inv["webhooks_delivered_at"] = now
+    _recompute_totals(sb, ctx, inv)
+    inv["ending_balance"] = 0
+    emit(sb, ctx, "invoice.finalized", _snapshot(sb, ctx, inv))
+    if inv["amount_due"] == 0:
+        # Stripe marks a zero-amount invoice paid as soon as it is finalized.
+        before = _snapshot(sb, ctx, inv)
+        inv["status"] = "paid"
+        inv["status_transitions"]["paid_at"] = now
+        after = _snapshot(sb, ctx, inv)
+        emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
+        emit(sb, ctx, "invoice.paid", after)
+        emit(sb, ctx, "invoice.payment_succeeded", after)
+    return inv
+
+
+def _require_payable(inv: Obj) -> None:
+    if inv["status"] == "paid":
+        raise StripeError("Invoice is already paid.", param="invoice")
+    if inv["status"] not in ("open", "uncollectible"):
+        raise StripeError(f"You can only pay an invoice that is open or uncollectible; this "
+                          f"invoice is `{inv['status']}`.", param="invoice")
+
+
+def pay(sb: Sandbox, ctx: StripeCtx, inv: Obj, *, amount: int | None = None,
+        card_number: str = "4242424242424242", out_of_band: bool = False,
+        decline_code: str | None = None) -> Obj:
+    """Pay all or part of an invoice by test card; a declining card raises a 402 card error."""
+    _require_payable(inv)
+    store = sb.store
+    now = store.now()
+    if out_of_band:
+        before = _snapshot(sb, ctx, inv)
+        inv.update(status="paid", amount_remaining=0)
+        inv["status_transitions"]["paid_at"] = now
+        after = _snapshot(sb, ctx, inv)
+        emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
+        emit(sb, ctx, "invoice.paid", after)
+        return inv
+    remaining = inv["amount_remaining"]
+    amount = remaining if amount is None else amount
+    if amount < 1 or amount > remaining:
+        raise param_invalid("amount", f"The amount must be between 1 and the amount remaining "
+                                      f"on the invoice ({remaining}).")
+    digits = "".join(ch for ch in card_number if ch.isdigit())
+    decline_code = decline_code or DECLINING_CARDS.get(digits)
+    last4 = digits[-4:] if len(digits) >= 4 else "4242"
+    pi = _put(sb, ctx, "payment_intent", so.payment_intent(ctx.livemode, now, inv, amount))
+    pi["metadata"] = {"invoice": inv["id"]}
+    emit(sb, ctx, "payment_intent.created", so.public(pi))
+    receipt = f"{ctx.base_url}/receipts/{{id}}"
+    before = _snapshot(sb, ctx, inv)
+    inv["attempt_count"] += 1
+    inv["attempted"] = True
+    if decline_code:
+        ch = _put(sb, ctx, "charge", so.charge(ctx.livemode, now, pi, succeeded=False, last4=last4,
+                                               txn_id=None, receipt_url=receipt,
+                                               decline_code=decline_code))
+        pi["latest_charge"] = ch["id"]
+        pi["last_payment_error"] = {
+            "charge": ch["id"], "code": "card_declined", "decline_code": decline_code,
+            "doc_url": "https://stripe.com/docs/error-codes/card-declined",
+            "message": "Your card was declined.", "type": "card_error",
+        }
+        emit(sb, ctx, "charge.failed", so.public(ch))
+        emit(sb, ctx, "payment_intent.payment_failed", so.public(pi))
+        inv["next_payment_attempt"] = None
+        after = _snapshot(sb, ctx, inv)
+        emit(sb, ctx, "invoice.payment_failed", after)
+        emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
+        raise card_declined(decline_code, charge=ch["id"], payment_intent=so.public(pi))
+    fee = so.stripe_fee(amount)
+    ch = so.charge(ctx.livemode, now, pi, succeeded=True, last4=last4, txn_id=None,
+                   receipt_url=receipt)
+    txn = so.balance_transaction(now, amount=amount, fee=fee, currency=inv["currency"],
+                                 source=ch["id"], kind="charge", description=pi["description"])
+    ch["balance_transaction"] = txn["id"]
+    _put(sb, ctx, "balance_transaction", txn)
+    _put(sb, ctx, "charge", ch)
+    pi.update(status="succeeded", amount_received=amount, latest_charge=ch["id"])
+    inpay = _put(sb, ctx, "invoice_payment", so.invoice_payment(ctx.livemode, now, inv, pi, amount))
+    inv["amount_paid"] += amount
+    inv["amount_remaining"] -= amount
+    fully_paid = inv["amount_remaining"] == 0
+    if fully_paid:
+        inv["status"] = "paid"
+        inv["status_transitions"]["paid_at"] = now
+    emit(sb, ctx, "charge.succeeded", so.public(ch))
+    emit(sb, ctx, "payment_intent.succeeded", so.public(pi))
+    emit(sb, ctx, "invoice_payment.paid", so.public(inpay))
+    after = _snapshot(sb, ctx, inv)
+    emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
+    if fully_paid:
+        emit(sb, ctx, "invoice.paid", after)
+        emit(sb, ctx, "invoice.payment_succeeded", after)
+    return inv
+
+
+def void(sb: Sandbox, ctx: StripeCtx, inv: Obj) -> Obj:
+    if inv["status"] not in ("open", "uncollectible"):
+        raise StripeError(f"You can only void an open or uncollectible invoice; this invoice "
+                          f"is `{inv['status']}`.", param="invoice")
+    before = _snapshot(sb, ctx, inv)
+    inv["status"] = "void"
+    inv["status_transitions"]["voided_at"] = sb.store.now()
+    after = _snapshot(sb, ctx, inv)
+    emit(sb, ctx, "invoice.voided", after)
+    emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
+    return inv
+
+
+def mark_uncollectible(sb: Sandbox, ctx: StripeCtx, inv: Obj) -> Obj:
+    if inv["status"] != "open":
+        raise StripeError(f"You can only mark an open invoice as uncollectible; this invoice "
+                          f"is `{inv['status']}`.", param="invoice")
+    before = _snapshot(sb, ctx, inv)
+    inv["status"] = "uncollectible"
+    inv["status_transitions"]["marked_uncollectible_at"] = sb.store.now()
+    after = _snapshot(sb, ctx, inv)
+    emit(sb, ctx, "invoice.marked_uncollectible", after)
+    emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
+    return inv
+
+
+def send(sb: Sandbox, ctx: StripeCtx, inv: Obj) -> Obj:
+    """Stripe would email the customer. The sandbox records the call so tests can forbid it."""
+    sb.store.invoice_send_calls.append({"invoice": inv["id"], "mode": ctx.mode,
+                                        "time": sb.store.now(), "request_id": ctx.request_id})
+    if inv["status"] == "draft":
+        finalize(sb, ctx, inv, {})
+    if inv["status"] not in ("open",):
+        raise StripeError(f"You can only send an open invoice; this invoice is "
+                          f"`{inv['status']}`.", param="invoice")
+    emit(sb, ctx, "invoice.sent", _snapshot(sb, ctx, inv))
+    return inv
+
+
+# ---------------------------------------------------------------- refunds
+
+def create_refund(sb: Sandbox, ctx: StripeCtx, p: Obj) -> Obj:
+    store = sb.store
+    if bool(p.get("charge")) == bool(p.get("payment_intent")):
+        raise StripeError("You must pass exactly one of `charge` or `payment_intent`.",
+                          code="parameter_missing", param="charge")
+    if p.get("payment_intent"):
+        pi = store.coll(ctx.mode, "payment_intent").get(p["payment_intent"])
+        if pi is None:
+            raise missing("payment_intent", p["payment_intent"], "payment_intent", 400)
+        if pi["status"] != "succeeded" or not pi["latest_charge"]:
+            raise StripeError(f"This PaymentIntent ({pi['id']}) does not have a successful "
+                              "charge to refund.", param="payment_intent")
+        ch_id = pi["latest_charge"]
+    else:
+        ch_id = p["charge"]
+    ch = store.coll(ctx.mode, "charge").get(ch_id)
+    if ch is None:
+        raise missing("charge", ch_id, "charge", 400)
+    if ch["status"] != "succeeded":
+        raise StripeError(f"Charge {ch_id} has not succeeded and cannot be refunded.",
+                          param="charge")
+    unrefunded = ch["amount"] - ch["amount_refunded"]
+    if unrefunded == 0:
+        raise StripeError(f"Charge {ch_id} has already been refunded.",
+                          code="charge_already_refunded")
+    amount = p.get("amount", unrefunded)
+    if amount < 1:
+        raise param_invalid("amount", "Invalid positive integer", "parameter_invalid_integer")
+    if amount > unrefunded:
+        raise StripeError(f"Refund amount ({amount}) is greater than unrefunded amount on "
+                          f"charge ({unrefunded})", param="amount", code="amount_too_large")
+    now = store.now()
+    re = _put(sb, ctx, "refund", so.refund(now, ch, amount, p))
+    emit(sb, ctx, "refund.created", so.public(re))
+    txn = _put(sb, ctx, "balance_transaction", so.balance_transaction(
+        now, amount=-amount, fee=0, currency=ch["currency"], source=re["id"], kind="refund",
+        description="REFUND FOR CHARGE"))
+    before = so.public(ch)
+    ch["amount_refunded"] += amount
+    ch["refunded"] = ch["amount_refunded"] == ch["amount"]
+    refunds = [r for r in store.coll(ctx.mode, "refund").values() if r["charge"] == ch["id"]]
+    re_prev = so.public(re)
+    re.update(status="succeeded", balance_transaction=txn["id"])
+    re["destination_details"]["card"]["reference_status"] = "available"
+    re["destination_details"]["card"]["reference"] = "SANDBOX" + re["id"][-8:]
+    ch["refunds"] = {"object": "list", "data": [so.public(r) for r in reversed(refunds)],
+                     "has_more": False, "total_count": len(refunds),
+                     "url": f"/v1/charges/{ch['id']}/refunds"}
+    emit(sb, ctx, "charge.refunded", so.public(ch), previous_attributes(before, so.public(ch)))
+    emit(sb, ctx, "refund.updated", so.public(re), previous_attributes(re_prev, so.public(re)))
+    return re
