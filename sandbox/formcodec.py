@@ -22,7 +22,7 @@ def decode(body: str) -> dict[str, Any]:
         m = _KEY_RE.match(key)
         if not m:
             raise FormDecodeError(key)
-        parts = [m.group(1)] + re.findall(r"\[([^\[\]]*)\]", m.group(2))
+        parts = [m.group(1), *re.findall(r"\[([^\[\]]*)\]", m.group(2))]
         node: dict[str, Any] = root
         for i, part in enumerate(parts):
             last = i == len(parts) - 1

@@ -44,10 +44,11 @@ def lookup(store: Store, service: str, scope: str, key: str, fp: str) -> Obj | N
 
 
 def remember(store: Store, service: str, scope: str, key: str, fp: str,
-             status: int, body: Any) -> None:
+             status: int, body: Any, request_id: str | None = None) -> None:
     store.idempotency[_slot(service, scope, key)] = {
         "fingerprint": fp,
         "status": status,
         "body": body,
         "at": time.time(),
+        "request_id": request_id,
     }

@@ -1,0 +1,58 @@
+"""Builds the single Starlette app: Stripe under /v1, Resend under /resend, pages, control API.
+
+The lifespan starts the scheduled-email ticker and closes webhook deliveries and
+the state file cleanly on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+
+from sandbox import BANNER, control_api, pages, resend_api, stripe_api
+from sandbox import resend_mail as mail
+from sandbox.config import Settings
+from sandbox.context import Sandbox
+
+log = logging.getLogger("sandbox")
+
+
+async def _ticker(sb: Sandbox) -> None:
+    while True:
+        await asyncio.sleep(sb.settings.resend_tick_s)
+        try:
+            mail.tick(sb)
+        except Exception:  # A bad email must not stop scheduled sending for the others.
+            log.exception("SANDBOX: scheduled email tick failed")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    sb = Sandbox.create(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.warning("%s", BANNER)
+        log.warning("SANDBOX: Stripe API at /v1, Resend API at /resend, mailbox at /mailbox, "
+                    "control API at /_sandbox. Nothing here reaches the internet.")
+        mail.configure_env_webhook(sb)
+        ticker = asyncio.create_task(_ticker(sb))
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await sb.deliverer.aclose()
+            sb.store.save()
+
+    app = Starlette(
+        routes=[*stripe_api.routes, *resend_api.routes, *control_api.routes, *pages.routes],
+        lifespan=lifespan,
+    )
+    app.state.sandbox = sb
+    return app

@@ -1,0 +1,243 @@
+"""The ``/_sandbox`` control API used by tests and the demo (not part of either vendor's API).
+
+It injects request faults and delivery faults, exposes the request and delivery
+logs, pays or fails invoices with chosen amounts, moves the clock, flushes
+scheduled emails, configures the Resend webhook, and resets everything.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox import BANNER, ids, request_log
+from sandbox import resend_mail as mail
+from sandbox import stripe_billing as billing
+from sandbox.context import Sandbox, StripeCtx
+from sandbox.faults import FaultSpecError
+from sandbox.netguard import url_shape_ok
+from sandbox.stripe_api import public_base
+from sandbox.stripe_errors import StripeError
+from sandbox.stripe_events import redeliver
+from sandbox.stripe_objects import public
+from sandbox.webhook_delivery import DeliveryFaults
+
+
+def _sb(request: Request) -> Sandbox:
+    sb: Sandbox = request.app.state.sandbox
+    return sb
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ControlError("body must be JSON") from None
+
+
+class ControlError(Exception):
+    pass
+
+
+def _bad(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"ok": True, "sandbox": True, "banner": BANNER})
+
+
+async def reset(request: Request) -> Response:
+    sb = _sb(request)
+    await sb.deliverer.cancel_all()
+    sb.store.reset()
+    sb.faults.clear()
+    sb.deliverer.set_faults("stripe", DeliveryFaults())
+    sb.deliverer.set_faults("resend", DeliveryFaults())
+    mail.configure_env_webhook(sb)
+    sb.store.save()
+    return JSONResponse({"ok": True})
+
+
+async def faults(request: Request) -> Response:
+    sb = _sb(request)
+    if request.method == "GET":
+        return JSONResponse({"data": [r.to_dict() for r in sb.faults.rules]})
+    if request.method == "DELETE":
+        sb.faults.clear()
+        return JSONResponse({"ok": True})
+    spec = await _body(request)
+    specs = spec if isinstance(spec, list) else [spec]
+    try:
+        rules = [sb.faults.add(s) for s in specs]
+    except (FaultSpecError, TypeError, ValueError) as exc:
+        return _bad(str(exc))
+    return JSONResponse({"data": [r.to_dict() for r in rules]})
+
+
+async def fault_delete(request: Request) -> Response:
+    sb = _sb(request)
+    before = len(sb.faults.rules)
+    sb.faults.rules = [r for r in sb.faults.rules if r.id != request.path_params["fault_id"]]
+    return JSONResponse({"deleted": before != len(sb.faults.rules)})
+
+
+async def requests_log(request: Request) -> Response:
+    rows = request_log.query(_sb(request).store, dict(request.query_params))
+    return JSONResponse({"data": rows, "count": len(rows)})
+
+
+async def deliveries(request: Request) -> Response:
+    q = request.query_params
+    rows = [d for d in _sb(request).store.delivery_log
+            if all(not q.get(k) or str(d.get(k)) == q[k]
+                   for k in ("service", "event_id", "event_type", "outcome", "endpoint_id"))]
+    return JSONResponse({"data": rows, "count": len(rows), "in_flight": _sb(request).deliverer.in_flight})
+
+
+async def delivery_faults(request: Request) -> Response:
+    sb = _sb(request)
+    if request.method == "GET":
+        return JSONResponse({k: v.to_dict() for k, v in sb.deliverer.faults.items()})
+    spec = await _body(request)
+    services = [spec.pop("service")] if spec.get("service") else ["stripe", "resend"]
+    try:
+        faults_obj = DeliveryFaults(**spec)
+    except TypeError as exc:
+        return _bad(str(exc))
+    for rate in (faults_obj.drop_rate, faults_obj.duplicate_rate, faults_obj.delay_rate):
+        if not 0 <= rate <= 1:
+            return _bad("rates must be between 0 and 1")
+    for service in services:
+        if service not in ("stripe", "resend"):
+            return _bad("service must be stripe or resend")
+        sb.deliverer.set_faults(service, faults_obj)
+    return JSONResponse({s: sb.deliverer.faults[s].to_dict() for s in services})
+
+
+async def invoice_pay(request: Request) -> Response:
+    """Pay an invoice with a chosen amount (partial payments) or make the attempt fail."""
+    sb = _sb(request)
+    found = sb.store.find_any_mode("invoice", request.path_params["invoice_id"])
+    if found is None:
+        return _bad("no such invoice", 404)
+    mode, inv = found
+    spec = await _body(request)
+    ctx = StripeCtx(mode=mode, base_url=public_base(sb, request))
+    amount = spec.get("amount")
+    try:
+        billing.pay(sb, ctx, inv, amount=int(amount) if amount is not None else None,
+                    card_number=str(spec.get("card_number", "4242424242424242")),
+                    decline_code=(spec.get("decline_code") or "generic_decline")
+                    if spec.get("fail") else None)
+        error = None
+    except StripeError as exc:
+        error = exc.body()["error"]
+    sb.store.save()
+    return JSONResponse({"invoice": billing.render_invoice(sb, mode, inv), "error": error},
+                        status_code=200 if error is None else 402)
+
+
+async def send_calls(request: Request) -> Response:
+    return JSONResponse({"data": _sb(request).store.invoice_send_calls})
+
+
+async def redeliver_event(request: Request) -> Response:
+    sb = _sb(request)
+    found = sb.store.find_any_mode("event", request.path_params["event_id"])
+    if found is None:
+        return _bad("no such event", 404)
+    count = redeliver(sb, found[0], found[1]["id"])
+    return JSONResponse({"submitted": count})
+
+
+async def events(request: Request) -> Response:
+    """All events of a mode, oldest first, including undelivered ones (for debugging)."""
+    sb = _sb(request)
+    mode = request.query_params.get("mode", "test")
+    rows = sorted(sb.store.coll(mode, "event").values(), key=lambda e: e["_seq"])
+    return JSONResponse({"data": [public(e) for e in rows]})
+
+
+async def clock(request: Request) -> Response:
+    sb = _sb(request)
+    if request.method == "POST":
+        spec = await _body(request)
+        if "offset_s" in spec:
+            sb.store.clock_offset_s = float(spec["offset_s"])
+        if "advance_s" in spec:
+            sb.store.clock_offset_s += float(spec["advance_s"])
+        sent = mail.tick(sb)
+        sb.store.save()
+        return JSONResponse({"offset_s": sb.store.clock_offset_s, "now": sb.store.now(),
+                             "emails_sent": sent})
+    return JSONResponse({"offset_s": sb.store.clock_offset_s, "now": sb.store.now()})
+
+
+async def resend_flush(request: Request) -> Response:
+    return JSONResponse({"emails_sent": mail.tick(_sb(request), flush_all=True)})
+
+
+async def resend_emails(request: Request) -> Response:
+    emails = [{k: v for k, v in e.items() if k != "_scheduled_ts"}
+              for e in _sb(request).store.resend_emails.values()]
+    return JSONResponse({"data": emails})
+
+
+async def resend_webhook(request: Request) -> Response:
+    sb = _sb(request)
+    if request.method == "DELETE":
+        sb.store.resend_webhooks.pop(mail.CONTROL_WEBHOOK_ID, None)
+        return JSONResponse({"ok": True})
+    spec = await _body(request)
+    url = str(spec.get("url", ""))
+    if not url_shape_ok(url):
+        return _bad("url must be an http(s) URL")
+    secret = spec.get("secret") or ids.svix_secret()
+    if not str(secret).startswith("whsec_"):
+        return _bad("secret must look like whsec_<base64>")
+    wh = mail.set_webhook(sb, mail.CONTROL_WEBHOOK_ID, url, str(secret),
+                          list(spec.get("events") or ["*"]))
+    sb.store.save()
+    return JSONResponse(wh)
+
+
+_P = "/_sandbox"
+_TABLE: list[tuple[str, Any, list[str]]] = [
+    ("/health", health, ["GET"]),
+    ("/reset", reset, ["POST"]),
+    ("/faults", faults, ["GET", "POST", "DELETE"]),
+    ("/faults/{fault_id}", fault_delete, ["DELETE"]),
+    ("/requests", requests_log, ["GET"]),
+    ("/deliveries", deliveries, ["GET"]),
+    ("/delivery_faults", delivery_faults, ["GET", "POST"]),
+    ("/stripe/invoices/{invoice_id}/pay", invoice_pay, ["POST"]),
+    ("/stripe/send_calls", send_calls, ["GET"]),
+    ("/stripe/events", events, ["GET"]),
+    ("/stripe/events/{event_id}/redeliver", redeliver_event, ["POST"]),
+    ("/clock", clock, ["GET", "POST"]),
+    ("/resend/flush", resend_flush, ["POST"]),
+    ("/resend/emails", resend_emails, ["GET"]),
+    ("/resend/webhook", resend_webhook, ["POST", "DELETE"]),
+]
+_HANDLERS = {path: handler for path, handler, _m in _TABLE}
+
+
+def _wrap(path: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        try:
+            response: Response = await _HANDLERS[path](request)
+            return response
+        except ControlError as exc:
+            return _bad(str(exc))
+    return endpoint
+
+
+routes = [Route(_P + path, _wrap(path), methods=methods) for path, _h, methods in _TABLE]
