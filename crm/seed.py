@@ -77,7 +77,11 @@ class DemoCustomer:
 
 def _payment_delay(rng: random.Random, age_fraction: float) -> timedelta:
     """Log-uniform from minutes to months; recent invoices (age_fraction near 0) pay faster."""
-    slow = 0.25 + 0.75 * age_fraction  # 1.0 six months ago, 0.25 today
+    roll = rng.random()
+    if roll < 0.08:
+        return timedelta(days=400)  # has not paid (yet): open, and overdue after its terms
+    # Most customers pay faster as the business moved to pay links; some stay slow.
+    slow = 1.0 if roll < 0.22 else 0.25 + 0.75 * age_fraction
     minutes = math.exp(rng.uniform(math.log(5), math.log(5) + slow * (math.log(90 * 24 * 60) - math.log(5))))
     return timedelta(minutes=minutes)
 
@@ -85,7 +89,7 @@ def _payment_delay(rng: random.Random, age_fraction: float) -> timedelta:
 def _invoice(rng: random.Random, kind: str, lines: list[tuple[str, int, int]], created: datetime,
              now: datetime, terms_days: int) -> DemoInvoice:
     age = (now - created) / timedelta(days=182)
-    if rng.random() < 0.04 and (now - created) < timedelta(days=10):
+    if rng.random() < 0.3 and (now - created) < timedelta(days=4):
         return DemoInvoice(kind, "draft", lines, created, None, None, None)
     sent = created + timedelta(minutes=rng.uniform(5, 240))
     due = (sent + timedelta(days=terms_days)).date()
@@ -125,14 +129,14 @@ def generate(now: datetime, seed: int = 7, customers: int = 40, jobs: int = 300,
         title, lines = rng.choice(_WORK)
         created = now - timedelta(days=rng.uniform(0, 182))
         job = DemoJob(title=title, status="scheduled", created_at=created)
-        big = sum(q * u for _, q, u in lines) > 60000
-        if big and rng.random() < 0.75:
-            # Deposit up front, final on completion.
-            half = sum(q * u for _, q, u in lines) // 2
-            job.invoices.append(_invoice(rng, "deposit", [("Deposit", 1, half)], created, now, terms_days))
+        total = sum(q * u for _, q, u in lines)
+        if rng.random() < (0.9 if total > 40000 else 0.15):
+            # Deposit up front, the balance on completion.
+            half = total // 2
+            job.invoices.append(_invoice(rng, "deposit", [(f"Deposit: {title}", 1, half)], created, now, terms_days))
             final_created = created + timedelta(days=rng.uniform(1, 10))
             if final_created < now:
-                job.invoices.append(_invoice(rng, "final", lines + [("Less deposit", 1, 0)],
+                job.invoices.append(_invoice(rng, "final", [(f"Balance: {title}", 1, total - half)],
                                              final_created, now, terms_days))
         elif rng.random() < 0.93:
             job.invoices.append(_invoice(rng, "standard", lines, created, now, terms_days))

@@ -84,6 +84,7 @@ def run_all(seed: bool = True) -> int:
     dashboard_port = str(env_int("DASHBOARD_PORT", 8501))
     children.append(("dashboard", _spawn("dashboard", [
         py, "-m", "streamlit", "run", "dashboard.py", "--server.port", dashboard_port,
+        "--server.address", env_str("DASHBOARD_HOST", "127.0.0.1"),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ], env)))
     if sandboxed:
