@@ -142,6 +142,7 @@ def invoice(livemode: bool, now: int, cust: Obj, p: Obj, account_name: str) -> O
         "status": "draft",
         "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None,
                                "paid_at": None, "voided_at": None},
+        "subscription": None,
         "subtotal": 0,
         "subtotal_excluding_tax": 0,
         "test_clock": None,
