@@ -11,12 +11,13 @@ import resend.exceptions
 import stripe
 
 from sandbox.testing import RunningSandbox
-from tests.sandbox_helpers import (  # noqa: F401  (fixtures)
-    sandbox,
-    sbx,
-    stripe_client,
-    use_resend,
-)
+from tests import sandbox_helpers as helpers
+from tests.sandbox_helpers import stripe_client
+
+# Fixtures shared through the helpers module.
+sandbox = helpers.sandbox
+sbx = helpers.sbx
+use_resend = helpers.use_resend
 
 
 def test_500_raises_api_error_then_library_retries_succeed(sandbox: RunningSandbox) -> None:

@@ -1,3 +1,5 @@
+# The libraries type most response fields as Optional/unions; these tests assert the values instead.
+# mypy: disable-error-code="union-attr,arg-type,operator,index,typeddict-item,return-value"
 """Resend emulator through real HTTP with the real resend-python library."""
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import resend
 import resend.exceptions
 
 from sandbox.testing import RunningSandbox
-from tests.sandbox_helpers import (  # noqa: F401  (fixtures)
-    Receiver,
-    receiver,
-    sandbox,
-    sbx,
-    use_resend,
-)
+from tests import sandbox_helpers as helpers
+from tests.sandbox_helpers import Receiver
+
+# Fixtures shared through the helpers module.
+receiver = helpers.receiver
+sandbox = helpers.sandbox
+sbx = helpers.sbx
+use_resend = helpers.use_resend
 
 SECRET = "whsec_" + base64.b64encode(b"sandbox-test-secret-0123456789").decode()
 
@@ -51,7 +54,7 @@ def test_send_and_get_email(use_resend: RunningSandbox) -> None:
 
 
 def test_validation_errors_map_to_resend_exceptions(use_resend: RunningSandbox) -> None:
-    with pytest.raises(resend.exceptions.ValidationError, match="Tags should only contain|tags should only"):
+    with pytest.raises(resend.exceptions.ValidationError, match=r"[Tt]ags should only contain"):
         resend.Emails.send(_params(tags=[{"name": "invoice id", "value": "x"}]))
     with pytest.raises(resend.exceptions.MissingRequiredFieldsError, match="to"):
         resend.Emails.send(_params(to=[]))
@@ -114,8 +117,9 @@ def test_svix_signed_webhooks_verify(use_resend: RunningSandbox, receiver: Recei
                         "signature": headers["svix-signature"]},
             "webhook_secret": SECRET})
         assert payload["data"]["email_id"] == sent["id"]
-    assert [e["type"] for e in receiver.events()] == ["email.sent", "email.delivered"]
-    assert receiver.events()[0]["data"]["tags"] == {"invoice_id": "in_1"}
+    # Deliveries run concurrently, so arrival order is not guaranteed (as with Svix).
+    assert sorted(e["type"] for e in receiver.events()) == ["email.delivered", "email.sent"]
+    assert all(e["data"]["tags"] == {"invoice_id": "in_1"} for e in receiver.events())
     bad = receiver.received[0]
     with pytest.raises(ValueError):
         resend.Webhooks.verify({"payload": bad["body"].decode() + " ",
@@ -147,9 +151,9 @@ def test_mailbox_renders_email_and_tracks_open_and_click(use_resend: RunningSand
     click = httpx.get(link)
     assert click.status_code == 302 and click.headers["location"] == "http://127.0.0.1:9/i/in_1"
     receiver.wait(lambda got: len(got) >= 4)
-    types = [e["type"] for e in receiver.events()]
-    assert types == ["email.sent", "email.delivered", "email.opened", "email.clicked"]
-    clicked = receiver.events()[-1]["data"]["click"]
+    by_type = {e["type"]: e for e in receiver.events()}
+    assert sorted(by_type) == ["email.clicked", "email.delivered", "email.opened", "email.sent"]
+    clicked = by_type["email.clicked"]["data"]["click"]
     assert clicked["link"] == "http://127.0.0.1:9/i/in_1"
     assert resend.Emails.get(sent["id"])["last_event"] == "clicked"
-    assert json.loads(receiver.received[-1]["body"])["data"]["email_id"] == sent["id"]
+    assert {json.loads(r["body"])["data"]["email_id"] for r in receiver.received} == {sent["id"]}
