@@ -1,4 +1,8 @@
-"""The dashboard's entry point: the login gate, then navigation by role. Nothing else."""
+"""The dashboard's entry point: the login gate, then navigation by role. Nothing else.
+
+Owner-only pages are not in a staff session's navigation, and each of them also calls
+require_owner(), so reaching one by URL is refused as well.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,21 @@ session = current_session()
 if session is None:
     page = st.navigation([st.Page("pages/login.py", title="Log in", icon=":material/login:")])
 else:
-    pages = [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)]
-    nav = st.navigation(pages)
+    work = [
+        st.Page("pages/invoices.py", title="Invoices", icon=":material/receipt_long:", default=True),
+        st.Page("pages/jobs.py", title="Jobs", icon=":material/construction:"),
+        st.Page("pages/customers.py", title="Customers", icon=":material/group:"),
+        st.Page("pages/activity.py", title="Activity", icon=":material/timeline:"),
+    ]
+    owner = [
+        st.Page("pages/collections.py", title="Collections", icon=":material/monitoring:"),
+        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+        st.Page("pages/users.py", title="Users", icon=":material/manage_accounts:"),
+    ]
+    page = st.navigation({"Work": work, "Owner": owner} if session.is_owner else {"Work": work})
     with st.sidebar:
         st.caption(f"{session.name or session.email} · {session.role}")
         if st.button("Log out"):
             logout()
             st.rerun()
-    page = nav
 page.run()

@@ -1,0 +1,60 @@
+"""The draft's line editor: a table of description, quantity and unit price.
+
+Prices are a text column so no float ever carries money; crm.invoice_lines parses and
+totals in integer cents, and nothing is saved while any row is wrong.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from crm.invoice_lines import parse_lines, price_text
+from crm.ui.widgets import flash, money
+from db.drafts import NotADraft, draft_lines, replace_lines
+from db.pool import connection
+
+
+def editor_key(invoice_id: int) -> str:
+    return f"lines_{invoice_id}"
+
+
+def render(invoice_id: int, currency: str, actor: str) -> None:
+    with connection() as conn:
+        stored = draft_lines(conn, invoice_id)
+    frame = pd.DataFrame({
+        "description": pd.Series([r["description"] for r in stored], dtype="object"),
+        "quantity": pd.Series([r["quantity"] for r in stored], dtype="Int64"),
+        "unit_price": pd.Series([price_text(r["unit_amount_cents"]) for r in stored], dtype="object"),
+    })
+    edited = st.data_editor(
+        frame,
+        key=editor_key(invoice_id),
+        num_rows="dynamic",
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "description": st.column_config.TextColumn("Description", width="large"),
+            "quantity": st.column_config.NumberColumn("Quantity", step=1, format="%d"),
+            "unit_price": st.column_config.TextColumn("Unit price", help="e.g. 149.00 (whole cents)"),
+        },
+    )
+    parsed = parse_lines(edited.to_dict("records"))
+    if parsed.ok:
+        st.markdown(f"**Total: {money(parsed.total_cents, currency)}** "
+                    f"({len(parsed.lines)} line{'s' if len(parsed.lines) != 1 else ''})")
+    if st.button("Save lines", key=f"save_lines_{invoice_id}"):
+        if not parsed.ok:
+            for message in parsed.errors:
+                st.error(message)
+            st.caption("Nothing was saved.")
+            return
+        try:
+            with connection() as conn:
+                total = replace_lines(conn, invoice_id, parsed.lines, actor)
+        except NotADraft as exc:
+            st.error(str(exc))
+            return
+        st.session_state.pop(editor_key(invoice_id), None)
+        flash(f"Saved {len(parsed.lines)} lines, total {money(total, currency)}.")
+        st.rerun()

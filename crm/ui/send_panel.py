@@ -1,0 +1,118 @@
+"""Send via Stripe, resend, void: confirmation, progress while it runs, the result.
+
+crm.send_invoice is imported inside the handlers: the pages load even where the send
+workflow is not installed, and the import cost is paid only when someone sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from crm.auth import Session
+from crm.ui.widgets import money
+
+STEP_LABELS = {
+    "validate": "Checking the invoice",
+    "customer": "Finding or creating the Stripe customer",
+    "invoice": "Creating the Stripe invoice",
+    "lines": "Adding the lines",
+    "finalize": "Finalizing (pay link)",
+    "email": "Emailing the customer",
+    "complete": "Done",
+}
+
+
+def _result_key(invoice_id: int) -> str:
+    return f"send_result_{invoice_id}"
+
+
+def _run_send(invoice_id: int, session: Session) -> None:
+    from crm.send_invoice import SendRefused, send_invoice
+
+    with st.status("Sending via Stripe…", expanded=True) as box:
+        def progress(step: str) -> None:
+            box.write(STEP_LABELS.get(step, step) + "…")
+
+        try:
+            result = send_invoice(invoice_id, actor=session.email, progress=progress)
+        except SendRefused as exc:
+            box.update(label="Not sent", state="error")
+            st.session_state[_result_key(invoice_id)] = {"ok": False, "failed_step": "validate",
+                                                          "message": str(exc), "pay_url": None, "refused": True}
+            return
+        box.update(label="Sent" if result.ok else "Send failed", state="complete" if result.ok else "error")
+    st.session_state[_result_key(invoice_id)] = {"ok": result.ok, "failed_step": result.failed_step,
+                                                  "message": result.message, "pay_url": result.pay_url,
+                                                  "refused": False}
+    st.rerun()
+
+
+def show_result(invoice_id: int, session: Session) -> None:
+    result: dict[str, Any] | None = st.session_state.get(_result_key(invoice_id))
+    if not result:
+        return
+    if result["ok"]:
+        st.success(f"Sent. {result['message']}")
+        if result["pay_url"]:
+            st.markdown("Pay link (copy with the button on the right):")
+            st.code(result["pay_url"], language=None)
+        return
+    where = STEP_LABELS.get(result["failed_step"] or "", result["failed_step"] or "")
+    st.error(f"Not sent — {where}: {result['message']}" if where else f"Not sent: {result['message']}")
+    if st.button("Retry send", key=f"retry_send_{invoice_id}", type="primary"):
+        st.session_state.pop(_result_key(invoice_id), None)
+        _run_send(invoice_id, session)
+
+
+def send_button(invoice: dict[str, Any], session: Session) -> None:
+    """Send via Stripe on a draft (or a failed 'sending' attempt): confirm first."""
+    invoice_id = int(invoice["id"])
+    confirm_key = f"confirm_send_{invoice_id}"
+    if st.button("Send via Stripe", key=f"send_{invoice_id}", type="primary", icon=":material/send:"):
+        st.session_state[confirm_key] = True
+    if st.session_state.get(confirm_key):
+        to = invoice.get("customer_email") or "(no email on file: Send will refuse)"
+        st.warning(f"Send {money(invoice['amount_due_cents'], invoice['currency'])} to {invoice['customer']} "
+                   f"<{to}>? Stripe finalizes the invoice (lines can no longer change) and the customer "
+                   "gets an email with the pay link.")
+        yes, no = st.columns(2)
+        if yes.button("Confirm send", key=f"confirm_send_btn_{invoice_id}", type="primary"):
+            st.session_state.pop(confirm_key, None)
+            st.session_state.pop(_result_key(invoice_id), None)
+            _run_send(invoice_id, session)
+        if no.button("Cancel", key=f"cancel_send_{invoice_id}"):
+            st.session_state.pop(confirm_key, None)
+            st.rerun()
+
+
+def open_invoice_actions(invoice: dict[str, Any], session: Session) -> None:
+    """Resend the email, copy the pay link, void (with a confirmation)."""
+    invoice_id = int(invoice["id"])
+    if invoice.get("hosted_invoice_url"):
+        st.markdown("Pay link:")
+        st.code(invoice["hosted_invoice_url"], language=None)
+    left, right = st.columns(2)
+    if left.button("Resend email", key=f"resend_{invoice_id}", icon=":material/forward_to_inbox:"):
+        from crm.send_invoice import SendRefused, resend_invoice_email
+
+        try:
+            with st.spinner("Sending the email again…"):
+                result = resend_invoice_email(invoice_id, actor=session.email)
+        except SendRefused as exc:
+            st.error(str(exc))
+        else:
+            (st.success if result.ok else st.error)(result.message)
+    with right.popover("Void invoice", icon=":material/block:"):
+        st.write("Voiding cancels the pay link and any pending reminders. It cannot be undone.")
+        if st.button("Void it", key=f"void_{invoice_id}", type="primary"):
+            from crm.send_invoice import SendRefused, void_invoice
+
+            try:
+                void_invoice(invoice_id, actor=session.email)
+            except SendRefused as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["_flash"] = ("success", f"Invoice {invoice_id} voided.")
+                st.rerun()

@@ -1,0 +1,56 @@
+"""Pure checks on what people type into the dashboard: emails, names, free text.
+
+Each check returns a message for the field (None when the value is fine), so a page can
+show it right under the input and save nothing. The email pattern matches the CHECK on
+crm.customers / crm.app_users, plus the common mistakes that CHECK lets through.
+"""
+
+from __future__ import annotations
+
+import re
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_MARKUP = re.compile(r"[<>]")
+MAX_NAME = 200
+MAX_TEXT = 2000
+
+
+def email_error(value: str, required: bool = True) -> str | None:
+    text = value.strip()
+    if not text:
+        return "Enter an email address." if required else None
+    if len(text) > 254 or not _EMAIL.match(text) or ".." in text:
+        return f"'{text}' is not a valid email address (expected name@example.com)."
+    tld = text.rsplit(".", 1)[-1]
+    if len(tld) < 2 or tld.isdigit():
+        return f"'{text}' is not a valid email address (the domain has no real ending)."
+    return None
+
+
+def name_error(value: str, what: str = "Name") -> str | None:
+    """Required, short, and without markup: names end up in emails and on Stripe."""
+    text = value.strip()
+    if not text:
+        return f"{what} is required."
+    if len(text) > MAX_NAME:
+        return f"{what} is too long (at most {MAX_NAME} characters)."
+    if _MARKUP.search(text):
+        return f"{what} cannot contain < or > (no HTML)."
+    return None
+
+
+def text_error(value: str, what: str, max_len: int = MAX_TEXT) -> str | None:
+    """Optional free text (addresses, notes): a length limit and no markup."""
+    if len(value) > max_len:
+        return f"{what} is too long (at most {max_len} characters)."
+    if _MARKUP.search(value):
+        return f"{what} cannot contain < or > (no HTML)."
+    return None
+
+
+def phone_error(value: str) -> str | None:
+    text = value.strip()
+    if text and not re.fullmatch(r"[0-9+().\-\s x]{5,30}", text):
+        return "Phone numbers may contain digits, spaces and + ( ) - . only."
+    return None

@@ -1,0 +1,129 @@
+"""Named queries for customers (crm.customers): list, read, create, edit, balance.
+
+Inputs are validated by crm.validation before they get here; the table's CHECKs are the
+last line. Lists are paginated: the dashboard never loads every row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from db.pool import Conn
+
+
+@dataclass(frozen=True)
+class CustomerInput:
+    name: str
+    email: str | None
+    phone: str | None = None
+    address: str | None = None
+    reminders_opt_out: bool = False
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    return value.strip() if value and value.strip() else None
+
+
+def list_customers(conn: Conn, search: str = "", limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """Customers by name, with their open balance (open invoices' amount due minus paid)."""
+    pattern = f"%{search.strip().lower()}%" if search.strip() else None
+    return conn.execute(
+        """
+        SELECT c.id, c.name, c.email, c.phone, c.reminders_opt_out,
+               coalesce(b.balance_cents, 0) AS balance_cents, coalesce(b.open_invoices, 0) AS open_invoices
+        FROM crm.customers c
+        LEFT JOIN LATERAL (
+            SELECT sum(i.amount_due_cents - i.amount_paid_cents) AS balance_cents, count(*) AS open_invoices
+            FROM crm.invoices i WHERE i.customer_id = c.id AND i.status = 'open'
+        ) b ON true
+        WHERE %(p)s::text IS NULL OR lower(c.name) LIKE %(p)s OR lower(coalesce(c.email, '')) LIKE %(p)s
+        ORDER BY lower(c.name), c.id
+        LIMIT %(limit)s OFFSET %(offset)s
+        """,
+        {"p": pattern, "limit": limit, "offset": offset},
+    ).fetchall()
+
+
+def count_customers(conn: Conn, search: str = "") -> int:
+    pattern = f"%{search.strip().lower()}%" if search.strip() else None
+    row = conn.execute(
+        "SELECT count(*) AS n FROM crm.customers c WHERE %(p)s::text IS NULL OR lower(c.name) LIKE %(p)s "
+        "OR lower(coalesce(c.email, '')) LIKE %(p)s",
+        {"p": pattern},
+    ).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def customer_choices(conn: Conn, limit: int = 500) -> list[dict[str, Any]]:
+    """id and name for select boxes."""
+    return conn.execute(
+        "SELECT id, name, email FROM crm.customers ORDER BY lower(name), id LIMIT %s", (limit,)
+    ).fetchall()
+
+
+def get_customer(conn: Conn, customer_id: int) -> dict[str, Any] | None:
+    return conn.execute(
+        """
+        SELECT c.*,
+               (SELECT coalesce(sum(amount_due_cents - amount_paid_cents), 0) FROM crm.invoices
+                 WHERE customer_id = c.id AND status = 'open') AS balance_cents,
+               (SELECT coalesce(sum(amount_paid_cents - amount_refunded_cents), 0) FROM crm.invoices
+                 WHERE customer_id = c.id AND status = 'paid') AS paid_cents
+        FROM crm.customers c WHERE c.id = %s
+        """,
+        (customer_id,),
+    ).fetchone()
+
+
+def create_customer(conn: Conn, data: CustomerInput, actor: str) -> int:
+    row = conn.execute(
+        "INSERT INTO crm.customers (name, email, phone, address, reminders_opt_out) VALUES (%s, %s, %s, %s, %s) "
+        "RETURNING id",
+        (data.name.strip(), _blank_to_none(data.email), _blank_to_none(data.phone), _blank_to_none(data.address),
+         data.reminders_opt_out),
+    ).fetchone()
+    assert row is not None
+    customer_id = int(row["id"])
+    _audit(conn, customer_id, None, "created", actor)
+    return customer_id
+
+
+def update_customer(conn: Conn, customer_id: int, data: CustomerInput, actor: str) -> None:
+    conn.execute(
+        "UPDATE crm.customers SET name = %s, email = %s, phone = %s, address = %s, reminders_opt_out = %s "
+        "WHERE id = %s",
+        (data.name.strip(), _blank_to_none(data.email), _blank_to_none(data.phone), _blank_to_none(data.address),
+         data.reminders_opt_out, customer_id),
+    )
+    _audit(conn, customer_id, None, "edited", actor)
+
+
+def set_reminders_opt_out(conn: Conn, customer_id: int, opt_out: bool, actor: str) -> None:
+    conn.execute("UPDATE crm.customers SET reminders_opt_out = %s WHERE id = %s", (opt_out, customer_id))
+    _audit(conn, customer_id, None, "reminders_opt_out" if opt_out else "reminders_opt_in", actor)
+
+
+def customer_jobs(conn: Conn, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT id, title, status, scheduled_for, completed_at, created_at FROM crm.jobs WHERE customer_id = %s "
+        "ORDER BY created_at DESC LIMIT %s",
+        (customer_id, limit),
+    ).fetchall()
+
+
+def customer_invoices(conn: Conn, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT id, job_id, kind, status, amount_due_cents, amount_paid_cents, currency, due_date, sent_at, "
+        "paid_at, stripe_invoice_number FROM crm.invoices WHERE customer_id = %s ORDER BY created_at DESC LIMIT %s",
+        (customer_id, limit),
+    ).fetchall()
+
+
+def _audit(conn: Conn, customer_id: int, before: str | None, after: str, actor: str) -> None:
+    conn.execute(
+        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor) "
+        "VALUES ('customer', %s, %s, %s, 'user', %s)",
+        (customer_id, before, after, actor),
+    )

@@ -1,0 +1,81 @@
+"""Draft invoices: create one from a job, edit its lines, due date and memo.
+
+Only a draft can be edited: each write locks the invoice row and checks the status in
+the same transaction, so a Send that has started (status 'sending') cannot race an edit.
+A draft's amount_due_cents follows its lines, so lists show the total; Send fixes it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from crm.invoice_lines import Line, total_cents
+from db.pool import Conn
+
+KINDS = ("standard", "deposit", "final")
+
+
+class NotADraft(Exception):
+    """The invoice left 'draft' (sent, sending or void): it cannot be edited any more."""
+
+
+def create_draft(conn: Conn, job_id: int, kind: str, due_date: date | None, currency: str, actor: str,
+                 user_id: int | None = None, memo: str = "") -> int:
+    if kind not in KINDS:
+        raise ValueError(f"unknown invoice kind {kind!r}")
+    row = conn.execute(
+        "INSERT INTO crm.invoices (job_id, customer_id, kind, due_date, currency, memo, created_by) "
+        "SELECT j.id, j.customer_id, %s, %s, %s, %s, %s FROM crm.jobs j WHERE j.id = %s RETURNING id",
+        (kind, due_date, currency.lower(), memo, user_id, job_id),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"job {job_id} not found")
+    invoice_id = int(row["id"])
+    conn.execute(
+        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor) "
+        "VALUES ('invoice', %s, NULL, 'draft', 'user', %s)",
+        (invoice_id, actor),
+    )
+    return invoice_id
+
+
+def _lock_draft(conn: Conn, invoice_id: int) -> None:
+    row = conn.execute("SELECT status FROM crm.invoices WHERE id = %s FOR UPDATE", (invoice_id,)).fetchone()
+    if row is None:
+        raise LookupError(f"invoice {invoice_id} not found")
+    if row["status"] != "draft":
+        raise NotADraft(f"invoice {invoice_id} is {row['status']}, not a draft: it cannot be edited")
+
+
+def replace_lines(conn: Conn, invoice_id: int, lines: list[Line], actor: str) -> int:
+    """Replace all lines of a draft; returns the new total in cents."""
+    _lock_draft(conn, invoice_id)
+    conn.execute("DELETE FROM crm.invoice_lines WHERE invoice_id = %s", (invoice_id,))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO crm.invoice_lines (invoice_id, position, description, quantity, unit_amount_cents) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [(invoice_id, i, ln.description, ln.quantity, ln.unit_amount_cents) for i, ln in enumerate(lines)],
+        )
+    total = total_cents(lines)
+    conn.execute("UPDATE crm.invoices SET amount_due_cents = %s WHERE id = %s", (total, invoice_id))
+    conn.execute(
+        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
+        "VALUES ('invoice', %s, 'draft', 'draft', 'user', %s, jsonb_build_object('lines', %s, 'total_cents', %s))",
+        (invoice_id, actor, len(lines), total),
+    )
+    return total
+
+
+def update_draft(conn: Conn, invoice_id: int, due_date: date | None, memo: str) -> None:
+    _lock_draft(conn, invoice_id)
+    conn.execute("UPDATE crm.invoices SET due_date = %s, memo = %s WHERE id = %s", (due_date, memo, invoice_id))
+
+
+def draft_lines(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT position, description, quantity, unit_amount_cents, amount_cents FROM crm.invoice_lines "
+        "WHERE invoice_id = %s ORDER BY position",
+        (invoice_id,),
+    ).fetchall()

@@ -1,0 +1,184 @@
+"""Aggregates for the owner's Collections page, computed in SQL.
+
+Each function returns a handful of rows (a tile's numbers, one row per bucket or week),
+never the invoices themselves. Windows and 'today' are parameters, so tests fix them.
+Weeks are cut in the business's time zone.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from crm.collections import FUNNEL_STAGES
+from db.pool import Conn
+
+# Upper bounds (seconds) of the time-to-pay buckets: minutes to months, roughly log-spaced.
+TIME_TO_PAY_BOUNDS = (5 * 60, 15 * 60, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400,
+                      60 * 86400)
+TIME_TO_PAY_LABELS = ("< 5 min", "5–15 min", "15–60 min", "1–4 h", "4–24 h", "1–3 days", "3–7 days",
+                      "7–14 days", "14–30 days", "30–60 days", "60+ days")
+
+
+def tiles(conn: Conn, today: date, month_start: datetime, now: datetime) -> dict[str, Any]:
+    """Outstanding, overdue, collected this month (gross, fees, net), medians, DSO inputs."""
+    row = conn.execute(
+        """
+        SELECT
+          (SELECT coalesce(sum(amount_due_cents - amount_paid_cents), 0) FROM crm.invoices
+            WHERE status = 'open') AS outstanding_cents,
+          (SELECT coalesce(sum(amount_due_cents - amount_paid_cents), 0) FROM crm.invoices
+            WHERE status = 'open' AND due_date < %(today)s) AS overdue_cents,
+          (SELECT count(*) FROM crm.invoices WHERE status = 'open' AND due_date < %(today)s) AS overdue_count,
+          p.gross_cents, p.fee_cents, p.gross_cents - p.fee_cents AS net_cents, p.payments,
+          (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM paid_at - sent_at))
+             FROM crm.invoices WHERE paid_at >= %(now)s - interval '30 days' AND paid_at < %(now)s
+              AND sent_at IS NOT NULL) AS median_s_last30,
+          (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM paid_at - sent_at))
+             FROM crm.invoices WHERE paid_at >= %(now)s - interval '60 days'
+              AND paid_at < %(now)s - interval '30 days' AND sent_at IS NOT NULL) AS median_s_prev30,
+          (SELECT coalesce(sum(amount_due_cents), 0) FROM crm.invoices
+            WHERE sent_at >= %(now)s - interval '90 days' AND sent_at < %(now)s
+              AND status IN ('open', 'paid', 'uncollectible')) AS invoiced_90d_cents
+        FROM (SELECT coalesce(sum(amount_cents), 0) AS gross_cents, coalesce(sum(fee_cents), 0) AS fee_cents,
+                     count(*) AS payments
+              FROM crm.payments WHERE paid_at >= %(month)s AND paid_at < %(now)s) p
+        """,
+        {"today": today, "month": month_start, "now": now},
+    ).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def time_to_pay_distribution(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """How many invoices paid in the window took how long from send to payment, by bucket."""
+    rows = conn.execute(
+        """
+        SELECT width_bucket(extract(epoch FROM paid_at - sent_at)::float8, %(bounds)s::float8[]) AS bucket,
+               count(*) AS invoices
+        FROM crm.invoices
+        WHERE paid_at >= %(since)s AND paid_at < %(until)s AND sent_at IS NOT NULL
+        GROUP BY 1 ORDER BY 1
+        """,
+        {"bounds": list(TIME_TO_PAY_BOUNDS), "since": since, "until": until},
+    ).fetchall()
+    counts = {int(r["bucket"]): int(r["invoices"]) for r in rows}
+    return [{"bucket": i, "label": label, "invoices": counts.get(i, 0)} for i, label in enumerate(TIME_TO_PAY_LABELS)]
+
+
+def weekly_median_time_to_pay(conn: Conn, since: datetime, until: datetime, tz: str) -> list[dict[str, Any]]:
+    return conn.execute(
+        """
+        SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM paid_at - sent_at)) AS median_s,
+               count(*) AS invoices
+        FROM crm.invoices
+        WHERE paid_at >= %(since)s AND paid_at < %(until)s AND sent_at IS NOT NULL
+        GROUP BY 1 ORDER BY 1
+        """,
+        {"since": since, "until": until, "tz": tz},
+    ).fetchall()
+
+
+_AGING = """
+    CASE WHEN i.due_date IS NULL OR i.due_date >= %(today)s THEN 'current'
+         WHEN %(today)s - i.due_date <= 30 THEN '1-30'
+         WHEN %(today)s - i.due_date <= 60 THEN '31-60'
+         WHEN %(today)s - i.due_date <= 90 THEN '61-90'
+         ELSE '90+' END
+"""
+
+
+def aging_by_customer(conn: Conn, today: date, top: int = 15) -> list[dict[str, Any]]:
+    """Open balances by customer and aging bucket, for the customers owing the most."""
+    return conn.execute(
+        """
+        WITH open_ar AS (
+            SELECT i.customer_id, """ + _AGING + """ AS bucket,
+                   i.amount_due_cents - i.amount_paid_cents AS cents
+            FROM crm.invoices i WHERE i.status = 'open'
+        ), top_customers AS (
+            SELECT customer_id, sum(cents) AS total FROM open_ar GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %(top)s
+        )
+        SELECT c.name AS customer, o.bucket, sum(o.cents) AS cents, t.total AS customer_total
+        FROM open_ar o JOIN top_customers t USING (customer_id) JOIN crm.customers c ON c.id = o.customer_id
+        GROUP BY c.name, o.customer_id, o.bucket, t.total
+        ORDER BY t.total DESC, c.name, o.bucket
+        """,
+        {"today": today, "top": top},
+    ).fetchall()
+
+
+def aging_totals(conn: Conn, today: date) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT " + _AGING + """ AS bucket, count(*) AS invoices, sum(i.amount_due_cents - i.amount_paid_cents) AS cents
+        FROM crm.invoices i WHERE i.status = 'open' GROUP BY 1""",
+        {"today": today},
+    ).fetchall()
+
+
+def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, tz: str) -> list[dict[str, Any]]:
+    """Per week: amount invoiced (sent) and amount collected (payments), zero-filled."""
+    return conn.execute(
+        """
+        WITH weeks AS (
+            SELECT generate_series(date_trunc('week', %(since)s AT TIME ZONE %(tz)s),
+                                   date_trunc('week', %(until)s AT TIME ZONE %(tz)s), interval '1 week')::date AS week
+        ), invoiced AS (
+            SELECT date_trunc('week', sent_at AT TIME ZONE %(tz)s)::date AS week, sum(amount_due_cents) AS cents
+            FROM crm.invoices WHERE sent_at >= %(since)s AND sent_at < %(until)s AND status <> 'void'
+            GROUP BY 1
+        ), collected AS (
+            SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week, sum(amount_cents) AS cents
+            FROM crm.payments WHERE paid_at >= %(since)s AND paid_at < %(until)s GROUP BY 1
+        )
+        SELECT w.week, coalesce(i.cents, 0) AS invoiced_cents, coalesce(c.cents, 0) AS collected_cents
+        FROM weeks w LEFT JOIN invoiced i USING (week) LEFT JOIN collected c USING (week)
+        ORDER BY w.week
+        """,
+        {"since": since, "until": until, "tz": tz},
+    ).fetchall()
+
+
+def funnel(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Invoices sent in the window, and how many of them reached each later stage."""
+    row = conn.execute(
+        """
+        WITH sent AS (
+            SELECT i.id, i.paid_at FROM crm.invoices i
+            WHERE i.sent_at >= %(since)s AND i.sent_at < %(until)s AND i.status <> 'void'
+        ), mail AS (
+            SELECT m.invoice_id, bool_or(m.delivered_at IS NOT NULL) AS delivered,
+                   bool_or(m.first_opened_at IS NOT NULL) AS opened, bool_or(m.first_clicked_at IS NOT NULL) AS clicked
+            FROM crm.email_messages m JOIN sent s ON s.id = m.invoice_id
+            WHERE m.kind = 'invoice' GROUP BY 1
+        )
+        SELECT count(*) AS sent, count(*) FILTER (WHERE mail.delivered) AS delivered,
+               count(*) FILTER (WHERE mail.opened) AS opened, count(*) FILTER (WHERE mail.clicked) AS clicked,
+               count(*) FILTER (WHERE s.paid_at IS NOT NULL) AS paid
+        FROM sent s LEFT JOIN mail ON mail.invoice_id = s.id
+        """,
+        {"since": since, "until": until},
+    ).fetchone()
+    assert row is not None
+    return [{"stage": stage, "invoices": int(row[stage])} for stage in FUNNEL_STAGES]
+
+
+def reminder_effect(conn: Conn, since: datetime, until: datetime) -> dict[str, Any]:
+    """Reminders sent in the window; invoices that got one, and how many were paid after it."""
+    row = conn.execute(
+        """
+        WITH first_reminder AS (
+            SELECT r.invoice_id, min(r.sent_at) AS first_sent, count(*) AS sent
+            FROM crm.reminders r
+            WHERE r.status = 'sent' AND r.sent_at >= %(since)s AND r.sent_at < %(until)s
+            GROUP BY 1
+        )
+        SELECT coalesce(sum(f.sent), 0) AS reminders_sent, count(*) AS invoices_reminded,
+               count(*) FILTER (WHERE i.paid_at > f.first_sent) AS paid_after_reminder
+        FROM first_reminder f JOIN crm.invoices i ON i.id = f.invoice_id
+        """,
+        {"since": since, "until": until},
+    ).fetchone()
+    assert row is not None
+    return dict(row)

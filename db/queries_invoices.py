@@ -1,0 +1,154 @@
+"""Read queries for the Invoices page: the filtered list, one invoice, its timeline.
+
+Every list is LIMITed and ordered on an indexed column; 'overdue' is derived from
+status 'open' and a due date before `today` (the business's local date, passed in).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from db.pool import Conn
+
+STATUS_FILTERS = ("draft", "sending", "open", "overdue", "paid", "void", "uncollectible")
+
+
+@dataclass(frozen=True)
+class InvoiceFilter:
+    status: str | None = None  # one of STATUS_FILTERS; 'overdue' = open and past due
+    customer_id: int | None = None
+    created_from: date | None = None
+    created_to: date | None = None  # inclusive
+    mode: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+_WHERE = """
+    WHERE (%(status)s::text IS NULL
+           OR (%(status)s = 'overdue' AND i.status = 'open' AND i.due_date < %(today)s)
+           OR (%(status)s <> 'overdue' AND i.status = %(status)s))
+      AND (%(customer)s::bigint IS NULL OR i.customer_id = %(customer)s)
+      AND (%(from)s::date IS NULL OR i.created_at >= %(from)s::date)
+      AND (%(to)s::date IS NULL OR i.created_at < %(to)s::date + 1)
+      AND (%(mode)s::text IS NULL OR i.mode = %(mode)s)
+"""
+
+
+def _params(f: InvoiceFilter, today: date) -> dict[str, Any]:
+    return {"status": f.status, "customer": f.customer_id, "from": f.created_from, "to": f.created_to,
+            "mode": f.mode, "today": today, "limit": f.limit, "offset": f.offset}
+
+
+def list_invoices(conn: Conn, f: InvoiceFilter, today: date) -> list[dict[str, Any]]:
+    """One page of invoices, newest first, with the latest email signal of each."""
+    return conn.execute(
+        """
+        SELECT i.id, coalesce(i.stripe_invoice_number, 'draft #' || i.id) AS number, c.name AS customer,
+               i.customer_id, i.job_id, i.kind,
+               CASE WHEN i.status = 'open' AND i.due_date < %(today)s THEN 'overdue' ELSE i.status END AS status,
+               i.amount_due_cents, i.amount_paid_cents, i.currency, i.due_date,
+               CASE WHEN i.status = 'open' AND i.due_date < %(today)s THEN %(today)s - i.due_date END
+                   AS days_overdue,
+               i.mode, i.hosted_invoice_url, i.attention, i.sent_at, i.paid_at, i.created_at,
+               CASE WHEN e.id IS NULL THEN NULL
+                    WHEN e.status IN ('bounced', 'complained', 'failed', 'suppressed') THEN e.status
+                    WHEN e.first_clicked_at IS NOT NULL THEN 'clicked'
+                    WHEN e.first_opened_at IS NOT NULL THEN 'opened'
+                    ELSE e.status END || CASE WHEN e.kind = 'reminder' THEN ' (reminder)' ELSE '' END
+                   AS email_signal
+        FROM crm.invoices i
+        JOIN crm.customers c ON c.id = i.customer_id
+        LEFT JOIN LATERAL (
+            SELECT m.id, m.kind, m.status, m.first_opened_at, m.first_clicked_at
+            FROM crm.email_messages m WHERE m.invoice_id = i.id ORDER BY m.created_at DESC, m.id DESC LIMIT 1
+        ) e ON true
+        """ + _WHERE + """
+        ORDER BY i.created_at DESC, i.id DESC
+        LIMIT %(limit)s OFFSET %(offset)s
+        """,
+        _params(f, today),
+    ).fetchall()
+
+
+def count_invoices(conn: Conn, f: InvoiceFilter, today: date) -> int:
+    row = conn.execute("SELECT count(*) AS n FROM crm.invoices i" + _WHERE, _params(f, today)).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def get_invoice(conn: Conn, invoice_id: int) -> dict[str, Any] | None:
+    return conn.execute(
+        """
+        SELECT i.*, c.name AS customer, c.email AS customer_email, j.title AS job_title
+        FROM crm.invoices i JOIN crm.customers c ON c.id = i.customer_id JOIN crm.jobs j ON j.id = i.job_id
+        WHERE i.id = %s
+        """,
+        (invoice_id,),
+    ).fetchone()
+
+
+def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict[str, Any]]:
+    """Everything that happened to one invoice, oldest first: status changes (audit log),
+    emails and their Resend events, reminders, and the Stripe events that matched it."""
+    return conn.execute(
+        """
+        SELECT * FROM (
+            SELECT a.created_at AS at, 'status' AS source,
+                   coalesce(a.from_status || ' → ', '') || coalesce(a.to_status, '') AS what,
+                   a.actor_type || ': ' || a.actor AS who
+            FROM crm.audit_log a WHERE a.entity = 'invoice' AND a.entity_id = %(id)s
+          UNION ALL
+            SELECT coalesce(m.sent_at, m.created_at), 'email',
+                   m.kind || ' email ' || m.status || ' to ' || m.to_address, coalesce(m.resend_id, '')
+            FROM crm.email_messages m WHERE m.invoice_id = %(id)s
+          UNION ALL
+            SELECT ev.occurred_at, 'email event',
+                   replace(ev.type, 'email.', '') || ' (' || m.kind || ')', ev.id
+            FROM crm.email_messages m JOIN crm.email_events ev ON ev.email_message_id = m.id
+            WHERE m.invoice_id = %(id)s
+          UNION ALL
+            SELECT coalesce(r.sent_at, r.cancelled_at, r.send_at), 'reminder',
+                   'reminder ' || r.sequence || ' (+' || r.offset_days || ' days): ' || r.status
+                   || coalesce(' — ' || r.cancel_reason, ''), coalesce(r.resend_id, '')
+            FROM crm.reminders r WHERE r.invoice_id = %(id)s
+          UNION ALL
+            SELECT s.received_at, 'stripe', s.type || ' → ' || s.outcome
+                   || CASE WHEN s.duplicate_deliveries > 0 THEN ' (+' || s.duplicate_deliveries || ' duplicates)'
+                      ELSE '' END, s.id
+            FROM crm.stripe_events s WHERE s.invoice_id = %(id)s
+          UNION ALL
+            SELECT coalesce(st.finished_at, st.started_at), 'send step',
+                   st.step || ' ' || st.status || coalesce(': ' || st.error, ''), 'attempt ' || st.attempt
+            FROM crm.send_steps st WHERE st.invoice_id = %(id)s AND st.status = 'failed'
+        ) t
+        ORDER BY at, source
+        LIMIT %(limit)s
+        """,
+        {"id": invoice_id, "limit": limit},
+    ).fetchall()
+
+
+def live_tiles(conn: Conn, today: date, day_start: datetime) -> dict[str, Any]:
+    """The small numbers over the invoice list: open, overdue, paid since the local midnight."""
+    row = conn.execute(
+        """
+        SELECT count(*) FILTER (WHERE status = 'open') AS open_count,
+               coalesce(sum(amount_due_cents - amount_paid_cents) FILTER (WHERE status = 'open'), 0)
+                   AS outstanding_cents,
+               count(*) FILTER (WHERE status = 'open' AND due_date < %(today)s) AS overdue_count,
+               coalesce(sum(amount_due_cents - amount_paid_cents)
+                        FILTER (WHERE status = 'open' AND due_date < %(today)s), 0) AS overdue_cents
+        FROM crm.invoices WHERE status = 'open'
+        """,
+        {"today": today},
+    ).fetchone()
+    paid = conn.execute(
+        "SELECT count(*) AS paid_count, coalesce(sum(amount_paid_cents), 0) AS paid_cents FROM crm.invoices "
+        "WHERE paid_at >= %(since)s",
+        {"since": day_start},
+    ).fetchone()
+    assert row is not None and paid is not None
+    return {**row, **paid}

@@ -1,0 +1,63 @@
+"""Invoices page (AppTest against the real test database): list, new draft, line editor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from db import drafts
+from db.customers import CustomerInput, create_customer
+from db.jobs import JobInput, create_job
+
+
+def _job(db: psycopg.Connection[Any], name: str = "Dana Diaz") -> int:
+    customer = create_customer(db, CustomerInput(name, "dana@example.com"), "test")
+    return create_job(db, JobInput(customer, "Furnace repair"), "test")
+
+
+def _texts(at: Any, kind: str) -> list[str]:
+    return [e.value for e in getattr(at, kind)]
+
+
+def test_staff_creates_a_draft_from_a_job(db: psycopg.Connection[Any], app_as: Callable[..., Any]) -> None:
+    job_id = _job(db)
+    at = app_as("staff", "pages/invoices.py")
+    assert "Invoices" in _texts(at, "title")
+    form_button = next(b for b in at.button if b.label == "Create draft")
+    form_button.click().run()
+    assert not at.exception
+    row = db.execute("SELECT id, job_id, status, kind, created_by FROM crm.invoices").fetchone()
+    assert row is not None and row["job_id"] == job_id and row["status"] == "draft"
+    assert any(f"Draft #{row['id']} created" in s for s in _texts(at, "success"))
+    assert at.session_state["open_invoice"] == row["id"]
+    assert any(f"Invoice #{row['id']}" in h for h in _texts(at, "subheader"))
+
+
+def test_editing_lines_saves_totals_to_the_cent(db: psycopg.Connection[Any], app_as: Callable[..., Any]) -> None:
+    job_id = _job(db)
+    invoice_id = drafts.create_draft(db, job_id, "standard", None, "usd", "test")
+    at = app_as("staff", "pages/invoices.py")
+    at.number_input(key="open_invoice").set_value(invoice_id).run()
+    at.session_state[f"lines_{invoice_id}"] = {
+        "edited_rows": {},
+        "added_rows": [
+            {"description": "Diagnostic visit", "quantity": 1, "unit_price": "89.99"},
+            {"description": "Labor (hours)", "quantity": 3, "unit_price": "110.01"},
+            {"description": "Filter", "quantity": 7, "unit_price": "0.07"},
+        ],
+        "deleted_rows": [],
+    }
+    at.run()
+    assert any("Total: $420.51" in m for m in _texts(at, "markdown")), _texts(at, "markdown")
+    at.button(key=f"save_lines_{invoice_id}").click().run()
+    assert not at.exception
+    lines = db.execute(
+        "SELECT description, quantity, unit_amount_cents, amount_cents FROM crm.invoice_lines WHERE invoice_id = %s "
+        "ORDER BY position", (invoice_id,)).fetchall()
+    assert [(r["quantity"], r["unit_amount_cents"], r["amount_cents"]) for r in lines] == [
+        (1, 8999, 8999), (3, 11001, 33003), (7, 7, 49)]
+    total = db.execute("SELECT amount_due_cents FROM crm.invoices WHERE id = %s", (invoice_id,)).fetchone()
+    assert total == {"amount_due_cents": 42051}
+    assert any("total $420.51" in s for s in _texts(at, "success"))
