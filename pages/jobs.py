@@ -1,0 +1,118 @@
+"""Jobs: list, create, edit, status by hand; the job's invoices (deposit and final), and
+when and by which event it completed."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+import pandas as pd
+import streamlit as st
+
+from crm.ui.session import require_login
+from crm.ui.widgets import PAGE_SIZE, clock, money, pager, settings, show_flash
+from crm.validation import name_error, text_error
+from db import jobs as j
+from db.customers import customer_choices
+from db.pool import connection
+
+session = require_login()
+current = settings()
+st.title("Jobs")
+show_flash()
+
+with connection() as conn:
+    customers = customer_choices(conn)
+names = {int(r["id"]): r["name"] for r in customers}
+cols = st.columns([1, 2, 2])
+status = cols[0].selectbox("Status", ["all", *j.JOB_STATUSES], key="job_status")
+customer_id = cols[1].selectbox("Customer", [None, *names], format_func=lambda i: "all" if i is None else names[i],
+                                key="job_customer")
+search = cols[2].text_input("Search title or customer", key="job_search")
+offset = (int(st.session_state.get("job_page", 1)) - 1) * PAGE_SIZE
+with connection() as conn:
+    rows = j.list_jobs(conn, None if status == "all" else status, customer_id, search, PAGE_SIZE + 1, offset)
+more = len(rows) > PAGE_SIZE
+rows = rows[:PAGE_SIZE]
+if rows:
+    st.dataframe(pd.DataFrame([{
+        "ID": r["id"], "Title": r["title"], "Customer": r["customer"], "Status": r["status"],
+        "Invoices": r["invoices"], "Scheduled": r["scheduled_for"], "Completed": r["completed_at"],
+        "Completed by": r["completed_by_event_id"] or ("staff" if r["completed_at"] else ""),
+    } for r in rows]), hide_index=True, width="stretch")
+else:
+    st.info("No jobs match.")
+pager("job_page", offset + len(rows) + (1 if more else 0))
+
+with st.expander("New job", icon=":material/add:"):
+    if not names:
+        st.info("Create a customer first (Customers page).")
+    else:
+        with st.form("new_job"):
+            job_customer = st.selectbox("Customer", list(names), format_func=names.__getitem__)
+            title = st.text_input("Title")
+            title_msg = st.empty()
+            description = st.text_area("Description")
+            desc_msg = st.empty()
+            site = st.text_input("Site address")
+            when = st.date_input("Scheduled for", value=None)
+            create = st.form_submit_button("Create job", type="primary")
+        if create:
+            errors = {title_msg: name_error(title, "Title"), desc_msg: text_error(description, "Description")}
+            for slot, message in errors.items():
+                if message:
+                    slot.error(message)
+            if not any(errors.values()):
+                scheduled = datetime.combine(when, time(8), clock(current).local.tzinfo) if when else None
+                with connection() as conn:
+                    new_id = j.create_job(conn, j.JobInput(int(job_customer), title, description, site or None,
+                                                           scheduled), session.email)
+                st.session_state["_flash"] = ("success", f"Job #{new_id} created.")
+                st.session_state["open_job"] = new_id
+                st.rerun()
+            else:
+                st.caption("Nothing was saved.")
+
+job_id = st.number_input("Open job (ID)", min_value=0, step=1, key="open_job")
+if job_id:
+    with connection() as conn:
+        job = j.get_job(conn, int(job_id))
+        invoices = j.job_invoices(conn, int(job_id))
+        completion = j.job_completion(conn, int(job_id))
+    if job is None:
+        st.warning(f"There is no job {job_id}.")
+        st.stop()
+    st.subheader(f"Job #{job['id']} · {job['title']} · {job['status']}")
+    st.caption(f"{job['customer']} · site {job['site_address'] or '—'} · scheduled {job['scheduled_for'] or '—'}")
+    if job["status"] == "completed":
+        by = job["completed_by_event_id"] or (completion["actor"] if completion else "staff")
+        st.success(f"Completed {job['completed_at']:%Y-%m-%d %H:%M} by {by}.")
+    with st.form(f"edit_job_{job_id}"):
+        new_title = st.text_input("Title", value=job["title"])
+        title_msg = st.empty()
+        new_desc = st.text_area("Description", value=job["description"])
+        desc_msg = st.empty()
+        new_site = st.text_input("Site address", value=job["site_address"] or "")
+        new_status = st.selectbox("Status", j.JOB_STATUSES, index=j.JOB_STATUSES.index(job["status"]))
+        save = st.form_submit_button("Save job", type="primary")
+    if save:
+        errors = {title_msg: name_error(new_title, "Title"), desc_msg: text_error(new_desc, "Description")}
+        for slot, message in errors.items():
+            if message:
+                slot.error(message)
+        if any(errors.values()):
+            st.caption("Nothing was saved.")
+        else:
+            with connection() as conn:
+                j.update_job(conn, int(job_id), new_title, new_desc, new_site or None, job["scheduled_for"])
+                j.set_job_status(conn, int(job_id), new_status, session.email)
+            st.session_state["_flash"] = ("success", f"Job #{job_id} saved.")
+            st.rerun()
+    st.markdown("**Invoices** (deposit and final)")
+    if invoices:
+        st.dataframe(pd.DataFrame([{
+            "ID": r["id"], "Kind": r["kind"], "Status": r["status"],
+            "Amount": money(r["amount_due_cents"], r["currency"]),
+            "Paid": money(r["amount_paid_cents"], r["currency"]), "Due": r["due_date"], "Paid at": r["paid_at"],
+        } for r in invoices]), hide_index=True, width="stretch")
+    else:
+        st.caption("No invoices yet: create a draft on the Invoices page.")
