@@ -29,8 +29,10 @@ _LAST = ["Garcia", "Nguyen", "Patel", "Smith", "Johnson", "Brown", "Miller", "Da
 _STREETS = ["Maple Ave", "Oak St", "Cedar Ln", "Pine Rd", "Elm Dr", "Birch Ct", "Willow Way", "Lakeview Blvd"]
 _WORK = [
     ("AC tune-up", [("Seasonal AC maintenance", 1, 14900), ("Filter replacement", 2, 2500)]),
-    ("Furnace repair", [("Diagnostic visit", 1, 8900), ("Ignitor replacement", 1, 18500), ("Labor (hours)", 2, 11000)]),
-    ("Water heater install", [("50 gal water heater", 1, 129900), ("Installation labor", 1, 45000), ("Haul-away", 1, 7500)]),
+    ("Furnace repair", [("Diagnostic visit", 1, 8900), ("Ignitor replacement", 1, 18500),
+                        ("Labor (hours)", 2, 11000)]),
+    ("Water heater install", [("50 gal water heater", 1, 129900), ("Installation labor", 1, 45000),
+                              ("Haul-away", 1, 7500)]),
     ("Drain cleaning", [("Main line hydro-jet", 1, 32500)]),
     ("Deep clean", [("Whole-home deep clean", 1, 28000), ("Oven interior", 1, 4500)]),
     ("Leak repair", [("Emergency call-out", 1, 15000), ("Pipe section replacement", 3, 6500)]),

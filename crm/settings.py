@@ -35,8 +35,10 @@ SPECS: dict[str, SettingSpec] = {
     s.key: s
     for s in [
         SettingSpec("stripe.mode", "STRIPE_MODE", "test", label="Stripe mode"),
-        SettingSpec("stripe.test.secret_key", "STRIPE_TEST_SECRET_KEY", "", secret=True, label="Stripe test secret key"),
-        SettingSpec("stripe.live.secret_key", "STRIPE_LIVE_SECRET_KEY", "", secret=True, label="Stripe live secret key"),
+        SettingSpec("stripe.test.secret_key", "STRIPE_TEST_SECRET_KEY", "", secret=True,
+                    label="Stripe test secret key"),
+        SettingSpec("stripe.live.secret_key", "STRIPE_LIVE_SECRET_KEY", "", secret=True,
+                    label="Stripe live secret key"),
         SettingSpec("stripe.test.webhook_secrets", "STRIPE_TEST_WEBHOOK_SECRET", "", secret=True,
                     label="Stripe test webhook signing secrets"),
         SettingSpec("stripe.live.webhook_secrets", "STRIPE_LIVE_WEBHOOK_SECRET", "", secret=True,
@@ -49,7 +51,8 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("business.timezone", "BUSINESS_TIMEZONE", "America/Chicago", label="Time zone"),
         SettingSpec("business.currency", "BUSINESS_CURRENCY", "usd", label="Currency"),
         SettingSpec("invoice.payment_terms_days", "PAYMENT_TERMS_DAYS", 14, label="Default payment terms (days)"),
-        SettingSpec("reminders.offsets_days", "REMINDER_OFFSETS_DAYS", [7, 14, 30], label="Reminder offsets (days after due)"),
+        SettingSpec("reminders.offsets_days", "REMINDER_OFFSETS_DAYS", [7, 14, 30],
+                    label="Reminder offsets (days after due)"),
         SettingSpec("reminders.send_hour", "REMINDER_SEND_HOUR", 9, label="Reminder send hour (local)"),
     ]
 }
@@ -111,8 +114,8 @@ class Settings:
 
 def load_settings(conn: Conn) -> Settings:
     with conn.cursor(row_factory=tuple_row) as cur:
-        stored = dict(cur.execute("SELECT key, value FROM crm.settings").fetchall())
-        secrets = dict(cur.execute("SELECT name, ciphertext FROM crm.secrets").fetchall())
+        stored: dict[str, Any] = dict(cur.execute("SELECT key, value FROM crm.settings").fetchall())
+        secrets: dict[str, bytes] = dict(cur.execute("SELECT name, ciphertext FROM crm.secrets").fetchall())
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, spec in SPECS.items():

@@ -51,12 +51,11 @@ def _spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[
 
 
 def run_all(seed: bool = True) -> int:
+    from crm.config import database_config
     from crm.seed import seed_demo
     from crm.settings import load_settings, sandbox_url
     from db.migrate import migrate
     from db.pool import connect
-
-    from crm.config import database_config
 
     embedded = database_config().url is None
     url = resolved_database_url()
@@ -78,7 +77,8 @@ def run_all(seed: bool = True) -> int:
     if sandboxed and Path("sandbox/__main__.py").exists():
         port = sandbox_url().rsplit(":", 1)[-1]
         state = str(Path(env_str("CRM_DATA_DIR", ".data")) / "sandbox.json")
-        children.append(("sandbox", _spawn("sandbox", [py, "-m", "sandbox", "--port", port, "--state-file", state], env)))
+        argv = [py, "-m", "sandbox", "--port", port, "--state-file", state]
+        children.append(("sandbox", _spawn("sandbox", argv, env)))
     webhook_port = str(env_int("WEBHOOK_PORT", 8000))
     children.append(("sidecar", _spawn("sidecar", [py, "-m", "webhook", "--port", webhook_port], env)))
     dashboard_port = str(env_int("DASHBOARD_PORT", 8501))

@@ -12,6 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -64,11 +65,11 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def _lock(conn: psycopg.Connection) -> None:  # type: ignore[type-arg]
+def _lock(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
 
 
-def applied(conn: psycopg.Connection) -> dict[str, str]:  # type: ignore[type-arg]
+def applied(conn: psycopg.Connection[Any]) -> dict[str, str]:
     """version -> checksum of what the database has applied ({} on a fresh database)."""
     with conn.cursor(row_factory=tuple_row) as cur:
         cur.execute("SELECT to_regclass('crm.schema_migrations') IS NOT NULL")
@@ -79,7 +80,7 @@ def applied(conn: psycopg.Connection) -> dict[str, str]:  # type: ignore[type-ar
         return {version: checksum for version, checksum in cur.fetchall()}
 
 
-def pending(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[Migration]:  # type: ignore[type-arg]
+def pending(conn: psycopg.Connection[Any], directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     done = applied(conn)
     return [m for m in discover(directory) if m.version not in done]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -19,12 +20,12 @@ class DatabaseStatus:
     tables_without_rls: list[str]
 
 
-def migrations_current(conn: psycopg.Connection) -> bool:  # type: ignore[type-arg]
+def migrations_current(conn: psycopg.Connection[Any]) -> bool:
     done = applied(conn)
     return all(m.version in done for m in discover())
 
 
-def database_status(conn: psycopg.Connection) -> DatabaseStatus:  # type: ignore[type-arg]
+def database_status(conn: psycopg.Connection[Any]) -> DatabaseStatus:
     done = applied(conn)
     with conn.cursor(row_factory=tuple_row) as cur:
         version = str(cur.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]

@@ -64,7 +64,7 @@ def test_login_and_lockout(db: psycopg.Connection[Any]) -> None:
 
 
 def test_unknown_email_gets_the_same_message(db: psycopg.Connection[Any]) -> None:
-    with pytest.raises(LoginError, match="^Wrong email or password.$"):
+    with pytest.raises(LoginError, match=r"^Wrong email or password\.$"):
         login(db, "nobody@example.com", PASSWORD)
 
 
