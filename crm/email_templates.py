@@ -1,0 +1,67 @@
+"""The invoice email: subject, HTML and text parts, from the templates in crm/templates. Pure.
+
+The HTML part is rendered with autoescaping, so a customer named `<script>` is shown as
+text; the text part is plain and never interpreted. Links come from Stripe (the hosted
+payment page and the PDF).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from crm.invoice_rules import Line
+from crm.money import format_cents
+
+_DIR = Path(__file__).parent / "templates"
+_html_env = Environment(loader=FileSystemLoader(_DIR), autoescape=True, undefined=StrictUndefined)
+_text_env = Environment(loader=FileSystemLoader(_DIR), autoescape=False, undefined=StrictUndefined,
+                        keep_trailing_newline=True)
+
+
+@dataclass(frozen=True)
+class InvoiceEmail:
+    subject: str
+    html: str
+    text: str
+
+
+def format_due(day: date) -> str:
+    return f"{day:%b} {day.day}, {day.year}"
+
+
+def subject_line(number: str, business: str, amount_cents: int, currency: str, due: date) -> str:
+    # Header values must be one line: a newline in a name would otherwise break the subject.
+    flat = " ".join(f"Invoice {number} from {business} — {format_cents(amount_cents, currency)} due "
+                    f"{format_due(due)}".split())
+    return flat
+
+
+def render_invoice_email(*, business_name: str, customer_name: str, number: str, amount_cents: int,
+                         currency: str, due: date, pay_url: str, pdf_url: str, lines: list[Line],
+                         memo: str = "") -> InvoiceEmail:
+    context = {
+        "business_name": business_name,
+        "customer_name": customer_name,
+        "number": number,
+        "amount": format_cents(amount_cents, currency),
+        "due_date": format_due(due),
+        "pay_url": pay_url,
+        "pdf_url": pdf_url,
+        "memo": memo,
+        "lines": [{"description": ln.description, "quantity": ln.quantity,
+                   "amount": format_cents(ln.amount_cents, currency)} for ln in lines],
+    }
+    return InvoiceEmail(
+        subject=subject_line(number, business_name, amount_cents, currency, due),
+        html=_html_env.get_template("invoice_email.html").render(context),
+        text=_text_env.get_template("invoice_email.txt").render(context),
+    )
+
+
+def invoice_tags(invoice_id: int) -> list[dict[str, str]]:
+    """Resend tags (ASCII letters, digits, _ and - only) that tie webhooks back to the invoice."""
+    return [{"name": "crm_invoice_id", "value": str(int(invoice_id))}, {"name": "kind", "value": "invoice"}]

@@ -1,0 +1,202 @@
+"""Named queries for invoices as the Send workflow reads and changes them (crm.invoices).
+
+Every status change here is guarded by the status it expects (`WHERE status = ...`), so
+a webhook that already moved the invoice on is never undone.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+Conn = psycopg.Connection[Any]
+Row = dict[str, Any]
+
+_INVOICE_WITH_CUSTOMER = """
+SELECT i.*, c.name AS customer_name, c.email AS customer_email, c.reminders_opt_out,
+       c.stripe_customer_id_test, c.stripe_customer_id_live
+FROM crm.invoices i JOIN crm.customers c ON c.id = i.customer_id
+WHERE i.id = %s
+"""
+
+
+def get_with_customer(conn: Conn, invoice_id: int) -> Row | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(_INVOICE_WITH_CUSTOMER, (invoice_id,)).fetchone()
+
+
+def lock_with_customer(conn: Conn, invoice_id: int) -> Row | None:
+    """Lock the invoice row for this transaction; raises LockNotAvailable if another holds it."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(_INVOICE_WITH_CUSTOMER + " FOR UPDATE OF i NOWAIT", (invoice_id,)).fetchone()
+
+
+def lines(conn: Conn, invoice_id: int) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT description, quantity, unit_amount_cents, amount_cents FROM crm.invoice_lines "
+            "WHERE invoice_id = %s ORDER BY position, id", (invoice_id,)).fetchall()
+
+
+def claim_send(conn: Conn, invoice_id: int, *, token: str, owner: str, lease_s: float, mode: str,
+               due_date: date, amount_due_cents: int, sandboxed: bool, now: datetime | None) -> int:
+    """Take the lease, mark the invoice sending; returns the new attempt number."""
+    row = conn.execute(
+        "UPDATE crm.invoices SET status = 'sending', send_lease_token = %(token)s, send_lease_owner = %(owner)s, "
+        "send_lease_until = coalesce(%(now)s, now()) + make_interval(secs => %(lease)s), "
+        "send_started_at = coalesce(%(now)s, now()), send_attempt = send_attempt + 1, "
+        "mode = %(mode)s, due_date = %(due)s, amount_due_cents = %(amount)s, "
+        "sent_via_sandbox = sent_via_sandbox OR %(sandboxed)s, "
+        "attention = CASE WHEN attention = 'send_failed' THEN NULL ELSE attention END, "
+        "attention_detail = CASE WHEN attention = 'send_failed' THEN NULL ELSE attention_detail END "
+        "WHERE id = %(id)s RETURNING send_attempt",
+        {"token": token, "owner": owner, "lease": lease_s, "now": now, "mode": mode, "due": due_date,
+         "amount": amount_due_cents, "sandboxed": sandboxed, "id": invoice_id},
+    ).fetchone()
+    assert row is not None, f"invoice {invoice_id} vanished while locked"
+    return int(row["send_attempt"] if isinstance(row, dict) else row[0])
+
+
+def take_lease(conn: Conn, invoice_id: int, token: str, owner: str, lease_s: float) -> bool:
+    """The lease alone, without a status change (re-sending the email of an open invoice)."""
+    cur = conn.execute(
+        "UPDATE crm.invoices SET send_lease_token = %s, send_lease_owner = %s, send_started_at = now(), "
+        "send_lease_until = now() + make_interval(secs => %s) "
+        "WHERE id = %s AND (send_lease_until IS NULL OR send_lease_until < now())",
+        (token, owner, lease_s, invoice_id))
+    return cur.rowcount == 1
+
+
+def renew_lease(conn: Conn, invoice_id: int, token: str, lease_s: float) -> bool:
+    """Extend our lease; False means another Send took over after ours ran out."""
+    cur = conn.execute(
+        "UPDATE crm.invoices SET send_lease_until = now() + make_interval(secs => %s) "
+        "WHERE id = %s AND send_lease_token = %s", (lease_s, invoice_id, token))
+    return cur.rowcount == 1
+
+
+def release_lease(conn: Conn, invoice_id: int, token: str) -> None:
+    conn.execute(
+        "UPDATE crm.invoices SET send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL "
+        "WHERE id = %s AND send_lease_token = %s", (invoice_id, token))
+
+
+def store_stripe_customer(conn: Conn, customer_id: int, mode: str, stripe_customer_id: str) -> None:
+    column = "stripe_customer_id_live" if mode == "live" else "stripe_customer_id_test"
+    # Column names cannot be parameters; `column` is one of two literals above.
+    conn.execute(f"UPDATE crm.customers SET {column} = %s WHERE id = %s AND {column} IS NULL",
+                 (stripe_customer_id, customer_id))
+
+
+def store_stripe_invoice(conn: Conn, invoice_id: int, stripe_invoice_id: str) -> None:
+    conn.execute("UPDATE crm.invoices SET stripe_invoice_id = %s, stripe_lines_added_at = NULL WHERE id = %s",
+                 (stripe_invoice_id, invoice_id))
+
+
+def mark_lines_added(conn: Conn, invoice_id: int) -> None:
+    conn.execute("UPDATE crm.invoices SET stripe_lines_added_at = now() WHERE id = %s", (invoice_id,))
+
+
+def store_finalized(conn: Conn, invoice_id: int, *, number: str | None, hosted_url: str | None,
+                    pdf_url: str | None, stripe_total_cents: int) -> None:
+    conn.execute(
+        "UPDATE crm.invoices SET stripe_invoice_number = %s, hosted_invoice_url = %s, invoice_pdf_url = %s, "
+        "stripe_total_cents = %s, stripe_lines_added_at = coalesce(stripe_lines_added_at, now()) WHERE id = %s",
+        (number, hosted_url, pdf_url, stripe_total_cents, invoice_id))
+
+
+def flag(conn: Conn, invoice_id: int, attention: str, detail: str) -> None:
+    conn.execute("UPDATE crm.invoices SET attention = %s, attention_detail = %s WHERE id = %s",
+                 (attention, detail, invoice_id))
+
+
+def clear_flag(conn: Conn, invoice_id: int, attention: str) -> None:
+    conn.execute("UPDATE crm.invoices SET attention = NULL, attention_detail = NULL "
+                 "WHERE id = %s AND attention = %s", (invoice_id, attention))
+
+
+def back_to_draft(conn: Conn, invoice_id: int, detail: str, *, discard_stripe_draft: bool) -> bool:
+    """Stripe refused the request: draft again, with the message; a new generation of keys when
+    the Stripe draft was thrown away. False if the invoice was no longer sending."""
+    cur = conn.execute(
+        "UPDATE crm.invoices SET status = 'draft', attention = 'send_failed', attention_detail = %(detail)s, "
+        "send_generation = send_generation + CASE WHEN %(discard)s THEN 1 ELSE 0 END, "
+        "stripe_invoice_id = CASE WHEN %(discard)s THEN NULL ELSE stripe_invoice_id END, "
+        "stripe_lines_added_at = CASE WHEN %(discard)s THEN NULL ELSE stripe_lines_added_at END, "
+        "mode = CASE WHEN %(discard)s OR stripe_invoice_id IS NULL THEN NULL ELSE mode END, "
+        "send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL "
+        "WHERE id = %(id)s AND status = 'sending'",
+        {"detail": detail, "discard": discard_stripe_draft, "id": invoice_id})
+    return cur.rowcount == 1
+
+
+def store_email(conn: Conn, invoice_id: int, *, resend_id: str, idempotency_key: str, from_address: str,
+                to_address: str, subject: str) -> None:
+    """The invoice email Resend accepted: on the invoice and in crm.email_messages."""
+    conn.execute("UPDATE crm.invoices SET resend_email_id = %s WHERE id = %s", (resend_id, invoice_id))
+    conn.execute(
+        "INSERT INTO crm.email_messages (kind, invoice_id, resend_id, idempotency_key, from_address, to_address, "
+        "subject, status, sent_at) VALUES ('invoice', %s, %s, %s, %s, %s, %s, 'sent', now()) "
+        "ON CONFLICT (idempotency_key) DO UPDATE SET resend_id = EXCLUDED.resend_id, status = 'sent', "
+        "error = NULL, sent_at = coalesce(crm.email_messages.sent_at, now())",
+        (invoice_id, resend_id, idempotency_key, from_address, to_address, subject))
+
+
+def record_email_failure(conn: Conn, invoice_id: int, *, idempotency_key: str, from_address: str,
+                         to_address: str, subject: str, error: str, new_key_next_time: bool) -> None:
+    conn.execute(
+        "INSERT INTO crm.email_messages (kind, invoice_id, idempotency_key, from_address, to_address, subject, "
+        "status, error) VALUES ('invoice', %s, %s, %s, %s, %s, 'failed', %s) "
+        "ON CONFLICT (idempotency_key) DO UPDATE SET status = 'failed', error = EXCLUDED.error",
+        (invoice_id, idempotency_key, from_address, to_address, subject, error))
+    if new_key_next_time:
+        conn.execute("UPDATE crm.invoices SET email_key_seq = email_key_seq + 1 WHERE id = %s", (invoice_id,))
+
+
+def start_new_email(conn: Conn, invoice_id: int) -> None:
+    """A deliberate re-send of an email Resend already accepted: a new key, a new email."""
+    conn.execute("UPDATE crm.invoices SET resend_email_id = NULL, email_key_seq = email_key_seq + 1 "
+                 "WHERE id = %s", (invoice_id,))
+
+
+def mark_open(conn: Conn, invoice_id: int) -> bool:
+    """sending -> open; False when something else (a webhook) already moved it on."""
+    cur = conn.execute(
+        "UPDATE crm.invoices SET status = 'open', sent_at = coalesce(sent_at, now()), "
+        "send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL "
+        "WHERE id = %s AND status = 'sending'", (invoice_id,))
+    return cur.rowcount == 1
+
+
+def mark_void(conn: Conn, invoice_id: int) -> str | None:
+    """Any unpaid status -> void; returns the status it had, or None if it was already final."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "WITH old AS (SELECT status FROM crm.invoices WHERE id = %s FOR UPDATE) "
+            "UPDATE crm.invoices i SET status = 'void', voided_at = now(), send_lease_token = NULL, "
+            "send_lease_owner = NULL, send_lease_until = NULL FROM old "
+            "WHERE i.id = %s AND old.status IN ('draft', 'sending', 'open') RETURNING old.status",
+            (invoice_id, invoice_id)).fetchone()
+    return str(row["status"]) if row else None
+
+
+def cancel_reminders(conn: Conn, invoice_id: int, reason: str) -> int:
+    """Cancel what has not gone out; ones Resend holds are flagged for the cancel worker."""
+    cur = conn.execute(
+        "UPDATE crm.reminders SET status = 'cancelled', cancel_reason = %s, cancelled_at = now(), "
+        "resend_cancel = CASE WHEN resend_id IS NOT NULL THEN 'requested' END, "
+        "next_attempt_at = CASE WHEN resend_id IS NOT NULL THEN now() END "
+        "WHERE invoice_id = %s AND status IN ('pending', 'queued', 'scheduled')", (reason, invoice_id))
+    return cur.rowcount
+
+
+def audit(conn: Conn, invoice_id: int, from_status: str | None, to_status: str | None, actor: str,
+          detail: dict[str, Any] | None = None, actor_type: str = "user") -> None:
+    conn.execute(
+        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
+        "VALUES ('invoice', %s, %s, %s, %s, %s, %s)",
+        (invoice_id, from_status, to_status, actor_type, actor, Jsonb(detail or {})))
