@@ -1,13 +1,20 @@
-"""The sidecar's Starlette application: routes and lifespan."""
+"""The sidecar's Starlette application: routes and lifespan (background workers)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from webhook import jsonlog
+from webhook.stripe_route import stripe_webhook
+from webhook.workers import WORKERS, WorkerRunner, workers_enabled
 
 log = logging.getLogger("webhook")
 
@@ -19,7 +26,6 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and every migration on disk is applied."""
-    from starlette.concurrency import run_in_threadpool
 
     def check() -> tuple[bool, str]:
         from db.pool import get_pool
@@ -30,6 +36,10 @@ async def readyz(request: Request) -> JSONResponse:
                 if not migrations_current(conn):
                     return False, "migrations pending"
         except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
+            try:
+                get_pool().check()  # a restarted server leaves dead connections in the pool
+            except Exception:  # noqa: BLE001
+                pass
             return False, f"database unavailable: {type(exc).__name__}"
         return True, "ok"
 
@@ -37,11 +47,33 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": reason}, status_code=200 if ok else 503)
 
 
-def create_app() -> Starlette:
-    return Starlette(routes=[
+def _routes() -> list[Route]:
+    routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-    ])
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+    ]
+    try:  # the Resend route arrives with the reminders issue
+        from webhook.resend_route import routes as resend_routes
+    except ImportError:
+        return routes
+    return routes + list(resend_routes())
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    runner = WorkerRunner(WORKERS if workers_enabled() else [])
+    runner.start()
+    log.info("sidecar started", extra={"fields": {"workers": [w.name for w in runner.workers]}})
+    try:
+        yield
+    finally:
+        await run_in_threadpool(runner.stop)
+
+
+def create_app() -> Starlette:
+    jsonlog.configure()
+    return Starlette(routes=_routes(), lifespan=lifespan)
 
 
 app = create_app()

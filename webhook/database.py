@@ -1,0 +1,63 @@
+"""The request path's use of Postgres: signing secrets (cached) and applying the event.
+
+Connection failures become DatabaseUnavailable (the route answers 503 so Stripe retries).
+A connection that died with the server (restart, failover) surfaces as OperationalError:
+the pool is checked and the apply retried once, which is safe because the ledger makes
+the call idempotent (a retry after a lost commit answers 'duplicate').
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg_pool import PoolTimeout
+
+from db.pool import get_pool
+from db.stripe_events import ApplyResult, apply_event
+from webhook.signing_secrets import SECRETS, SigningSecrets, db_timeout_s
+
+T = TypeVar("T")
+
+
+class DatabaseUnavailable(Exception):
+    """Postgres cannot be reached right now."""
+
+
+def _unavailable_as_error(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except PoolTimeout as exc:
+        raise DatabaseUnavailable("no database connection available") from exc
+    except psycopg.OperationalError as exc:
+        get_pool().check()  # drop pooled connections that died with the server
+        raise DatabaseUnavailable(type(exc).__name__) from exc
+
+
+def signing_secrets(max_age_s: float | None = None) -> SigningSecrets:
+    return _unavailable_as_error(lambda: SECRETS.get(max_age_s))
+
+
+def _apply_once(event: dict[str, Any], mode: str) -> ApplyResult:
+    with get_pool().connection(timeout=db_timeout_s()) as conn:
+        # Autocommit: the single SELECT is the transaction, so the event costs one round
+        # trip (no BEGIN, no COMMIT). Restored before the pool hands the connection on.
+        conn.autocommit = True
+        try:
+            return apply_event(conn, event, mode)
+        finally:
+            if conn.pgconn.transaction_status == TransactionStatus.IDLE:
+                conn.autocommit = False
+
+
+def apply_verified_event(event: dict[str, Any], mode: str) -> ApplyResult:
+    try:
+        return _unavailable_as_error(lambda: _apply_once(event, mode))
+    except DatabaseUnavailable as exc:
+        # One retry after a broken connection (it fails fast; a fresh one may work).
+        # Not after a pool timeout: that already waited its full time.
+        if not isinstance(exc.__cause__, psycopg.OperationalError):
+            raise
+        return _unavailable_as_error(lambda: _apply_once(event, mode))

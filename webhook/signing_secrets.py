@@ -1,0 +1,78 @@
+"""Stripe webhook signing secrets for both modes, cached in the process for a short TTL.
+
+Secrets come from crm.settings (`load_settings`: database, overridden by the environment:
+STRIPE_TEST_WEBHOOK_SECRET, STRIPE_LIVE_WEBHOOK_SECRET, or STRIPE_WEBHOOK_SECRET for the
+current STRIPE_MODE; comma-separated during a rotation). The cache keeps the request path
+at one database round trip (the apply call); a TTL of WEBHOOK_SECRETS_TTL_S (30 s) bounds
+how long a changed secret takes to apply.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from crm.config import env_int
+
+
+@dataclass(frozen=True)
+class SigningSecrets:
+    test: tuple[str, ...] = ()
+    live: tuple[str, ...] = ()
+
+    def by_mode(self) -> Iterator[tuple[str, str]]:
+        for secret in self.test:
+            yield "test", secret
+        for secret in self.live:
+            yield "live", secret
+
+    def __bool__(self) -> bool:
+        return bool(self.test or self.live)
+
+
+def load_from_database(timeout_s: float) -> SigningSecrets:
+    from crm.settings import load_settings
+    from db.pool import get_pool
+
+    with get_pool().connection(timeout=timeout_s) as conn:
+        settings = load_settings(conn)
+    return SigningSecrets(tuple(settings.stripe_webhook_secrets("test")),
+                          tuple(settings.stripe_webhook_secrets("live")))
+
+
+class SecretsCache:
+    """Thread-safe TTL cache around a loader; `get` raises whatever the loader raises."""
+
+    def __init__(self, loader: Callable[[], SigningSecrets], ttl_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._loader = loader
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: SigningSecrets | None = None
+        self._loaded_at = 0.0
+
+    def get(self, max_age_s: float | None = None) -> SigningSecrets:
+        limit = self._ttl_s if max_age_s is None else min(max_age_s, self._ttl_s)
+        with self._lock:
+            if self._value is None or self._clock() - self._loaded_at >= limit:
+                self._value = self._loader()
+                self._loaded_at = self._clock()
+            return self._value
+
+    def age_s(self) -> float | None:
+        with self._lock:
+            return None if self._value is None else self._clock() - self._loaded_at
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+def db_timeout_s() -> float:
+    return float(env_int("WEBHOOK_DB_TIMEOUT_S", 5))
+
+
+SECRETS = SecretsCache(lambda: load_from_database(db_timeout_s()), ttl_s=env_int("WEBHOOK_SECRETS_TTL_S", 30))
