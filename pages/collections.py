@@ -1,0 +1,103 @@
+"""Collections (owner): live tiles, time to pay, AR aging, collected vs invoiced, the
+email-to-payment funnel and what reminders did. Every number comes from SQL aggregates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import streamlit as st
+
+from crm import collections as rules
+from crm.ui import charts
+from crm.ui.session import require_owner
+from crm.ui.widgets import LIVE_REFRESH, clock, money, settings
+from db import queries_collections as q
+from db.pool import connection
+
+require_owner()
+current = settings()
+currency = str(current["business.currency"])
+st.title("Collections")
+
+
+@st.fragment(run_every=LIVE_REFRESH)
+def live_tiles() -> None:
+    now = clock(current)
+    with connection() as conn:
+        t = q.tiles(conn, now.today, now.month_start, now.now)
+    dso = rules.dso_days(int(t["outstanding_cents"]), int(t["invoiced_90d_cents"]))
+    row1 = st.columns(4)
+    row1[0].metric("Outstanding", money(t["outstanding_cents"], currency))
+    row1[1].metric("Overdue", money(t["overdue_cents"], currency), f"{t['overdue_count']} invoices",
+                   delta_color="off")
+    row1[2].metric("Median time to pay (30 days)", rules.human_duration(t["median_s_last30"]),
+                   rules.change_label(t["median_s_last30"], t["median_s_prev30"]), delta_color="inverse",
+                   help=f"Previous 30 days: {rules.human_duration(t['median_s_prev30'])}")
+    row1[3].metric("DSO", "—" if dso is None else f"{dso} days", help=rules.DSO_FORMULA)
+    row2 = st.columns(4)
+    row2[0].metric("Collected this month (gross)", money(t["gross_cents"], currency), f"{t['payments']} payments",
+                   delta_color="off")
+    row2[1].metric("Stripe fees", money(t["fee_cents"], currency))
+    row2[2].metric("Net", money(t["net_cents"], currency))
+    row2[3].caption(f"{rules.DSO_FORMULA}. Live: refreshes every {LIVE_REFRESH}, updated {now.local:%H:%M:%S}.")
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def chart_data(today: date, tz: str) -> dict[str, Any]:
+    """The chart aggregates for one local day (pure reads; cached briefly)."""
+    until = datetime.combine(today + timedelta(days=1), datetime.min.time(), ZoneInfo(tz))
+    with connection() as conn:
+        return {
+            "distribution": q.time_to_pay_distribution(conn, until - timedelta(days=90), until),
+            "weekly_median": q.weekly_median_time_to_pay(conn, until - timedelta(days=182), until, tz),
+            "aging": q.aging_by_customer(conn, today),
+            "aging_totals": q.aging_totals(conn, today),
+            "weekly": q.collected_vs_invoiced_weekly(conn, until - timedelta(weeks=26), until, tz),
+            "funnel": q.funnel(conn, until - timedelta(days=90), until),
+            "reminders": q.reminder_effect(conn, until - timedelta(days=90), until),
+        }
+
+
+live_tiles()
+now = clock(current)
+data = chart_data(now.today, now.tz)
+
+st.subheader("Time from send to payment")
+left, right = st.columns(2)
+with left:
+    st.caption("Invoices paid in the last 90 days, by how long they took (minutes to months).")
+    st.altair_chart(charts.time_to_pay(data["distribution"]), width="stretch")
+with right:
+    st.caption("Weekly median, last 26 weeks (log scale): from days down to minutes.")
+    if data["weekly_median"]:
+        st.altair_chart(charts.weekly_median(data["weekly_median"]), width="stretch")
+    else:
+        st.info("No payments yet.")
+
+st.subheader("Receivables aging")
+totals = {r["bucket"]: r for r in data["aging_totals"]}
+cols = st.columns(len(rules.AGING_BUCKETS))
+for col, bucket in zip(cols, rules.AGING_BUCKETS, strict=True):
+    row = totals.get(bucket)
+    col.metric(f"{bucket} days" if bucket != "current" else "Current", money(row["cents"] if row else 0, currency),
+               f"{row['invoices'] if row else 0} invoices", delta_color="off")
+if data["aging"]:
+    st.altair_chart(charts.aging(data["aging"]), width="stretch")
+
+st.subheader("Collected against invoiced, per week")
+st.altair_chart(charts.collected_vs_invoiced(data["weekly"]), width="stretch")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Funnel (sent in the last 90 days)")
+    st.altair_chart(charts.funnel(data["funnel"]), width="stretch")
+    st.dataframe(pd.DataFrame(data["funnel"]), hide_index=True)
+with right:
+    st.subheader("Reminders (last 90 days)")
+    r = data["reminders"]
+    st.metric("Reminders sent", int(r["reminders_sent"]))
+    st.metric("Invoices reminded", int(r["invoices_reminded"]))
+    st.metric("Paid after a reminder", int(r["paid_after_reminder"]))

@@ -1,0 +1,170 @@
+"""Settings → Integrations (owner): health, Stripe keys and mode, webhook registration,
+Resend, reminders and business settings. Secrets are stored encrypted and shown masked;
+a value set by an environment variable wins and is shown as such."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from crm import integrations as rules
+from crm.secrets_store import mask
+from crm.settings import SPECS, save_setting, secret_hints
+from crm.ui import settings_actions as actions
+from crm.ui.session import require_owner
+from crm.ui.widgets import settings, show_flash
+from crm.validation import email_error, name_error
+from db import queries_activity
+from db.pool import connection
+
+session = require_owner()
+st.title("Settings → Integrations")
+show_flash()
+current = settings()
+with connection() as conn:
+    hints = secret_hints(conn)
+    health = queries_activity.health(conn)
+mode = current.stripe_mode
+
+
+def shown_secret(key: str) -> str:
+    """The masked form only: env values are masked here, stored ones by their saved hint."""
+    if current.sources[key] == "env":
+        return f"{mask(str(current[key]))} (from ${SPECS[key].env}, which wins)"
+    return hints.get(key) or "not set"
+
+
+def save(values: dict[str, object], message: str) -> None:
+    with connection() as conn:
+        for key, value in values.items():
+            save_setting(conn, key, value, session.user_id)
+    st.session_state["_flash"] = ("success", message)
+    st.rerun()
+
+
+# --- Health -------------------------------------------------------------------------------
+st.subheader("Health")
+h = st.columns(4)
+h[0].metric("Stripe", ("SANDBOX" if current.stripe_sandboxed else "configured") + f" · {mode} mode")
+h[1].metric("Resend", "SANDBOX" if current.resend_sandboxed else "configured")
+h[2].metric("Webhook secret", "set" if current.stripe_webhook_secrets(mode) else "missing")
+last = health[f"last_stripe_{mode}"]
+h[3].metric("Last Stripe webhook", f"{last:%Y-%m-%d %H:%M:%S}" if last else "never")
+if current.stripe_sandboxed or current.resend_sandboxed:
+    st.info("SANDBOX: no key is configured for " + " and ".join(
+        n for n, s in (("Stripe", current.stripe_sandboxed), ("Resend", current.resend_sandboxed)) if s)
+        + ", so the local emulators stand in. No real money moves and no real email is sent.")
+if health["workers"]:
+    st.dataframe(health["workers"], hide_index=True)
+st.caption(f"Last Resend webhook: {health['last_resend'] or 'never'}")
+
+# --- Stripe ---------------------------------------------------------------------------------
+st.subheader("Stripe")
+for key_mode in ("test", "live"):
+    key = f"stripe.{key_mode}.secret_key"
+    with st.form(f"stripe_{key_mode}_key"):
+        st.write(f"{key_mode.title()} secret key: **{shown_secret(key)}**")
+        value = st.text_input(f"New {key_mode} secret key", type="password", key=f"stripe_{key_mode}_key_input")
+        msg = st.empty()
+        submitted = st.form_submit_button(f"Save {key_mode} key")
+    if submitted:
+        error = rules.stripe_key_error(key_mode, value)
+        if error:
+            msg.error(error)
+        else:
+            save({key: value.strip()}, f"Stripe {key_mode} key saved (shown masked).")
+
+with st.form("stripe_mode"):
+    st.write(f"Current mode: **{mode}**")
+    new_mode = st.radio("Mode", ["test", "live"], index=0 if mode == "test" else 1, horizontal=True)
+    st.caption(rules.MODE_NOTE)
+    confirmed = st.checkbox("I understand what changes")
+    confirm_msg = st.empty()
+    switch = st.form_submit_button("Switch mode")
+if switch:
+    if current.sources["stripe.mode"] == "env":
+        confirm_msg.error("STRIPE_MODE is set in the environment, which wins: change it there.")
+    elif not confirmed:
+        confirm_msg.error("Tick the confirmation to switch modes.")
+    elif new_mode != mode:
+        save({"stripe.mode": new_mode}, f"Stripe mode is now {new_mode}.")
+
+with st.form("webhook"):
+    st.write(f"Webhook endpoint ({mode} mode). Signing secret: **{shown_secret(f'stripe.{mode}.webhook_secrets')}**")
+    url = st.text_input("Sidecar URL", placeholder="https://crm.example.com/webhooks/stripe")
+    url_msg = st.empty()
+    st.caption("Enabled events: " + ", ".join(rules.WEBHOOK_EVENTS))
+    register = st.form_submit_button("Register webhook endpoint")
+if register:
+    error = rules.webhook_url_error(url)
+    if error:
+        url_msg.error(error)
+    else:
+        outcome = actions.register_webhook(current, url.strip(), session.user_id)
+        (st.success if outcome.ok else st.error)(outcome.message)
+
+# --- Resend ---------------------------------------------------------------------------------
+st.subheader("Email (Resend)")
+with st.form("resend"):
+    st.write(f"API key: **{shown_secret('resend.api_key')}**")
+    api_key = st.text_input("New Resend API key (leave empty to keep)", type="password", key="resend_key_input")
+    key_msg = st.empty()
+    from_address = st.text_input("From address", value=str(current["email.from"]), key="email_from")
+    from_msg = st.empty()
+    reply_to = st.text_input("Reply-to", value=str(current["email.reply_to"]), key="email_reply_to")
+    reply_msg = st.empty()
+    save_email = st.form_submit_button("Save email settings")
+if save_email:
+    errors = {key_msg: rules.resend_key_error(api_key) if api_key.strip() else None,
+              from_msg: email_error(actions.bare_address(from_address)),
+              reply_msg: email_error(reply_to, required=False)}
+    for slot, message in errors.items():
+        if message:
+            slot.error(message)
+    if not any(errors.values()):
+        values: dict[str, object] = {"email.from": from_address.strip(), "email.reply_to": reply_to.strip()}
+        if api_key.strip():
+            values["resend.api_key"] = api_key.strip()
+        save(values, "Email settings saved.")
+left, right = st.columns(2)
+if left.button("Check sending domain"):
+    outcome = actions.check_domain(current)
+    (st.success if outcome.ok else st.warning)(outcome.message)
+with right.form("test_email"):
+    to = st.text_input("Send a test email to", key="test_email_to")
+    to_msg = st.empty()
+    send_test = st.form_submit_button("Send test email")
+if send_test:
+    error = email_error(to)
+    if error:
+        to_msg.error(error)
+    else:
+        outcome = actions.send_test_email(current, to.strip())
+        (st.success if outcome.ok else st.error)(outcome.message)
+
+# --- Reminders and business -----------------------------------------------------------------
+st.subheader("Reminders and business")
+with st.form("business"):
+    offsets = st.text_input("Reminder offsets (days after due)",
+                            value=", ".join(str(o) for o in current["reminders.offsets_days"]), key="offsets")
+    offsets_msg = st.empty()
+    hour = st.number_input("Reminder send hour (local)", 0, 23, int(current["reminders.send_hour"]), key="send_hour")
+    business = st.text_input("Business name", value=str(current["business.name"]), key="business_name")
+    business_msg = st.empty()
+    tz = st.text_input("Time zone", value=str(current["business.timezone"]), key="business_tz")
+    tz_msg = st.empty()
+    currency = st.text_input("Currency", value=str(current["business.currency"]), key="business_currency")
+    currency_msg = st.empty()
+    terms = st.number_input("Default payment terms (days)", 0, 365, int(current["invoice.payment_terms_days"]),
+                            key="terms")
+    save_business = st.form_submit_button("Save")
+if save_business:
+    parsed, offsets_error = rules.parse_offsets(offsets)
+    errors = {offsets_msg: offsets_error, business_msg: name_error(business, "Business name"),
+              tz_msg: rules.timezone_error(tz), currency_msg: rules.currency_error(currency)}
+    for slot, message in errors.items():
+        if message:
+            slot.error(message)
+    if not any(errors.values()):
+        save({"reminders.offsets_days": parsed, "reminders.send_hour": int(hour), "business.name": business.strip(),
+              "business.timezone": tz.strip(), "business.currency": currency.strip().lower(),
+              "invoice.payment_terms_days": int(terms)}, "Settings saved.")
