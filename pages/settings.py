@@ -33,10 +33,13 @@ def shown_secret(key: str) -> str:
     return hints.get(key) or "not set"
 
 
-def save(values: dict[str, object], message: str) -> None:
+def save(values: dict[str, object], message: str, clear: tuple[str, ...] = ()) -> None:
+    """Save, then forget the typed secrets so the browser is never sent them back."""
     with connection() as conn:
         for key, value in values.items():
             save_setting(conn, key, value, session.user_id)
+    for widget in clear:
+        st.session_state.pop(widget, None)
     st.session_state["_flash"] = ("success", message)
     st.rerun()
 
@@ -71,7 +74,8 @@ for key_mode in ("test", "live"):
         if error:
             msg.error(error)
         else:
-            save({key: value.strip()}, f"Stripe {key_mode} key saved (shown masked).")
+            save({key: value.strip()}, f"Stripe {key_mode} key saved (shown masked).",
+                 clear=(f"stripe_{key_mode}_key_input",))
 
 with st.form("stripe_mode"):
     st.write(f"Current mode: **{mode}**")
@@ -124,7 +128,7 @@ if save_email:
         values: dict[str, object] = {"email.from": from_address.strip(), "email.reply_to": reply_to.strip()}
         if api_key.strip():
             values["resend.api_key"] = api_key.strip()
-        save(values, "Email settings saved.")
+        save(values, "Email settings saved.", clear=("resend_key_input",))
 left, right = st.columns(2)
 if left.button("Check sending domain"):
     outcome = actions.check_domain(current)
