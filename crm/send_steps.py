@@ -162,12 +162,13 @@ def step_finalize(a: Attempt, inv: Row) -> None:
             invoices.store_finalized(conn, a.invoice_id, number=final.get("number"),
                                      hosted_url=final.get("hosted_invoice_url"), pdf_url=final.get("invoice_pdf"),
                                      stripe_total_cents=int(final["total"]))
-            if not totals_match(ours, int(final["total"]), int(final["amount_due"])):
-                detail = (f"Stripe's total ({final['total']} cents, amount due {final['amount_due']}) differs from "
-                          f"ours ({ours} cents). The email was not sent. Check the invoice in Stripe, void it, "
-                          "and create a new one.")
+        if not totals_match(ours, int(final["total"]), int(final["amount_due"])):
+            detail = (f"Stripe's total ({final['total']} cents, amount due {final['amount_due']}) differs from "
+                      f"ours ({ours} cents). The email was not sent. Check the invoice in Stripe, void it, "
+                      "and create a new one.")
+            with connection() as conn:
                 invoices.flag(conn, a.invoice_id, "total_mismatch", detail)
-                raise TotalMismatch(detail)
+            raise TotalMismatch(detail)
 
 
 def email_params(a: Attempt, inv: Row) -> dict[str, Any]:
@@ -199,7 +200,8 @@ def step_email(a: Attempt, inv: Row) -> None:
         try:
             email_id = a.resend.send(params, key)
         except EmailError as exc:
-            detail = (f"Email not sent: {exc}. The invoice is open in Stripe; use Resend email to try again.")
+            reason = str(exc).rstrip(".")
+            detail = f"Email not sent: {reason}. The invoice is open in Stripe; use Resend email to try again."
             with connection() as conn:
                 invoices.record_email_failure(conn, a.invoice_id, idempotency_key=key, from_address=params["from"],
                                               to_address=params["to"][0], subject=params["subject"],
