@@ -127,7 +127,7 @@ def test_a_secret_saved_in_settings_works_without_waiting_for_the_cache(sidecar:
     inv = seed_invoice(sidecar.db)
     save_setting(sidecar.db, "stripe.test.webhook_secrets", f"{TEST_SECRET},whsec_rotated_in")
     # Pretend the cache is older than the reload threshold (no sleeping).
-    SECRETS._loaded_at -= 10  # noqa: SLF001
+    SECRETS._loaded_at -= 10
 
     assert sidecar.post(paid_for(inv), secret="whsec_rotated_in").json()["outcome"] == "applied"
 
