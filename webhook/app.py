@@ -53,11 +53,11 @@ def _routes() -> list[Route]:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
     ]
-    try:  # the Resend route arrives with the reminders issue
+    try:  # the Resend route arrives with the reminders issue: `routes` (a list, or a function returning one)
         from webhook.resend_route import routes as resend_routes
     except ImportError:
         return routes
-    return routes + list(resend_routes())
+    return routes + list(resend_routes() if callable(resend_routes) else resend_routes)
 
 
 @asynccontextmanager
