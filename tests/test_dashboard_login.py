@@ -1,0 +1,93 @@
+"""The login gate: the form against argon2 hashes, lockout, expiry, and staff navigation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from streamlit.testing.v1 import AppTest
+
+from crm.auth import MAX_FAILURES, Session
+from tests.fixtures.dashboard import APP_TIMEOUT, OWNER_EMAIL, PASSWORD, ROOT, STAFF_EMAIL
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=APP_TIMEOUT)
+    at.run()
+    return at
+
+
+def _log_in(at: AppTest, email: str, password: str) -> AppTest:
+    at.text_input[0].input(email)
+    at.text_input[1].input(password)
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_nothing_but_the_login_form_without_a_session(db: psycopg.Connection[Any],
+                                                     dashboard_users: dict[str, int]) -> None:
+    at = _app()
+    assert [t.value for t in at.title] == ["Log in"]
+    assert not at.dataframe and not at.metric
+    direct = AppTest.from_file(str(ROOT / "pages/invoices.py"), default_timeout=APP_TIMEOUT).run()
+    assert [e.value for e in direct.error] == ["Please log in."] and not direct.title
+
+
+def _after_login(at: AppTest) -> AppTest:
+    """The session the form started, in a new AppTest: AppTest keeps rerunning the login
+    page's script after st.rerun() swaps the navigation (a real browser lands on the
+    default page; the Playwright test covers that)."""
+    next_run = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=APP_TIMEOUT)
+    next_run.session_state["crm_session"] = at.session_state["crm_session"]
+    return next_run.run()
+
+
+def test_owner_logs_in_and_sees_every_page(db: psycopg.Connection[Any], dashboard_users: dict[str, int]) -> None:
+    at = _log_in(_app(), OWNER_EMAIL, PASSWORD)
+    assert not at.error
+    session = at.session_state["crm_session"]
+    assert isinstance(session, Session) and session.role == "owner" and session.email == OWNER_EMAIL
+    at = _after_login(at)
+    assert [t.value for t in at.title] == ["Invoices"]
+    for page, title in [("pages/collections.py", "Collections"), ("pages/settings.py", "Settings → Integrations"),
+                        ("pages/users.py", "Users"), ("pages/activity.py", "Activity"), ("pages/jobs.py", "Jobs"),
+                        ("pages/customers.py", "Customers")]:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert at.title[0].value == title
+
+
+def test_wrong_password_then_lockout(db: psycopg.Connection[Any], dashboard_users: dict[str, int]) -> None:
+    at = _app()
+    for _ in range(MAX_FAILURES):
+        _log_in(at, STAFF_EMAIL, "wrong password!")
+        assert [e.value for e in at.error] == ["Wrong email or password."]
+    _log_in(at, STAFF_EMAIL, PASSWORD)
+    assert [e.value for e in at.error] == ["Too many failed attempts. Try again in a few minutes."]
+    assert "crm_session" not in at.session_state
+
+
+def test_an_expired_session_is_sent_back_to_the_login(db: psycopg.Connection[Any],
+                                                      app_as: Callable[..., Any],
+                                                      dashboard_users: dict[str, int]) -> None:
+    at = app_as("staff", "pages/jobs.py")
+    assert at.title[0].value == "Jobs"
+    at.session_state["crm_session"] = Session(dashboard_users["staff"], STAFF_EMAIL, "Sam", "staff",
+                                              datetime.now(UTC) - timedelta(seconds=1))
+    at.run()
+    assert "crm_session" not in at.session_state, "the expired session is dropped"
+    assert "Jobs" not in [t.value for t in at.title] and not at.dataframe
+    # AppTest reruns the page it was on (the browser would show the login form): it refuses.
+    assert [e.value for e in at.error] == ["Please log in."]
+
+
+def test_staff_navigation_has_no_owner_pages(db: psycopg.Connection[Any], dashboard_users: dict[str, int]) -> None:
+    at = _after_login(_log_in(_app(), STAFF_EMAIL, PASSWORD))
+    assert at.session_state["crm_session"].role == "staff"
+    for page, title in [("pages/jobs.py", "Jobs"), ("pages/customers.py", "Customers"),
+                        ("pages/activity.py", "Activity")]:
+        at.switch_page(page).run()
+        assert at.title[0].value == title
