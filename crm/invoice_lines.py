@@ -106,7 +106,7 @@ def parse_lines(rows: Iterable[Mapping[str, Any]]) -> ParsedLines:
         else:
             msg = text_error(description, "description", max_len=500)
             if msg:
-                problems.append(msg)
+                problems.append(msg.rstrip("."))
         quantity = unit = 0
         try:
             quantity = parse_quantity(qty_raw)

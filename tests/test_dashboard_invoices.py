@@ -61,3 +61,49 @@ def test_editing_lines_saves_totals_to_the_cent(db: psycopg.Connection[Any], app
     total = db.execute("SELECT amount_due_cents FROM crm.invoices WHERE id = %s", (invoice_id,)).fetchone()
     assert total == {"amount_due_cents": 42051}
     assert any("total $420.51" in s for s in _texts(at, "success"))
+
+
+def test_bad_lines_are_refused_and_nothing_is_saved(db: psycopg.Connection[Any], app_as: Callable[..., Any]) -> None:
+    job_id = _job(db)
+    invoice_id = drafts.create_draft(db, job_id, "standard", None, "usd", "test")
+    at = app_as("staff", "pages/invoices.py")
+    at.number_input(key="open_invoice").set_value(invoice_id).run()
+    at.session_state[f"lines_{invoice_id}"] = {
+        "edited_rows": {},
+        "added_rows": [
+            {"description": "", "quantity": 1, "unit_price": "10"},
+            {"description": "Pipe", "quantity": -1, "unit_price": "10"},
+            {"description": "Valve", "quantity": 1, "unit_price": "12.345"},
+        ],
+        "deleted_rows": [],
+    }
+    at.run()
+    at.button(key=f"save_lines_{invoice_id}").click().run()
+    assert _texts(at, "error") == [
+        "Line 1: description is required.",
+        "Line 2: quantity must be at least 1.",
+        "Line 3: unit price: amounts are in whole cents.",
+    ]
+    assert "Nothing was saved." in _texts(at, "caption")
+    assert db.execute("SELECT count(*) AS n FROM crm.invoice_lines").fetchone() == {"n": 0}
+
+
+def test_list_filters_overdue_and_shows_the_email_signal(db: psycopg.Connection[Any],
+                                                         app_as: Callable[..., Any]) -> None:
+    job_id = _job(db)
+    late = drafts.create_draft(db, job_id, "deposit", None, "usd", "test")
+    fresh = drafts.create_draft(db, job_id, "final", None, "usd", "test")
+    for inv, due, sid in ((late, "2020-01-01", "in_late"), (fresh, "2999-01-01", "in_fresh")):
+        db.execute("UPDATE crm.invoices SET status = 'open', mode = 'test', stripe_invoice_id = %s, due_date = %s, "
+                   "amount_due_cents = 12345, sent_at = now() WHERE id = %s", (sid, due, inv))
+    db.execute("INSERT INTO crm.email_messages (kind, invoice_id, idempotency_key, from_address, to_address, subject, "
+               "status, first_opened_at, first_clicked_at) VALUES ('invoice', %s, 'k1', 'a@b.co', 'c@d.co', 's', "
+               "'delivered', now(), now())", (late,))
+    at = app_as("staff", "pages/invoices.py")
+    at.selectbox(key="inv_status").select("overdue").run()
+    table = at.dataframe[0].value
+    assert list(table["ID"]) == [late]
+    assert table.iloc[0]["Status"] == "overdue" and table.iloc[0]["Email"] == "clicked"
+    assert table.iloc[0]["Amount"] == "$123.45" and table.iloc[0]["Days overdue"] > 2000
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Outstanding"] == "$246.90" and labels["Overdue"] == "$123.45"

@@ -1,0 +1,21 @@
+"""Activity page: Stripe events by outcome (duplicates included), emails, reminders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+
+def test_activity_filters_stripe_events_by_outcome(db: psycopg.Connection[Any], app_as: Callable[..., Any]) -> None:
+    for eid, outcome, dups in (("evt_a", "applied", 2), ("evt_b", "unmatched", 0), ("evt_c", "rejected", 0)):
+        db.execute("INSERT INTO crm.stripe_events (id, type, mode, outcome, duplicate_deliveries, payload) "
+                   "VALUES (%s, 'invoice.paid', 'test', %s, %s, '{}')", (eid, outcome, dups))
+    at = app_as("staff", "pages/activity.py")
+    assert sorted(at.dataframe[0].value["id"]) == ["evt_a", "evt_b", "evt_c"]
+    at.selectbox(key="act_outcome").select("duplicate").run()
+    assert list(at.dataframe[0].value["id"]) == ["evt_a"]
+    at.selectbox(key="act_outcome").select("rejected").run()
+    assert list(at.dataframe[0].value["id"]) == ["evt_c"]
+    assert "No emails yet." in [i.value for i in at.info] and "No reminders." in [i.value for i in at.info]
