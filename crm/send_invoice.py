@@ -77,9 +77,16 @@ def _local(ts: datetime, tz: str) -> str:
     return ts.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def unfinished(inv: Row) -> bool:
+    """A Send that has not completed: sending, or opened by Stripe's invoice.finalized webhook
+    before our last step ran (open but never marked sent)."""
+    return inv["status"] == "sending" or (inv["status"] == "open" and inv["sent_at"] is None
+                                          and inv["stripe_invoice_id"] is not None)
+
+
 def _refuse_if_busy(inv: Row, settings: Settings, now: datetime) -> None:
     tz = str(settings["business.timezone"])
-    if inv["status"] != "sending":
+    if not unfinished(inv):
         return
     until = inv["send_lease_until"]
     if until is not None and until > now:
@@ -106,7 +113,8 @@ def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions) -> tuple[
         tz = str(settings["business.timezone"])
         lines = _lines(invoices.lines(conn, invoice_id))
         problems = rules.sendable_problems(rules.SendContext(
-            status=inv["status"], lines=lines, customer_email=inv["customer_email"], currency=inv["currency"],
+            status="sending" if unfinished(inv) else inv["status"], lines=lines,
+            customer_email=inv["customer_email"], currency=inv["currency"],
             due_date=inv["due_date"], today=now.astimezone(ZoneInfo(tz)).date(),
             from_address=str(settings["email.from"]), stripe_mode=settings.stripe_mode,
             stripe_sandboxed=settings.stripe_sandboxed, resend_sandboxed=settings.resend_sandboxed))
@@ -118,8 +126,8 @@ def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions) -> tuple[
             conn, invoice_id, token=token, owner=actor, lease_s=opts.lease_s, mode=settings.stripe_mode, due_date=due,
             amount_due_cents=rules.total_cents(lines), sandboxed=settings.stripe_sandboxed or settings.resend_sandboxed,
             now=opts.now)
-        invoices.audit(conn, invoice_id, inv["status"], "sending", actor,
-                       {"attempt": attempt, "resumed": inv["status"] == "sending"})
+        invoices.audit(conn, invoice_id, inv["status"], "open" if inv["status"] == "open" else "sending", actor,
+                       {"attempt": attempt, "resumed": inv["status"] != "draft"})
         install = send_steps.install_id(conn)
     return settings, attempt, install
 
@@ -128,17 +136,20 @@ def _complete(a: Attempt, token: str) -> Row:
     """Step 6 in one transaction: open, reminders, audit; never moves an invoice backwards."""
     with connection() as conn:
         step_id = send_steps.start(conn, a.invoice_id, a.attempt, "complete", None)
-        inv = invoices.lock_with_customer(conn, a.invoice_id)
+        # Waits: a webhook for this invoice holds the row only for its one short transaction.
+        inv = invoices.lock_with_customer(conn, a.invoice_id, nowait=False)
         assert inv is not None
-        if invoices.mark_open(conn, a.invoice_id):
+        was = invoices.mark_open(conn, a.invoice_id)
+        if was is not None:
             sent_at = conn.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
             planned = plan_reminders(inv["due_date"], list(a.settings["reminders.offsets_days"]),
                                      int(a.settings["reminders.send_hour"]), str(a.settings["business.timezone"]),
                                      sent_at)
             reminders.insert_planned(conn, a.invoice_id, planned, opted_out=bool(inv["reminders_opt_out"]))
-            invoices.audit(conn, a.invoice_id, "sending", "open", a.actor, {
+            invoices.audit(conn, a.invoice_id, was, "open", a.actor, {
                 "stripe_invoice_id": inv["stripe_invoice_id"], "number": inv["stripe_invoice_number"],
-                "resend_email_id": inv["resend_email_id"], "reminders": len(planned), "attempt": a.attempt})
+                "resend_email_id": inv["resend_email_id"], "reminders": len(planned), "attempt": a.attempt,
+                "send_completed": True})
             send_steps.finish(conn, step_id, "succeeded", external_id=inv["stripe_invoice_id"])
         else:
             invoices.release_lease(conn, a.invoice_id, token)

@@ -29,10 +29,11 @@ def get_with_customer(conn: Conn, invoice_id: int) -> Row | None:
         return cur.execute(_INVOICE_WITH_CUSTOMER, (invoice_id,)).fetchone()
 
 
-def lock_with_customer(conn: Conn, invoice_id: int) -> Row | None:
-    """Lock the invoice row for this transaction; raises LockNotAvailable if another holds it."""
+def lock_with_customer(conn: Conn, invoice_id: int, *, nowait: bool = True) -> Row | None:
+    """Lock the invoice row for this transaction; with nowait, raises LockNotAvailable if another holds it."""
+    sql = _INVOICE_WITH_CUSTOMER + (" FOR UPDATE OF i NOWAIT" if nowait else " FOR UPDATE OF i")
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(_INVOICE_WITH_CUSTOMER + " FOR UPDATE OF i NOWAIT", (invoice_id,)).fetchone()
+        return cur.execute(sql, (invoice_id,)).fetchone()
 
 
 def lines(conn: Conn, invoice_id: int) -> list[Row]:
@@ -44,9 +45,11 @@ def lines(conn: Conn, invoice_id: int) -> list[Row]:
 
 def claim_send(conn: Conn, invoice_id: int, *, token: str, owner: str, lease_s: float, mode: str,
                due_date: date, amount_due_cents: int, sandboxed: bool, now: datetime | None) -> int:
-    """Take the lease, mark the invoice sending; returns the new attempt number."""
+    """Take the lease, mark the invoice sending (one a webhook already opened stays open, never
+    moving back); returns the new attempt number."""
     row = conn.execute(
-        "UPDATE crm.invoices SET status = 'sending', send_lease_token = %(token)s, send_lease_owner = %(owner)s, "
+        "UPDATE crm.invoices SET status = CASE WHEN status = 'open' THEN 'open' ELSE 'sending' END, "
+        "send_lease_token = %(token)s, send_lease_owner = %(owner)s, "
         "send_lease_until = coalesce(%(now)s, now()) + make_interval(secs => %(lease)s), "
         "send_started_at = coalesce(%(now)s, now()), send_attempt = send_attempt + 1, "
         "mode = %(mode)s, due_date = %(due)s, amount_due_cents = %(amount)s, "
@@ -163,13 +166,17 @@ def start_new_email(conn: Conn, invoice_id: int) -> None:
                  "WHERE id = %s", (invoice_id,))
 
 
-def mark_open(conn: Conn, invoice_id: int) -> bool:
-    """sending -> open; False when something else (a webhook) already moved it on."""
-    cur = conn.execute(
-        "UPDATE crm.invoices SET status = 'open', sent_at = coalesce(sent_at, now()), "
-        "send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL "
-        "WHERE id = %s AND status = 'sending'", (invoice_id,))
-    return cur.rowcount == 1
+def mark_open(conn: Conn, invoice_id: int) -> str | None:
+    """Finish a Send: sending -> open (a webhook may already have opened it). Returns the status it
+    had, or None when it has moved past open (paid, void...) and must not be touched."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "WITH old AS (SELECT status FROM crm.invoices WHERE id = %s FOR UPDATE) "
+            "UPDATE crm.invoices i SET status = 'open', sent_at = coalesce(i.sent_at, now()), "
+            "send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL FROM old "
+            "WHERE i.id = %s AND old.status IN ('sending', 'open') RETURNING old.status",
+            (invoice_id, invoice_id)).fetchone()
+    return str(row["status"]) if row else None
 
 
 def mark_void(conn: Conn, invoice_id: int) -> str | None:
