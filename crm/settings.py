@@ -54,6 +54,8 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("reminders.offsets_days", "REMINDER_OFFSETS_DAYS", [7, 14, 30],
                     label="Reminder offsets (days after due)"),
         SettingSpec("reminders.send_hour", "REMINDER_SEND_HOUR", 9, label="Reminder send hour (local)"),
+        SettingSpec("reminders.tones", "REMINDER_TONES", "",
+                    label="Reminder tones in order (upcoming, gentle, firm, final; empty = escalate automatically)"),
     ]
 }
 

@@ -1,14 +1,26 @@
-"""Named queries for reminders (crm.reminders)."""
+"""Named queries for reminders (crm.reminders): planning, queueing, dispatch claims, cancels.
+
+State changes that must be atomic are SQL functions in db/migrations/0005_reminders.sql;
+these functions only call them or run short claim queries.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from crm.reminder_schedule import PlannedReminder
 
 Conn = psycopg.Connection[Any]
+Row = dict[str, Any]
+# Reminders go to Resend (with scheduled_at) about a day ahead, so Resend's cancel API can
+# stop one when the invoice is paid late.
+HANDOFF_WINDOW = timedelta(days=1)
 
 
 def insert_planned(conn: Conn, invoice_id: int, planned: list[PlannedReminder], opted_out: bool = False) -> int:
@@ -29,3 +41,139 @@ def insert_planned(conn: Conn, invoice_id: int, planned: list[PlannedReminder], 
             ],
         )
         return cur.rowcount
+
+
+# ---------------------------------------------------------------- queueing and dispatch
+
+def queue_due(conn: Conn, now: datetime, window: timedelta = HANDOFF_WINDOW) -> int:
+    """Run the queueing function (the one pg_cron runs) at `now`; returns how many were queued."""
+    row = conn.execute("SELECT crm.queue_due_reminders_within(%s, %s)", (now, window)).fetchone()
+    assert row is not None
+    return int(_first(row))
+
+
+def pg_cron_installed(conn: Conn) -> bool:
+    return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone() is not None
+
+
+_CLAIM = """
+WITH picked AS (
+    SELECT r.id
+      FROM crm.reminders r JOIN crm.invoices i ON i.id = r.invoice_id
+     WHERE r.status = 'queued' AND i.status = 'open'
+       AND (r.claimed_until IS NULL OR r.claimed_until <= %(now)s)
+     ORDER BY r.send_at, r.id
+     LIMIT %(limit)s
+       FOR UPDATE OF r SKIP LOCKED
+)
+UPDATE crm.reminders r
+   SET claim_token = %(token)s, claimed_until = %(now)s + %(lease)s
+  FROM picked WHERE r.id = picked.id
+RETURNING r.id
+"""
+
+_CLAIMED_DETAIL = """
+SELECT r.id, r.invoice_id, r.sequence, r.offset_days, r.send_at, r.attempts,
+       (SELECT array_agg(o.offset_days ORDER BY o.offset_days) FROM crm.reminders o
+         WHERE o.invoice_id = r.invoice_id) AS all_offsets,
+       i.stripe_invoice_number, i.hosted_invoice_url, i.due_date, i.currency,
+       i.amount_due_cents - i.amount_paid_cents AS amount_remaining_cents,
+       c.name AS customer_name, c.email AS customer_email,
+       m.id AS message_id, m.request, m.idempotency_key
+  FROM crm.reminders r
+  JOIN crm.invoices i ON i.id = r.invoice_id
+  JOIN crm.customers c ON c.id = i.customer_id
+  LEFT JOIN crm.email_messages m ON m.reminder_id = r.id
+ WHERE r.id = ANY(%(ids)s) AND r.claim_token = %(token)s
+ ORDER BY r.send_at, r.id
+"""
+
+
+def claim_queued(conn: Conn, now: datetime, limit: int, lease: timedelta, token: UUID) -> list[Row]:
+    """Claim up to `limit` queued reminders of open invoices (skipping rows others hold)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        ids = [r["id"] for r in cur.execute(_CLAIM, {"now": now, "limit": limit, "lease": lease,
+                                                     "token": token}).fetchall()]
+        if not ids:
+            return []
+        return cur.execute(_CLAIMED_DETAIL, {"ids": ids, "token": token}).fetchall()
+
+
+def insert_reminder_message(conn: Conn, reminder_id: int, invoice_id: int, *, idempotency_key: str,
+                            from_address: str, to_address: str, subject: str, scheduled_at: datetime,
+                            request: dict[str, Any]) -> dict[str, Any]:
+    """The reminder's email record with its exact Resend request (kept if one exists already)."""
+    conn.execute(
+        "INSERT INTO crm.email_messages (kind, invoice_id, reminder_id, idempotency_key, from_address, "
+        "to_address, subject, status, scheduled_at, request) "
+        "VALUES ('reminder', %s, %s, %s, %s, %s, %s, 'pending', %s, %s) ON CONFLICT (reminder_id) DO NOTHING",
+        (invoice_id, reminder_id, idempotency_key, from_address, to_address, subject, scheduled_at,
+         Jsonb(request)))
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT request FROM crm.email_messages WHERE reminder_id = %s",
+                          (reminder_id,)).fetchone()
+    assert row is not None
+    return dict(row["request"])
+
+
+def record_handoff(conn: Conn, reminder_id: int, token: UUID, resend_id: str, now: datetime) -> str:
+    """'scheduled', 'cancel_requested' (cancelled meanwhile), 'claim_lost', or the status it had."""
+    row = conn.execute("SELECT crm.record_reminder_handoff(%s, %s, %s, %s)",
+                       (reminder_id, token, resend_id, now)).fetchone()
+    assert row is not None
+    return str(_first(row))
+
+
+def record_send_failure(conn: Conn, reminder_id: int, token: UUID, error: str, retry_at: datetime) -> None:
+    """Keep it queued; the claim now lasts until the retry time, so no one tries sooner."""
+    conn.execute(
+        "UPDATE crm.reminders SET attempts = attempts + 1, last_error = left(%s, 500), claimed_until = %s "
+        "WHERE id = %s AND claim_token = %s", (error, retry_at, reminder_id, token))
+    conn.execute("UPDATE crm.email_messages SET error = left(%s, 500) WHERE reminder_id = %s",
+                 (error, reminder_id))
+
+
+def adopt_orphan_email_events(conn: Conn) -> int:
+    row = conn.execute("SELECT crm.adopt_orphan_email_events()").fetchone()
+    assert row is not None
+    return int(_first(row))
+
+
+# ---------------------------------------------------------------- cancellation at Resend
+
+_CLAIM_CANCELS = """
+WITH picked AS (
+    SELECT id FROM crm.reminders
+     WHERE resend_cancel = 'requested' AND coalesce(next_attempt_at, '-infinity') <= %(now)s
+     ORDER BY next_attempt_at NULLS FIRST, id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE crm.reminders r SET next_attempt_at = %(now)s + %(lease)s
+  FROM picked WHERE r.id = picked.id
+RETURNING r.id, r.resend_id, r.attempts
+"""
+
+
+def claim_cancels(conn: Conn, now: datetime, limit: int, lease: timedelta) -> list[Row]:
+    """Requested cancels that are due; pushed out by `lease` so a second worker skips them."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(_CLAIM_CANCELS, {"now": now, "limit": limit, "lease": lease}).fetchall()
+
+
+def record_cancel(conn: Conn, reminder_id: int, outcome: str, now: datetime, error: str | None = None,
+                  retry_at: datetime | None = None) -> str:
+    """outcome 'cancelled' | 'too_late' | 'failed'; returns 'done', 'too_late', 'failed' or 'not_requested'."""
+    row = conn.execute("SELECT crm.record_reminder_cancel(%s, %s, %s, %s, %s)",
+                       (reminder_id, outcome, now, error, retry_at)).fetchone()
+    assert row is not None
+    return str(_first(row))
+
+
+def install_id(conn: Conn) -> str:
+    row = conn.execute("SELECT value #>> '{}' FROM crm.settings WHERE key = 'system.install_id'").fetchone()
+    return str(_first(row)) if row and _first(row) else "local"
+
+
+def _first(row: Any) -> Any:
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]

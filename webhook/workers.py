@@ -88,3 +88,12 @@ class WorkerRunner:
         except Exception:
             log.exception("could not record worker run", extra={"fields": {"worker": worker.name}})
         return ok
+
+
+def _register_reminder_workers() -> None:
+    from webhook.reminder_workers import REMINDER_WORKERS
+
+    WORKERS.extend(Worker(name, interval_s, fn) for name, interval_s, fn in REMINDER_WORKERS)
+
+
+_register_reminder_workers()
