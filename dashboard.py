@@ -23,7 +23,8 @@ else:
         st.Page("pages/activity.py", title="Activity", icon=":material/timeline:"),
     ]
     owner = [
-        st.Page("pages/collections.py", title="Collections", icon=":material/monitoring:"),
+        st.Page("pages/collections_page.py", title="Collections", icon=":material/monitoring:",
+                url_path="collections"),
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
         st.Page("pages/users.py", title="Users", icon=":material/manage_accounts:"),
     ]
