@@ -71,6 +71,32 @@ def live_list() -> None:
 
 
 live_list()
+
+
+@st.fragment(run_every=LIVE_REFRESH)
+def live_header(invoice_id: int, shown_status: str) -> None:
+    """The open invoice's status and amounts, live; a status change reruns the whole page
+    so its actions (send, resend, void) follow."""
+    with connection() as conn:
+        invoice = q.get_invoice(conn, invoice_id)
+    assert invoice is not None
+    if invoice["status"] != shown_status:
+        st.rerun(scope="app")
+    today = clock(current).today
+    status = "overdue" if invoice["status"] == "open" and invoice["due_date"] and invoice["due_date"] < today \
+        else invoice["status"]
+    st.subheader(f"Invoice #{invoice['id']} · {invoice['stripe_invoice_number'] or 'draft'} · {status}")
+    st.caption(f"{invoice['customer']} <{invoice['customer_email'] or 'no email'}> · job #{invoice['job_id']} "
+               f"{invoice['job_title']} · {invoice['kind']} · due {invoice['due_date'] or '—'}"
+               f" · mode {invoice['mode'] or '—'}")
+    m = st.columns(3)
+    m[0].metric("Amount due", money(invoice["amount_due_cents"], invoice["currency"]))
+    m[1].metric("Paid", money(invoice["amount_paid_cents"], invoice["currency"]))
+    m[2].metric("Refunded", money(invoice["amount_refunded_cents"], invoice["currency"]))
+    if invoice["attention"]:
+        st.warning(f"Needs attention: {invoice['attention']} — {invoice['attention_detail'] or ''}")
+
+
 pager("inv_page", int(st.session_state.get("inv_total", 0)))
 
 st.divider()
@@ -106,19 +132,7 @@ if invoice_id:
     if invoice is None:
         st.warning(f"There is no invoice {invoice_id}.")
         st.stop()
-    today = clock(current).today
-    shown = "overdue" if invoice["status"] == "open" and invoice["due_date"] and invoice["due_date"] < today \
-        else invoice["status"]
-    st.subheader(f"Invoice #{invoice['id']} · {invoice['stripe_invoice_number'] or 'draft'} · {shown}")
-    st.caption(f"{invoice['customer']} <{invoice['customer_email'] or 'no email'}> · job #{invoice['job_id']} "
-               f"{invoice['job_title']} · {invoice['kind']} · due {invoice['due_date'] or '—'}"
-               f" · mode {invoice['mode'] or '—'}")
-    m = st.columns(3)
-    m[0].metric("Amount due", money(invoice["amount_due_cents"], invoice["currency"]))
-    m[1].metric("Paid", money(invoice["amount_paid_cents"], invoice["currency"]))
-    m[2].metric("Refunded", money(invoice["amount_refunded_cents"], invoice["currency"]))
-    if invoice["attention"]:
-        st.warning(f"Needs attention: {invoice['attention']} — {invoice['attention_detail'] or ''}")
+    live_header(int(invoice["id"]), str(invoice["status"]))
     if invoice["status"] == "draft":
         st.markdown("**Lines**")
         line_editor.render(int(invoice["id"]), invoice["currency"], session.email)
