@@ -171,7 +171,7 @@ def test_cancel_is_retried_with_backoff_while_resend_fails(db: Conn, crm_sandbox
 
 def test_a_cancel_that_comes_too_late_records_the_reminder_as_sent(db: Conn, crm_sandbox: RunningSandbox) -> None:
     now = test_now()
-    inv, reminder = one_scheduled_reminder(db, now)
+    inv, _reminder = one_scheduled_reminder(db, now)
     crm_sandbox.control.flush_emails()  # Resend sends it before the payment lands
     pay(db, inv)
 
