@@ -180,3 +180,22 @@ def test_the_sandbox_delivers_resend_events_that_mark_a_reminder_sent(
                                 (rows[0]["id"],)).fetchone()
     types = db.execute("SELECT type FROM crm.email_events ORDER BY occurred_at, received_at").fetchall()
     assert {t["type"] for t in types} >= {"email.sent", "email.delivered"}
+
+
+def test_database_down_answers_503_and_the_retry_is_applied(db: Conn, resend_hook: httpx.Client,
+                                                            pg_server: Any) -> None:
+    if not pg_server.can_restart:
+        pytest.skip("an external TEST_DATABASE_URL server cannot be stopped")
+    email = invoice_email(db)
+    body, headers = signed(resend_event("email.delivered", email["resend_id"], test_now()))
+    assert post(resend_hook, *signed(resend_event("email.sent", email["resend_id"], test_now()))).is_success
+    pg_server.stop()
+    try:
+        down = post(resend_hook, body, headers)
+    finally:
+        pg_server.start()
+    assert down.status_code == 503
+    retried = post(resend_hook, body, headers)
+    if retried.status_code == 503:  # the first request after a restart may meet a dead pooled connection
+        retried = post(resend_hook, body, headers)
+    assert retried.status_code == 200 and retried.json()["outcome"] == "applied"

@@ -27,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from webhook.signing_secrets import db_timeout_s
+
 MAX_BODY_BYTES = 256 * 1024
 TOLERANCE_S = 300
 SECRET_TTL_S = 30.0
@@ -99,7 +101,7 @@ def _load_secrets() -> list[str]:
     from crm.settings import load_settings
     from db.pool import get_pool
 
-    with get_pool().connection(timeout=5) as conn:
+    with get_pool().connection(timeout=db_timeout_s()) as conn:
         raw = str(load_settings(conn)["resend.webhook_secret"])
     return [s.strip() for s in raw.split(",") if s.strip()]
 
@@ -107,12 +109,21 @@ def _load_secrets() -> list[str]:
 SECRETS = SecretCache(_load_secrets)
 
 
+def _drop_dead_connections() -> None:
+    from db.pool import get_pool
+
+    try:
+        get_pool().check()  # connections that died with a restarted server
+    except Exception:  # noqa: BLE001 - best effort; the 503 is the answer either way
+        log.warning("pool check failed")
+
+
 def _apply(svix_id: str, event_type: str, resend_id: str | None, occurred_at: datetime,
            payload: dict[str, Any]) -> str:
     from db.email_events import apply_resend_event
     from db.pool import get_pool
 
-    with get_pool().connection(timeout=5) as conn:
+    with get_pool().connection(timeout=db_timeout_s()) as conn:
         return apply_resend_event(conn, svix_id, event_type, resend_id, occurred_at, payload)
 
 
@@ -120,6 +131,8 @@ async def _db(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return await run_in_threadpool(fn, *args)
     except (PoolTimeout, psycopg.OperationalError) as exc:
+        if isinstance(exc, psycopg.OperationalError):
+            await run_in_threadpool(_drop_dead_connections)
         raise Answer(503, "error", "database unavailable, retry later") from exc
 
 
