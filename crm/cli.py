@@ -80,12 +80,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     return run_all(seed=not args.no_seed)
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from crm.reconcile import run_reconcile
+
+    report = run_reconcile("cli")
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
 COMMANDS: dict[str, Command] = {
     "migrate": cmd_migrate,
     "create-user": cmd_create_user,
     "seed-demo": cmd_seed_demo,
     "doctor": cmd_doctor,
     "up": cmd_up,
+    "reconcile": cmd_reconcile,
 }
 
 
@@ -102,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check the database, migrations, pg_cron, RLS and integrations")
     p = sub.add_parser("up", help="run the whole system locally: database, sandbox, sidecar, dashboard")
     p.add_argument("--no-seed", action="store_true", help="do not load the demo business")
+    sub.add_parser("reconcile", help="catch up with Stripe: apply missed events, repair drifted invoices (repeatable)")
     return parser
 
 

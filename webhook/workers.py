@@ -97,3 +97,6 @@ def _register_reminder_workers() -> None:
 
 
 _register_reminder_workers()
+from webhook.reconcile_worker import RECONCILE_WORKER  # noqa: E402 - registers after the reminder workers
+
+WORKERS.append(Worker(*RECONCILE_WORKER))

@@ -1,0 +1,75 @@
+"""Helpers for the reconcile, fault and soak tests: invoices that exist both at the sandbox
+and in the CRM, wiring the sidecar to a sandbox, and waiting for deliveries to settle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from sandbox.testing import RunningSandbox
+from tests.fixtures.sandbox import BUSINESS_FROM, BUSINESS_NAME, TEST_RESEND_KEY, TEST_STRIPE_KEY
+from tests.fixtures.sidecar import seed_invoice
+from tests.sandbox_helpers import make_open_invoice
+from tests.send_helpers import stripe_client
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+def point_crm_at(db: Conn, sbx: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the crm_sandbox fixture does, for a sandbox of the test's own."""
+    from crm.settings import save_setting
+
+    monkeypatch.setenv("STRIPE_API_BASE", sbx.stripe_api_base)
+    monkeypatch.setenv("RESEND_API_URL", sbx.resend_api_url)
+    monkeypatch.setenv("STRIPE_MAX_NETWORK_RETRIES", "0")
+    monkeypatch.setenv("STRIPE_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("STRIPE_RETRY_BACKOFF_S", "0.01")
+    monkeypatch.setenv("STRIPE_TIMEOUT_S", "5")
+    monkeypatch.setenv("RESEND_RETRY_BACKOFF_S", "0.01")
+    save_setting(db, "stripe.test.secret_key", TEST_STRIPE_KEY)
+    save_setting(db, "resend.api_key", TEST_RESEND_KEY)
+    save_setting(db, "email.from", BUSINESS_FROM)
+    save_setting(db, "business.name", BUSINESS_NAME)
+
+
+def open_invoice(db: Conn, sbx: RunningSandbox, amount: int = 10_000, status: str = "open") -> dict[str, Any]:
+    """An open invoice at the sandbox and the CRM row a finished Send leaves for it."""
+    inv = make_open_invoice(stripe_client(sbx), unit_amount=amount)
+    return seed_invoice(db, stripe_invoice_id=inv.id, amount_due=amount, status=status)
+
+
+def wire_sidecar(db: Conn, sidecar_url: str, events: list[str] | None = None) -> None:
+    """Register the sidecar at the sandbox as an owner does at Stripe, and store the secret."""
+    from crm.integrations import WEBHOOK_EVENTS
+    from crm.settings import load_settings, save_setting
+    from crm.stripe_gateway import StripeGateway, stripe_target
+    from webhook.signing_secrets import SECRETS
+
+    _endpoint, secret = StripeGateway(stripe_target(load_settings(db))).register_webhook_endpoint(
+        f"{sidecar_url}/webhooks/stripe", events or [*WEBHOOK_EVENTS, "invoice_payment.paid"])
+    save_setting(db, "stripe.test.webhook_secrets", secret)
+    SECRETS.clear()
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        time.sleep(0.05)
+
+
+def deliveries_settled(sbx: RunningSandbox) -> bool:
+    """No delivery is waiting, being attempted or scheduled for a retry at the sandbox."""
+    in_flight: int = sbx.control.http.get("/deliveries", params={"service": "stripe"}).json()["in_flight"]
+    return in_flight == 0
+
+
+def status_of(conn: Conn, invoice_id: int) -> dict[str, Any]:
+    row = conn.execute("SELECT status, amount_paid_cents, paid_at FROM crm.invoices WHERE id = %s",
+                       (invoice_id,)).fetchone()
+    assert row is not None
+    return row
