@@ -97,7 +97,10 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
         """
         SELECT * FROM (
             SELECT a.created_at AS at, 'status' AS source,
-                   coalesce(a.from_status || ' → ', '') || coalesce(a.to_status, '') AS what,
+                   CASE WHEN a.from_status = a.to_status AND a.detail ? 'lines'
+                        THEN 'lines saved: ' || (a.detail ->> 'lines') || ' lines, '
+                             || to_char((a.detail ->> 'total_cents')::numeric / 100, 'FM999,999,990.00')
+                        ELSE coalesce(a.from_status || ' → ', '') || coalesce(a.to_status, '') END AS what,
                    a.actor_type || ': ' || a.actor AS who
             FROM crm.audit_log a WHERE a.entity = 'invoice' AND a.entity_id = %(id)s
           UNION ALL

@@ -1,0 +1,148 @@
+"""End to end in headless Chromium: log in, create a draft, add its lines, Send via Stripe,
+pay on the sandbox's hosted page, and watch the dashboard turn Paid without a reload.
+
+Real processes: Streamlit (subprocess), the webhook sidecar and the sandbox (in-process
+servers over real HTTP), Postgres. Screenshots of every page go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from crm import seed
+from db.customers import CustomerInput, create_customer
+from db.embedded import free_port
+from db.jobs import JobInput, create_job
+from sandbox.testing import RunningSandbox
+from tests.fixtures.dashboard import OWNER_EMAIL, PASSWORD, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "docs" / "screenshots"
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def dashboard_url(db: psycopg.Connection[Any], crm_sandbox: RunningSandbox, tmp_path: Path) -> Iterator[str]:
+    """`streamlit run dashboard.py` against the test database and the sandbox."""
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+           "SANDBOX_URL": crm_sandbox.base_url}
+    log = (tmp_path / "streamlit.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
+         "--server.headless", "true", "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+         "--client.toolbarMode", "minimal"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=2, trust_env=False).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, (tmp_path / "streamlit.log").read_text()
+        assert time.monotonic() < deadline, "streamlit did not start"
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], dashboard_users: dict[str, int],
+                                                  crm_sandbox: RunningSandbox, sidecar: Any,
+                                                  dashboard_url: str) -> None:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is not installed: the browser test needs Chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_send_end_to_end import wire_sidecar
+
+    wire_sidecar(db, sidecar)
+    customer = create_customer(db, CustomerInput("Dana Whitfield", "dana@example.com", "(555) 201-3344",
+                                                 "12 Maple Ave"), "test")
+    create_job(db, JobInput(customer, "Furnace repair"), "test")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        page.goto(dashboard_url)
+        page.get_by_role("textbox", name="Email").fill(OWNER_EMAIL)
+        page.get_by_role("textbox", name="Password").fill(PASSWORD)
+        page.screenshot(path=str(SHOTS / "login.png"))
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Invoices")).to_be_visible()
+
+        page.get_by_text("New draft from a job").click()
+        page.get_by_role("button", name="Create draft").click()
+        expect(page.get_by_text("Draft #1 created")).to_be_visible()
+        expect(page.get_by_role("heading", name="Invoice #1 · draft · draft")).to_be_visible()
+
+        # The line editor is a canvas grid: add a row and type into it with the keyboard.
+        grid = page.get_by_test_id("stDataFrame").nth(1)  # list, line editor, timeline
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        assert box is not None
+        row_y = 52  # the first row under the header; in an empty editor, the "add row" row
+        grid.click(position={"x": box["width"] * 0.2, "y": row_y})
+        page.wait_for_timeout(1000)
+        for fraction, text in ((0.2, "Diagnostic visit"), (0.65, "2"), (0.88, "89.55")):
+            grid.dblclick(position={"x": box["width"] * fraction, "y": row_y})
+            overlay = page.locator("#portal textarea, #portal input").first
+            expect(overlay).to_be_visible()
+            overlay.fill(text)
+            overlay.press("Enter")
+            page.wait_for_timeout(1000)  # the edit reruns the page
+        expect(page.get_by_text("Total: $179.10")).to_be_visible()
+        page.get_by_role("button", name="Save lines").click()
+        expect(page.get_by_text("Saved 1 lines, total $179.10.")).to_be_visible()
+        page.screenshot(path=str(SHOTS / "invoice-draft.png"), full_page=True)
+
+        page.get_by_role("button", name="Send via Stripe").click()
+        page.get_by_role("button", name="Confirm send").click()
+        expect(page.get_by_text("Sent.", exact=False).first).to_be_visible()
+        expect(page.get_by_role("heading", name="· open")).to_be_visible()
+        page.screenshot(path=str(SHOTS / "invoice-sent.png"), full_page=True)
+        row = db.execute("SELECT hosted_invoice_url, amount_due_cents FROM crm.invoices WHERE id = 1").fetchone()
+        assert row is not None and row["amount_due_cents"] == 17910
+
+        payer = browser.new_page()
+        payer.goto(row["hosted_invoice_url"])
+        payer.get_by_role("button", name="Pay $179.10").click()
+        expect(payer.locator("#paid")).to_be_visible()
+        payer.screenshot(path=str(SHOTS / "sandbox-hosted-page.png"))
+
+        # No reload: the live fragment picks the payment up.
+        expect(page.get_by_role("heading", name="· paid")).to_be_visible(timeout=15_000)
+        page.screenshot(path=str(SHOTS / "invoice-paid.png"), full_page=True)
+        assert db.execute("SELECT status FROM crm.invoices WHERE id = 1").fetchone() == {"status": "paid"}
+
+        # The demo business, so the other pages have something to show; sidebar links keep the session.
+        seed.seed_demo(db)
+        for title, heading in [("Jobs", "Jobs"), ("Customers", "Customers"), ("Activity", "Activity"),
+                               ("Collections", "Collections"), ("Settings", "Settings → Integrations"),
+                               ("Users", "Users"), ("Invoices", "Invoices")]:
+            page.get_by_role("link", name=title).click()
+            expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+            page.wait_for_timeout(2000)  # charts and tables finish drawing
+            assert not page.get_by_test_id("stException").count(), f"{title} raised"
+            page.screenshot(path=str(SHOTS / f"{title.lower()}.png"))
+        browser.close()
