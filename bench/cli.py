@@ -1,0 +1,78 @@
+"""`python -m bench [--sizes 10k,100k,1m] [--only webhook,dashboard,queue,send] [--smoke] [--output PATH]`.
+
+Starts a throwaway Postgres, and for each size loads fresh data and measures the
+dashboard's data and reminder queueing; the webhook sidecar is measured once at the
+largest size (it needs thousands of open invoices), Send via Stripe once on its own small
+database. A part that is not on main yet is reported as not measured. Prints the report
+and writes it to docs/PERFORMANCE.md (or --output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import parts
+from bench.datagen import anchor_for, parse_size, size_label
+from bench.report import Report
+from bench.sections import Config, Runner
+
+DEFAULT_SIZES = "10k,100k,1m"
+SMOKE_SIZES = "300"
+ALL_PARTS = ("dashboard", "queue", "webhook", "send")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default=None, help=f"invoice counts, e.g. {DEFAULT_SIZES} (default)")
+    p.add_argument("--only", default=",".join(ALL_PARTS), help="parts to measure: " + ",".join(ALL_PARTS))
+    p.add_argument("--smoke", action="store_true", help="tiny sizes and few repetitions (seconds, for tests)")
+    p.add_argument("--output", type=Path, default=None,
+                   help="where to write the report (default docs/PERFORMANCE.md; with --smoke: not written)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--keep", action="store_true", help="keep the bench cluster's folder under .data/")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = sorted({parse_size(s) for s in (args.sizes or (SMOKE_SIZES if args.smoke else DEFAULT_SIZES)).split(",")})
+    only = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = [p for p in only if p not in ALL_PARTS]
+    if unknown:
+        print(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(ALL_PARTS)}", file=sys.stderr)
+        return 2
+    output = args.output or (None if args.smoke else parts.ROOT / "docs" / "PERFORMANCE.md")
+    if not os.environ.get("CRM_SECRET_KEY"):
+        from cryptography.fernet import Fernet
+
+        os.environ["CRM_SECRET_KEY"] = Fernet.generate_key().decode()
+    started_at = datetime.now(UTC)
+    cfg = Config(sizes=sizes, only=only, smoke=args.smoke, seed=args.seed, anchor=anchor_for(started_at),
+                 started_at=started_at, command=" ".join(["python -m bench", *(argv if argv is not None
+                                                                                 else sys.argv[1:])]))
+    report = Report()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
+        runner = Runner(cfg, report, Path(logs), keep=args.keep)
+        try:
+            runner.run()
+        except Exception:  # noqa: BLE001 - the partial report is still worth printing
+            traceback.print_exc()
+            print("bench failed; the report so far follows", file=sys.stderr)
+            runner.finish(time.perf_counter() - started, failed=True)
+            print(report.markdown())
+            return 1
+    runner.finish(time.perf_counter() - started)
+    text = report.markdown()
+    print(text)
+    if output is not None:
+        report.write(output)
+        print(f"wrote {output} ({', '.join(size_label(s) for s in sizes)})", file=sys.stderr)
+    return 0

@@ -1,0 +1,144 @@
+"""The order of a bench run: server, sizes (load, dashboard, queue), webhook at the largest, send.
+
+Each part checks it is on main first; what is missing is reported, never guessed at.
+Results go to bench.render, which turns them into the report's tables and targets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+
+from bench import dashboard_bench, parts, queue_bench, render
+from bench.cluster import bench_server, fresh_database, server_version
+from bench.datagen import size_label
+from bench.loader import LoadResult, load
+from bench.report import Report
+
+WEBHOOK_CONCURRENCY = (1, 16, 64)
+OFFERED_RATE = 200.0
+LATENCY_MS = 100
+
+
+@dataclass
+class Config:
+    sizes: list[int]
+    only: list[str]
+    smoke: bool
+    seed: int
+    anchor: datetime
+    started_at: datetime
+    command: str
+
+
+@dataclass
+class Results:
+    loads: list[LoadResult] = field(default_factory=list)
+    dashboard: dict[int, list[dashboard_bench.PageResult]] = field(default_factory=dict)
+    breakdown: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
+    queue: dict[int, queue_bench.QueueRun] = field(default_factory=dict)
+    webhook: object | None = None
+    webhook_size: int = 0
+    send: list[object] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # part -> why not measured
+    errors: dict[str, str] = field(default_factory=dict)  # part -> what went wrong
+    postgres: str = "?"
+
+
+class Runner:
+    def __init__(self, cfg: Config, report: Report, log_dir: Path, keep: bool = False) -> None:
+        self.cfg, self.report, self.log_dir, self.keep = cfg, report, log_dir, keep
+        self.results = Results()
+
+    def _available(self, key: str) -> bool:
+        if key not in self.cfg.only:
+            self.results.skipped[key] = "not selected (--only)"
+            return False
+        missing = parts.missing(parts.PARTS[key])
+        if missing:
+            self.results.skipped[key] = f"{parts.PARTS[key].title.lower()} not on main yet ({', '.join(missing)})"
+            print(f"not measured: {key} not on main yet ({', '.join(missing)})", flush=True)
+            return False
+        return True
+
+    def run(self) -> None:
+        cfg, res = self.cfg, self.results
+        do = {k: self._available(k) for k in ("dashboard", "queue", "webhook", "send")}
+        with bench_server(keep=self.keep) as server:
+            for n, size in enumerate(cfg.sizes):
+                label = size_label(size)
+                url = fresh_database(server, f"bench_{label.lower()}")
+                res.postgres = server_version(url)
+                print(f"[{label}] loading {size} invoices ...", flush=True)
+                loaded = load(url, size, cfg.anchor, cfg.seed)
+                res.loads.append(loaded)
+                print(f"[{label}] loaded in {loaded.seconds:.1f}s: {loaded.rows}", flush=True)
+                if do["dashboard"]:
+                    self._guard("dashboard", lambda u=url, s=size: self._dashboard(u, s))
+                if do["queue"]:
+                    self._guard("queue", lambda u=url, s=size: self._queue(u, s))
+                last = n == len(cfg.sizes) - 1
+                if last and do["webhook"]:
+                    self._guard("webhook", lambda u=url, s=size: self._webhook(u, s))
+                if not last:
+                    _drop(server.admin_url(), f"bench_{label.lower()}")
+            if do["send"]:
+                self._guard("send", lambda: self._send(fresh_database(server, "bench_send")))
+
+    def _guard(self, key: str, fn: object) -> None:
+        """A failing part is reported with its error; the others still run."""
+        import traceback
+
+        assert callable(fn)
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - reported in the doc, the run goes on
+            traceback.print_exc()
+            self.results.errors[key] = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+    def _dashboard(self, url: str, size: int) -> None:
+        label = size_label(size)
+        big = size >= 1_000_000
+        reps = 2 if self.cfg.smoke else (3 if big else 5)
+        print(f"[{label}] dashboard ...", flush=True)
+        self.results.dashboard[size] = dashboard_bench.run(url, self.cfg.started_at, reps, 1, trace_naive=not big)
+        self.results.breakdown[size] = dashboard_bench.breakdown(url, self.cfg.started_at)
+        for r in self.results.dashboard[size]:
+            print(f"[{label}]   {r.page}: {r.median_ms:.0f} ms, +{r.rss_delta_mb:.0f} MB RSS", flush=True)
+
+    def _queue(self, url: str, size: int) -> None:
+        print(f"[{size_label(size)}] reminder queueing ...", flush=True)
+        run = queue_bench.run(url, self.cfg.anchor, reps=2 if self.cfg.smoke else 3)
+        self.results.queue[size] = run
+        for r in run.results:
+            print(f"[{size_label(size)}]   {r.label}: due {r.due}, {r.median_ms:.1f} ms", flush=True)
+
+    def _webhook(self, url: str, size: int) -> None:
+        from bench import webhook_bench
+
+        print(f"[{size_label(size)}] webhook sidecar ...", flush=True)
+        per_phase = 60 if self.cfg.smoke else 1500
+        seconds = 1.0 if self.cfg.smoke else 10.0
+        self.results.webhook = webhook_bench.run(url, self.log_dir, WEBHOOK_CONCURRENCY, per_phase, OFFERED_RATE,
+                                                 seconds)
+        self.results.webhook_size = size
+
+    def _send(self, url: str) -> None:
+        from bench import send_bench
+
+        print("send via Stripe ...", flush=True)
+        self.results.send = list(send_bench.run(url, LATENCY_MS, invoices=2 if self.cfg.smoke else 4))
+
+    def finish(self, seconds: float, failed: bool = False) -> None:
+        render.render(self.report, self.cfg, self.results, seconds, failed)
+
+
+def _drop(admin_url: str, name: str) -> None:
+    """Free the disk of a size already measured before loading the next one."""
+    time.sleep(0.1)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,274 @@
+"""Webhook sidecar: signed invoice.paid events over HTTP against the floor (the SQL function alone).
+
+The sidecar runs as it does in production (`python -m webhook` under uvicorn, its own
+pool, JSON logs to a file), workers off. Each phase uses invoices no other phase touched,
+with 10% of deliveries repeated (Stripe's duplicates). Closed-loop phases keep
+`concurrency` requests in flight; the fixed-load phase is open-loop: events are due at
+200/s whatever the answers do, and latency counts from when an event was due (so a
+stalled server cannot hide its queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import stripe
+from psycopg_pool import ConnectionPool
+
+from bench.parts import ROOT
+from bench.stats import Latency, latency
+from db.embedded import free_port
+from db.stripe_events import apply_event
+
+SECRET = "whsec_bench_0123456789abcdef"
+DUPLICATE_SHARE = 0.10
+
+
+@dataclass
+class Delivery:
+    """One POST: the event, its exact bytes and Stripe-Signature headers (signed when built,
+    just before its phase, well inside the 300 s tolerance; keeps HMAC off the sender's clock)."""
+
+    event: dict[str, Any]
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    concurrency: int
+    deliveries: int
+    seconds: float
+    latency: Latency
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def per_second(self) -> float:
+        return self.deliveries / self.seconds if self.seconds else 0.0
+
+
+def open_invoices(url: str, limit: int) -> list[tuple[str, int]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT stripe_invoice_id, amount_due_cents FROM crm.invoices WHERE status = 'open' AND mode = 'test' "
+            "ORDER BY id LIMIT %s", (limit,)).fetchall()
+    return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def paid_event(stripe_invoice_id: str, amount: int, n: int) -> dict[str, Any]:
+    """An invoice.paid event in the current API shape (the fields the sidecar reads)."""
+    now = int(time.time())
+    return {
+        "id": f"evt_benchpaid{n:09d}{random.getrandbits(32):08x}", "object": "event",
+        "api_version": "2026-10-28.endive", "created": now, "livemode": False, "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None}, "type": "invoice.paid",
+        "data": {"object": {
+            "id": stripe_invoice_id, "object": "invoice", "amount_due": amount, "amount_paid": amount,
+            "amount_remaining": 0, "attempt_count": 1, "attempted": True, "collection_method": "send_invoice",
+            "currency": "usd", "customer": "cus_bench", "livemode": False, "metadata": {}, "status": "paid",
+            "status_transitions": {"finalized_at": now - 3600, "marked_uncollectible_at": None, "paid_at": now,
+                                   "voided_at": None},
+            "total": amount,
+        }},
+    }
+
+
+def deliveries(invoices: list[tuple[str, int]], rng: random.Random) -> list[Delivery]:
+    """One event per invoice plus 10% repeats, each repeat placed after its original."""
+    import json
+
+    out = []
+    for n, (sid, amount) in enumerate(invoices):
+        event = paid_event(sid, amount, n)
+        body = json.dumps(event, separators=(",", ":")).encode()
+        out.append(Delivery(event, body, signed_headers(body)))
+    for _ in range(int(len(out) * DUPLICATE_SHARE)):
+        i = rng.randrange(len(out))
+        out.insert(rng.randrange(i + 1, len(out) + 1), out[i])
+    return out
+
+
+def signed_headers(body: bytes) -> dict[str, str]:
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), SECRET, int(time.time()))
+    return {"stripe-signature": header, "content-type": "application/json"}
+
+
+class Sidecar:
+    """`python -m webhook` in a subprocess on a free port, logs to a file."""
+
+    def __init__(self, database_url: str, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / "sidecar.log"
+        env = {**os.environ, "DATABASE_URL": database_url, "STRIPE_WEBHOOK_SECRET": SECRET, "STRIPE_MODE": "test",
+               "WEBHOOK_RUN_WORKERS": "0", "PYTHONPATH": str(ROOT)}
+        env.setdefault("CRM_SECRET_KEY", "bench-not-a-secret-" + "0" * 24)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "webhook", "--port", str(self.port)], cwd=ROOT, env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sidecar exited ({self.proc.returncode}); see {self.log_path}")
+            try:
+                # /healthz, not /readyz: readyz also wants migrations that are on disk but not on
+                # main yet (a teammate's work in progress), which the bench leaves out on purpose.
+                if httpx.get(self.url + "/healthz", timeout=2, trust_env=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"sidecar not ready within {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+async def _closed_loop_http(url: str, items: list[Delivery], concurrency: int) -> PhaseResult:
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    queue = iter(items)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30, trust_env=False) as client:
+        async def worker() -> None:
+            for d in queue:
+                started = time.perf_counter()
+                resp = await client.post("/webhooks/stripe", content=d.body, headers=d.headers)
+                latencies.append(time.perf_counter() - started)
+                outcomes[_outcome(resp)] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return PhaseResult("sidecar", concurrency, len(items), elapsed, latency(latencies), outcomes)
+
+
+def _outcome(resp: httpx.Response) -> str:
+    if resp.status_code != 200:
+        return f"http {resp.status_code}"
+    try:
+        return str(resp.json().get("outcome"))
+    except ValueError:
+        return "unreadable"
+
+
+async def _open_loop_http(url: str, items: list[Delivery], rate: float) -> PhaseResult:
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30, trust_env=False) as client:
+        start = time.perf_counter() + 0.05
+
+        async def one(i: int, d: Delivery) -> None:
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            resp = await client.post("/webhooks/stripe", content=d.body, headers=d.headers)
+            latencies.append(time.perf_counter() - due)
+            outcomes[_outcome(resp)] += 1
+
+        await asyncio.gather(*(one(i, d) for i, d in enumerate(items)))
+        elapsed = time.perf_counter() - start
+    return PhaseResult("sidecar, offered load", 0, len(items), elapsed, latency(latencies), outcomes)
+
+
+def closed_loop_floor(database_url: str, items: list[Delivery], concurrency: int) -> PhaseResult:
+    """The same events straight into crm.apply_stripe_event, one autocommit statement each."""
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    queue = iter(items)
+
+    def configure(conn: psycopg.Connection[Any]) -> None:
+        conn.autocommit = True
+
+    with ConnectionPool(database_url, min_size=concurrency, max_size=concurrency, configure=configure,
+                        open=True) as pool:
+        pool.wait(timeout=60)
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    d = next(queue, None)
+                if d is None:
+                    return
+                started = time.perf_counter()
+                with pool.connection() as conn:
+                    result = apply_event(conn, d.event, "test")
+                took = time.perf_counter() - started
+                with lock:
+                    latencies.append(took)
+                    outcomes[result.outcome] += 1
+
+        threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+    return PhaseResult("floor (SQL function)", concurrency, len(items), elapsed, latency(latencies), outcomes)
+
+
+@dataclass
+class WebhookResults:
+    pairs: list[tuple[PhaseResult, PhaseResult]]  # (sidecar, floor) per concurrency
+    offered: PhaseResult | None
+    offered_rate: float
+    note: str = ""
+
+
+def run(database_url: str, log_dir: Path, concurrencies: tuple[int, ...], events_per_phase: int,
+        offered_rate: float, offered_seconds: float, seed: int = 11) -> WebhookResults:
+    rng = random.Random(seed)
+    offered_n = int(offered_rate * offered_seconds)
+    phases = 2 * len(concurrencies)
+    pool = open_invoices(database_url, phases * events_per_phase + offered_n)
+    per_phase = min(events_per_phase, max(1, (len(pool) - offered_n) // phases)) if pool else 0
+    note = ""
+    if per_phase < events_per_phase:
+        note = f"only {len(pool)} open invoices at this size: {per_phase} distinct invoices per phase"
+    chunks = [pool[i * per_phase:(i + 1) * per_phase] for i in range(phases)]
+    offered_pool = pool[phases * per_phase:phases * per_phase + offered_n]
+    sidecar = Sidecar(database_url, log_dir)
+    pairs: list[tuple[PhaseResult, PhaseResult]] = []
+    try:
+        # Warm the sidecar's pool and code paths on a few events that are not measured.
+        warm = deliveries(chunks[0][:min(20, per_phase)], rng) if per_phase > 20 else []
+        if warm:
+            asyncio.run(_closed_loop_http(sidecar.url, warm, 4))
+            chunks[0] = chunks[0][20:]
+        for n, c in enumerate(concurrencies):
+            http_items = deliveries(chunks[2 * n], rng)
+            floor_items = deliveries(chunks[2 * n + 1], rng)
+            side = asyncio.run(_closed_loop_http(sidecar.url, http_items, c))
+            floor = closed_loop_floor(database_url, floor_items, c)
+            pairs.append((side, floor))
+        offered = None
+        if offered_pool:
+            items = deliveries(offered_pool, rng)[:len(offered_pool)]
+            offered = asyncio.run(_open_loop_http(sidecar.url, items, offered_rate))
+    finally:
+        sidecar.stop()
+    return WebhookResults(pairs, offered, offered_rate, note)

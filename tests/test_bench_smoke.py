@@ -1,0 +1,77 @@
+"""Smoke tests of the benchmarks: the generator's data loads into the test database whole and
+plausible, and `python -m bench --smoke` runs end to end. No timing is asserted: bench reports.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.checks import orphans
+from bench.datagen import Generator, Plan, anchor_for
+from bench.loader import load
+
+ROOT = Path(__file__).resolve().parents[1]
+ANCHOR = anchor_for(datetime(2026, 6, 15, 13, 0, tzinfo=UTC))
+
+
+def test_generator_is_deterministic() -> None:
+    first = [c.rows["invoices"][:5] for c in Generator(Plan.for_invoices(50), ANCHOR, seed=3).chunks()]
+    again = [c.rows["invoices"][:5] for c in Generator(Plan.for_invoices(50), ANCHOR, seed=3).chunks()]
+    other = [c.rows["invoices"][:5] for c in Generator(Plan.for_invoices(50), ANCHOR, seed=4).chunks()]
+    assert first == again
+    assert first != other
+
+
+def test_generated_data_loads_with_consistent_keys_and_realistic_statuses(
+        db: psycopg.Connection[dict[str, Any]], database_url: str) -> None:
+    result = load(database_url, 400, ANCHOR, seed=5)
+
+    assert result.rows["invoices"] == 400
+    assert db.execute("SELECT count(*) AS n FROM crm.invoices").fetchone() == {"n": 400}
+    # The load skips per-row FK triggers, so every foreign key is checked here instead.
+    assert set(orphans(db).values()) == {0}, orphans(db)
+    statuses = {r["status"]: r["n"] for r in db.execute(
+        "SELECT status, count(*) AS n FROM crm.invoices GROUP BY 1").fetchall()}
+    assert statuses.get("paid", 0) > 0.6 * 400, statuses
+    assert {"paid", "open", "void"} <= set(statuses), statuses
+    # A payment per paid invoice, for the amount due; no pending reminder on a closed invoice.
+    row = db.execute("""
+        SELECT (SELECT count(*) FROM crm.payments) AS payments,
+               (SELECT count(*) FROM crm.invoices WHERE status = 'paid') AS paid,
+               (SELECT count(*) FROM crm.invoices i JOIN crm.payments p ON p.invoice_id = i.id
+                 WHERE p.amount_cents <> i.amount_due_cents) AS wrong_amounts,
+               (SELECT count(*) FROM crm.reminders r JOIN crm.invoices i ON i.id = r.invoice_id
+                 WHERE i.status <> 'open' AND r.status IN ('pending', 'queued', 'scheduled')) AS live_reminders,
+               (SELECT count(*) FROM crm.jobs j WHERE j.status = 'completed' AND EXISTS (
+                    SELECT 1 FROM crm.invoices i WHERE i.job_id = j.id AND i.status NOT IN ('paid', 'void')))
+                 AS wrongly_completed,
+               (SELECT count(*) FROM crm.invoices i WHERE i.amount_due_cents <>
+                    (SELECT sum(amount_cents) FROM crm.invoice_lines l WHERE l.invoice_id = i.id)) AS bad_totals
+    """).fetchone()
+    assert row == {"payments": statuses["paid"], "paid": statuses["paid"], "wrong_amounts": 0, "live_reminders": 0,
+                   "wrongly_completed": 0, "bad_totals": 0}
+    # Sequences continue after the explicit ids: the application's next insert gets a fresh id.
+    new = db.execute("INSERT INTO crm.customers (name) VALUES ('After load') RETURNING id").fetchone()
+    assert new is not None and new["id"] > 400 // 5
+
+
+def test_bench_cli_smoke_run_writes_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "PERFORMANCE.md"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--output", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=240, check=False)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text(encoding="utf-8")
+    for heading in ("# Performance", "## Targets", "## Data", "## Webhook sidecar", "## Dashboard data",
+                    "## Reminder queueing", "## Send via Stripe"):
+        assert heading in text
+    assert "**Error**" not in text, text
+    assert "Memory:" in text and "Postgres:" in text
