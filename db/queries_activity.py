@@ -43,7 +43,7 @@ def emails(conn: Conn, kind: str | None = None, status: str | None = None, limit
                (SELECT count(*) FROM crm.email_events e WHERE e.email_message_id = m.id) AS events
         FROM crm.email_messages m
         WHERE (%(kind)s::text IS NULL OR m.kind = %(kind)s) AND (%(status)s::text IS NULL OR m.status = %(status)s)
-        ORDER BY m.created_at DESC, m.id DESC
+        ORDER BY m.created_at DESC  -- email_messages_created_idx; ties in any order
         LIMIT %(limit)s OFFSET %(offset)s
         """,
         {"kind": kind, "status": status, "limit": limit, "offset": offset},
