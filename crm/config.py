@@ -56,6 +56,13 @@ def resolved_database_url() -> str:
     from db.embedded import local_server
 
     url = local_server().start()
-    # Child processes (sidecar, dashboard) reuse the same server without re-resolving.
+    # Child processes (sidecar, dashboard) reuse the same server without re-resolving,
+    # and still know it is the local embedded one (see is_embedded_database).
     os.environ["DATABASE_URL"] = url
+    os.environ["CRM_EMBEDDED_DATABASE"] = "1"
     return url
+
+
+def is_embedded_database() -> bool:
+    """True for the local server under ./.data (not a deployment's DATABASE_URL)."""
+    return not env_str("DATABASE_URL") or env_str("CRM_EMBEDDED_DATABASE") == "1"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from crm.config import env_str
+from crm.config import env_str, is_embedded_database
 
 
 class SecretKeyError(RuntimeError):
@@ -27,7 +27,7 @@ def encryption_key() -> bytes:
     key = env_str("CRM_SECRET_KEY")
     if key:
         return key.encode("ascii")
-    if env_str("DATABASE_URL") and not env_str("CRM_ALLOW_LOCAL_SECRET_KEY"):
+    if not is_embedded_database():
         raise SecretKeyError(
             "CRM_SECRET_KEY is not set: generate one with "
             "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"

@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from crm.config import env_int, env_str, resolved_database_url
+from crm.settings import Settings, sandbox_url
 
 DEMO_OWNER = "owner@example.com"
 
@@ -53,7 +55,7 @@ def _spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[
 def run_all(seed: bool = True) -> int:
     from crm.config import database_config
     from crm.seed import seed_demo
-    from crm.settings import load_settings, sandbox_url
+    from crm.settings import load_settings
     from db.migrate import migrate
     from db.pool import connect
 
@@ -70,11 +72,32 @@ def run_all(seed: bool = True) -> int:
     with connect() as conn:
         settings = load_settings(conn)
 
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    # Installed before any child starts, so Ctrl-C at any moment still stops them all.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        return _run_children(settings, url, login, children, lambda: stopping)
+    finally:
+        _stop_children(children)
+        if embedded and not os.environ.get("CRM_KEEP_DATABASE"):
+            from db.embedded import local_server
+
+            local_server().stop()
+
+
+def _run_children(settings: Settings, url: str, login: tuple[str, str] | None,
+                  children: list[tuple[str, subprocess.Popen[bytes]]], stopping: Callable[[], bool]) -> int:
     env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
     py = sys.executable
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
     sandboxed = settings.stripe_sandboxed or settings.resend_sandboxed
-    if sandboxed and Path("sandbox/__main__.py").exists():
+    if sandboxed:
         port = sandbox_url().rsplit(":", 1)[-1]
         state = str(Path(env_str("CRM_DATA_DIR", ".data")) / "sandbox.json")
         argv = [py, "-m", "sandbox", "--port", port, "--state-file", state]
@@ -97,35 +120,27 @@ def run_all(seed: bool = True) -> int:
     print(f"  sidecar    http://localhost:{webhook_port}/healthz")
     if sandboxed:
         print(f"  SANDBOX    {sandbox_url()}  (offline Stripe/Resend emulators: no real money, no real email)")
+        print(f"             mailbox {sandbox_url()}/mailbox")
     if login:
         print(f"  log in as  {login[0]}  /  {login[1]}")
     print("  Ctrl-C stops everything.", flush=True)
-
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    code = 0
-    while not stopping:
+    while not stopping():
         for name, proc in children:
             if proc.poll() is not None:
                 print(f"{name} exited with {proc.returncode}; stopping the rest", file=sys.stderr)
-                stopping, code = True, proc.returncode or 1
+                return proc.returncode or 1
         time.sleep(0.5)
+    return 0
+
+
+def _stop_children(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _, proc in children:
         if proc.poll() is None:
             proc.terminate()
+    deadline = time.monotonic() + 10
     for _, proc in children:
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
-    if embedded and not os.environ.get("CRM_KEEP_DATABASE"):
-        from db.embedded import local_server
-
-        local_server().stop()
-    return code
+            proc.wait()

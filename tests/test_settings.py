@@ -52,3 +52,24 @@ def test_environment_wins(db: psycopg.Connection[Any], monkeypatch: pytest.Monke
 )
 def test_mask(secret: str, shown: str) -> None:
     assert mask(secret) == shown
+
+
+def test_a_deployment_without_crm_secret_key_refuses_to_store_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crm import secrets_store
+
+    monkeypatch.delenv("CRM_SECRET_KEY")
+    monkeypatch.delenv("CRM_EMBEDDED_DATABASE", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db.example.com/crm")
+    with pytest.raises(secrets_store.SecretKeyError, match="CRM_SECRET_KEY is not set"):
+        secrets_store.encrypt("sk_live_abc")
+
+
+def test_the_embedded_database_uses_a_local_key_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from crm import secrets_store
+
+    monkeypatch.delenv("CRM_SECRET_KEY")
+    monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:54329/crm")
+    monkeypatch.setenv("CRM_EMBEDDED_DATABASE", "1")
+    assert secrets_store.decrypt(secrets_store.encrypt("re_secret")) == "re_secret"
+    assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
