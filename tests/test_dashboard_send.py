@@ -51,3 +51,22 @@ def test_a_failed_send_says_what_failed_and_retries(db: psycopg.Connection[Any],
     assert not at.exception, [e.value for e in at.exception]
     assert any(s.value.startswith("Sent.") for s in at.success), [e.value for e in at.error]
     assert db.execute("SELECT status FROM crm.invoices WHERE id = %s", (invoice_id,)).fetchone() == {"status": "open"}
+
+
+def test_resend_the_email_then_void(db: psycopg.Connection[Any], crm_sandbox: RunningSandbox,
+                                    make_invoice: Callable[..., int], app_as: Callable[..., Any]) -> None:
+    from crm.send_invoice import send_invoice
+
+    invoice_id = make_invoice()
+    assert send_invoice(invoice_id, "staff@example.com").ok
+    at = _open(app_as("staff", "pages/invoices.py"), invoice_id)
+    url = db.execute("SELECT hosted_invoice_url FROM crm.invoices WHERE id = %s", (invoice_id,)).fetchone()
+    assert url is not None and url["hosted_invoice_url"] in [c.value for c in at.code], "the pay link to copy"
+    at.button(key=f"resend_{invoice_id}").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert at.success, "the resend reports what it did"
+    assert len(crm_sandbox.control.resend_emails()) == 2
+    at.button(key=f"void_{invoice_id}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert db.execute("SELECT status FROM crm.invoices WHERE id = %s", (invoice_id,)).fetchone() == {"status": "void"}
+    assert any("· void" in h.value for h in at.subheader)
