@@ -2,7 +2,7 @@
 pay on the sandbox's hosted page, and watch the dashboard turn Paid without a reload.
 
 Real processes: Streamlit (subprocess), the webhook sidecar and the sandbox (in-process
-servers over real HTTP), Postgres. Screenshots of every page go to docs/screenshots/.
+servers over real HTTP), Postgres. Screenshots of every page: see SHOTS.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from sandbox.testing import RunningSandbox
 from tests.fixtures.dashboard import OWNER_EMAIL, PASSWORD, ROOT
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "docs" / "screenshots"
+# Every run saves its screenshots under tests/artifacts (ignored by git); UPDATE_SCREENSHOTS=1
+# writes them to docs/screenshots instead, where the README's images live.
+SHOTS = ROOT / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else "tests/artifacts/screenshots")
 pytestmark = pytest.mark.browser
 
 
