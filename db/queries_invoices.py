@@ -49,7 +49,11 @@ def list_invoices(conn: Conn, f: InvoiceFilter, today: date) -> list[dict[str, A
         SELECT i.id, coalesce(i.stripe_invoice_number, 'draft #' || i.id) AS number, c.name AS customer,
                i.customer_id, i.job_id, i.kind,
                CASE WHEN i.status = 'open' AND i.due_date < %(today)s THEN 'overdue' ELSE i.status END AS status,
-               i.amount_due_cents, i.amount_paid_cents, i.currency, i.due_date,
+               -- A draft's total is its lines' (a draft saved elsewhere may not carry amount_due yet).
+               CASE WHEN i.status = 'draft' THEN (SELECT coalesce(sum(l.amount_cents), 0)
+                                                  FROM crm.invoice_lines l WHERE l.invoice_id = i.id)
+                    ELSE i.amount_due_cents END AS amount_due_cents,
+               i.amount_paid_cents, i.currency, i.due_date,
                CASE WHEN i.status = 'open' AND i.due_date < %(today)s THEN %(today)s - i.due_date END
                    AS days_overdue,
                i.mode, i.hosted_invoice_url, i.attention, i.sent_at, i.paid_at, i.created_at,
