@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -15,7 +15,7 @@ def current_session() -> Session | None:
     session = st.session_state.get(_KEY)
     if not isinstance(session, Session):
         return None
-    if session.expired(datetime.now(timezone.utc)):
+    if session.expired(datetime.now(UTC)):
         del st.session_state[_KEY]
         return None
     return session
