@@ -61,6 +61,27 @@ def test_runner_keeps_going_after_errors_and_stops_cleanly() -> None:
     assert len(calls) == count
 
 
+def test_a_failed_pass_is_retried_before_the_interval(monkeypatch: Any) -> None:
+    monkeypatch.setenv("WORKER_RETRY_AFTER_FAILURE_S", "0.05")
+    calls: list[int] = []
+    second = threading.Event()
+
+    def fails_first() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("sandbox not up yet")
+        second.set()
+
+    # An hourly worker whose first pass fails runs again within the retry delay.
+    runner = WorkerRunner([Worker("hourly", 3600, fails_first)], record=lambda *args: None)
+    runner.start()
+    try:
+        assert second.wait(10), "a failed pass waited the whole interval"
+    finally:
+        runner.stop(timeout_s=5)
+    assert len(calls) == 2
+
+
 def test_workers_can_be_switched_off(monkeypatch: Any) -> None:
     monkeypatch.setenv("WEBHOOK_RUN_WORKERS", "0")
     assert not workers_enabled()

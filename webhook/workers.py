@@ -31,6 +31,10 @@ class Worker:
 WORKERS: list[Worker] = []
 
 
+def retry_after_failure_s() -> float:
+    return float(os.environ.get("WORKER_RETRY_AFTER_FAILURE_S", "60"))
+
+
 def workers_enabled() -> bool:
     return os.environ.get("WEBHOOK_RUN_WORKERS", "1").strip().lower() not in ("0", "false", "no", "off")
 
@@ -68,8 +72,10 @@ class WorkerRunner:
 
     def _loop(self, worker: Worker) -> None:
         while not self._stop.is_set():
-            self.run_once(worker)
-            self._stop.wait(worker.interval_s)
+            ok = self.run_once(worker)
+            # A failed pass (say the database or Stripe was briefly unreachable at start-up)
+            # is retried soon rather than a whole interval later.
+            self._stop.wait(worker.interval_s if ok else min(worker.interval_s, retry_after_failure_s()))
 
     def run_once(self, worker: Worker) -> bool:
         """One pass of one worker; True when it succeeded. Never raises."""
