@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+LIVE_INDEX = "crm.reminders_live_idx"  # db/migrations/0007_bench_indexes.sql
 # 'now' offsets from the anchor: none due, about a day's worth, a week's, a month's.
 OFFSETS: tuple[tuple[str, timedelta], ...] = (
     ("anchor (steady state)", timedelta(0)),
@@ -35,6 +36,7 @@ class QueueResult:
     queued: int
     median_ms: float
     runs_ms: list[float]
+    without_index_ms: float | None = None  # the same run with 0007's index dropped (inside the rolled-back txn)
 
 
 @dataclass
@@ -59,6 +61,7 @@ def run(url: str, anchor: datetime, reps: int, explain_offset: int = 1) -> Queue
             "SELECT count(*), count(*) FILTER (WHERE status = 'pending') FROM crm.reminders").fetchone()
         assert counts is not None
         out = QueueRun(int(counts[0]), int(counts[1]))
+        has_index = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (LIVE_INDEX,)).fetchone() == (True,)
         conn.rollback()
         for n, (label, offset) in enumerate(OFFSETS):
             now = anchor + offset
@@ -72,10 +75,23 @@ def run(url: str, anchor: datetime, reps: int, explain_offset: int = 1) -> Queue
                 runs.append((time.perf_counter() - started) * 1000)
                 queued = int(row[0]) if row else 0
                 conn.rollback()
-            out.results.append(QueueResult(label, now, due, queued, statistics.median(runs), runs))
+            without = _without_index(conn, now, reps) if has_index else None
+            out.results.append(QueueResult(label, now, due, queued, statistics.median(runs), runs, without))
             if n == explain_offset:
                 out.plans = explain(conn, now)
     return out
+
+
+def _without_index(conn: psycopg.Connection[tuple[Any, ...]], now: datetime, reps: int) -> float:
+    """Median ms of a run without db/migrations/0007's index: DDL is transactional, the rollback restores it."""
+    runs = []
+    for _ in range(reps):
+        conn.execute(f"DROP INDEX {LIVE_INDEX}")
+        started = time.perf_counter()
+        conn.execute("SELECT crm.queue_due_reminders(%s)", (now,))
+        runs.append((time.perf_counter() - started) * 1000)
+        conn.rollback()
+    return statistics.median(runs)
 
 
 def explain(conn: psycopg.Connection[tuple[Any, ...]], now: datetime) -> list[str]:
