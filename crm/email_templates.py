@@ -13,7 +13,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from crm.invoice_rules import Line
+from crm.invoice_lines import Line
 from crm.money import format_cents
 
 _DIR = Path(__file__).parent / "templates"

@@ -15,22 +15,14 @@ from email.utils import parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
-MAX_STRIPE_LINES = 250
+from crm.invoice_lines import MAX_LINES, Line, total_cents
+
+# Lines are the same value the dashboard's editor produces (crm.invoice_lines).
+MAX_STRIPE_LINES = MAX_LINES
 # The same shape the customers table checks, so a valid row is a sendable address.
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 STEPS = ("customer", "invoice", "lines", "finalize", "email", "complete")
-
-
-@dataclass(frozen=True)
-class Line:
-    description: str
-    quantity: int
-    unit_amount_cents: int
-
-    @property
-    def amount_cents(self) -> int:
-        return self.quantity * self.unit_amount_cents
 
 
 @dataclass(frozen=True)
@@ -47,10 +39,6 @@ class SendContext:
     stripe_mode: str
     stripe_sandboxed: bool
     resend_sandboxed: bool
-
-
-def total_cents(lines: Sequence[Line]) -> int:
-    return sum(line.amount_cents for line in lines)
 
 
 def valid_email(address: str | None) -> bool:

@@ -18,7 +18,8 @@ from typing import Any
 
 from crm import idempotency
 from crm.email_templates import invoice_tags, render_invoice_email
-from crm.invoice_rules import Line, stripe_due_timestamp, stripe_lines, total_cents, totals_match
+from crm.invoice_lines import Line, total_cents
+from crm.invoice_rules import stripe_due_timestamp, stripe_lines, totals_match
 from crm.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.settings import Settings
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
