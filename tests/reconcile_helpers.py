@@ -8,32 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-import pytest
 
 from sandbox.testing import RunningSandbox
-from tests.fixtures.sandbox import BUSINESS_FROM, BUSINESS_NAME, TEST_RESEND_KEY, TEST_STRIPE_KEY
+from tests.fixtures.sandbox import (
+    point_crm_at,  # noqa: F401 - re-exported for the reconcile tests
+)
 from tests.fixtures.sidecar import seed_invoice
 from tests.sandbox_helpers import make_open_invoice
 from tests.send_helpers import stripe_client
 
 Conn = psycopg.Connection[dict[str, Any]]
-
-
-def point_crm_at(db: Conn, sbx: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the crm_sandbox fixture does, for a sandbox of the test's own."""
-    from crm.settings import save_setting
-
-    monkeypatch.setenv("STRIPE_API_BASE", sbx.stripe_api_base)
-    monkeypatch.setenv("RESEND_API_URL", sbx.resend_api_url)
-    monkeypatch.setenv("STRIPE_MAX_NETWORK_RETRIES", "0")
-    monkeypatch.setenv("STRIPE_RETRY_ATTEMPTS", "3")
-    monkeypatch.setenv("STRIPE_RETRY_BACKOFF_S", "0.01")
-    monkeypatch.setenv("STRIPE_TIMEOUT_S", "5")
-    monkeypatch.setenv("RESEND_RETRY_BACKOFF_S", "0.01")
-    save_setting(db, "stripe.test.secret_key", TEST_STRIPE_KEY)
-    save_setting(db, "resend.api_key", TEST_RESEND_KEY)
-    save_setting(db, "email.from", BUSINESS_FROM)
-    save_setting(db, "business.name", BUSINESS_NAME)
 
 
 def open_invoice(db: Conn, sbx: RunningSandbox, amount: int = 10_000, status: str = "open") -> dict[str, Any]:
