@@ -56,13 +56,21 @@ def _webhook(report: Report, res: Any) -> None:
     s.add(f"Measured at {size_label(res.webhook_size)} invoices. {w.note}".strip())
     t = Table(["Concurrency", "Sidecar events/s", "p50 ms", "p95 ms", "p99 ms", "Floor events/s", "Floor p50 ms",
                "Floor p99 ms", "Ratio sidecar/floor", "Sidecar outcomes", "Floor outcomes"])
+    cpu = Table(["Concurrency", "Sidecar process CPU ms/event", "Load generator CPU ms/event (HTTP)",
+                 "Load generator CPU ms/event (floor)"])
     for side, floor in w.pairs:
         ratio = side.per_second / floor.per_second if floor.per_second else float("nan")
         t.rows.append([str(side.concurrency), f"{side.per_second:.0f}", fmt_ms(side.latency.p50_ms),
                        fmt_ms(side.latency.p95_ms), fmt_ms(side.latency.p99_ms), f"{floor.per_second:.0f}",
                        fmt_ms(floor.latency.p50_ms), fmt_ms(floor.latency.p99_ms), f"{ratio:.2f}",
                        _outcomes(side.outcomes), _outcomes(floor.outcomes)])
+        cpu.rows.append([str(side.concurrency), _cpu(side.cpu_ms_per_event(side.server_cpu_s)),
+                         _cpu(side.cpu_ms_per_event(side.client_cpu_s)),
+                         _cpu(floor.cpu_ms_per_event(floor.client_cpu_s))])
     s.table(t)
+    s.add("CPU per event on each side of the HTTP connection (2 cores shared by the load generator, the sidecar "
+          "and Postgres):")
+    s.table(cpu)
     if w.offered is not None:
         o = w.offered
         t2 = Table(["Offered load", "Events", "Achieved events/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "Outcomes"])
@@ -71,6 +79,10 @@ def _webhook(report: Report, res: Any) -> None:
                         fmt_ms(o.latency.max_ms), _outcomes(o.outcomes)])
         s.table(t2)
     s.add(findings.webhook_notes(w))
+
+
+def _cpu(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _outcomes(c: Any) -> str:

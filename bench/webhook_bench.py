@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ import stripe
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from bench.http_sender import Connection, build_request
 from bench.parts import ROOT
 from bench.stats import Latency, latency
 from db.embedded import free_port
@@ -35,6 +37,7 @@ from db.embedded import free_port
 from db.stripe_events import _APPLY as APPLY_SQL
 
 SECRET = "whsec_bench_0123456789abcdef"
+ROUTE = "/webhooks/stripe"
 DUPLICATE_SHARE = 0.10
 
 
@@ -56,10 +59,40 @@ class PhaseResult:
     seconds: float
     latency: Latency
     outcomes: Counter[str] = field(default_factory=Counter)
+    client_cpu_s: float = 0.0  # CPU the load generator (this process) used during the phase
+    server_cpu_s: float | None = None  # CPU the sidecar process used (None for the floor)
+
+    def cpu_ms_per_event(self, seconds: float | None) -> float | None:
+        return None if seconds is None or not self.deliveries else seconds * 1000 / self.deliveries
 
     @property
     def per_second(self) -> float:
         return self.deliveries / self.seconds if self.seconds else 0.0
+
+
+def self_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc), 0.0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(phase: Any, server_pid: int | None) -> PhaseResult:
+    """Runs a phase coroutine and attaches the CPU both sides used."""
+    client0 = self_cpu_s()
+    server0 = proc_cpu_s(server_pid) if server_pid else 0.0
+    result: PhaseResult = asyncio.run(phase)
+    result.client_cpu_s = self_cpu_s() - client0
+    if server_pid:
+        result.server_cpu_s = proc_cpu_s(server_pid) - server0
+    return result
 
 
 def open_invoices(url: str, limit: int) -> list[tuple[str, int]]:
@@ -105,19 +138,19 @@ def deliveries(invoices: list[tuple[str, int]], rng: random.Random) -> list[Deli
 
 def signed_headers(body: bytes) -> dict[str, str]:
     header = stripe.WebhookSignature.generate_signature_header(body.decode(), SECRET, int(time.time()))
-    return {"stripe-signature": header, "content-type": "application/json"}
+    return {"Stripe-Signature": header, "Content-Type": "application/json"}
 
 
 class Sidecar:
     """`python -m webhook` in a subprocess on a free port, logs to a file."""
 
-    def __init__(self, database_url: str, log_dir: Path) -> None:
+    def __init__(self, database_url: str, log_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / "sidecar.log"
         env = {**os.environ, "DATABASE_URL": database_url, "STRIPE_WEBHOOK_SECRET": SECRET, "STRIPE_MODE": "test",
                "WEBHOOK_RUN_WORKERS": "0", "PYTHONPATH": str(ROOT)}
-        env.setdefault("CRM_SECRET_KEY", "bench-not-a-secret-" + "0" * 24)
+        env.update(extra_env or {})
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "webhook", "--port", str(self.port)], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -148,51 +181,59 @@ class Sidecar:
         self._log.close()
 
 
+def _requests(url: str, items: list[Delivery]) -> tuple[str, int, list[bytes]]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port), [build_request(host, int(port), ROUTE, d.body, d.headers) for d in items]
+
+
 async def _closed_loop_http(url: str, items: list[Delivery], concurrency: int) -> PhaseResult:
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
-    queue = iter(items)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30, trust_env=False) as client:
-        async def worker() -> None:
-            for d in queue:
-                started = time.perf_counter()
-                resp = await client.post("/webhooks/stripe", content=d.body, headers=d.headers)
-                latencies.append(time.perf_counter() - started)
-                outcomes[_outcome(resp)] += 1
+    host, port, requests = _requests(url, items)
+    queue = iter(requests)
+    connections = [Connection(host, port) for _ in range(concurrency)]
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    async def worker(conn: Connection) -> None:
+        for request in queue:
+            started = time.perf_counter()
+            answer = await conn.send(request)
+            latencies.append(time.perf_counter() - started)
+            outcomes[answer.outcome()] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in connections))
+    elapsed = time.perf_counter() - started
+    for c in connections:
+        await c.close()
     return PhaseResult("sidecar", concurrency, len(items), elapsed, latency(latencies), outcomes)
 
 
-def _outcome(resp: httpx.Response) -> str:
-    if resp.status_code != 200:
-        return f"http {resp.status_code}"
-    try:
-        return str(resp.json().get("outcome"))
-    except ValueError:
-        return "unreadable"
-
-
 async def _open_loop_http(url: str, items: list[Delivery], rate: float) -> PhaseResult:
+    """Each event is due at start + i/rate; a free keep-alive connection takes it, or a new one opens."""
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30, trust_env=False) as client:
-        start = time.perf_counter() + 0.05
+    host, port, requests = _requests(url, items)
+    idle: list[Connection] = []
+    opened: list[Connection] = []
+    start = time.perf_counter() + 0.05
 
-        async def one(i: int, d: Delivery) -> None:
-            due = start + i / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            resp = await client.post("/webhooks/stripe", content=d.body, headers=d.headers)
-            latencies.append(time.perf_counter() - due)
-            outcomes[_outcome(resp)] += 1
+    async def one(i: int, request: bytes) -> None:
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        conn = idle.pop() if idle else Connection(host, port)
+        if conn not in opened:
+            opened.append(conn)
+        answer = await conn.send(request)
+        idle.append(conn)
+        latencies.append(time.perf_counter() - due)
+        outcomes[answer.outcome()] += 1
 
-        await asyncio.gather(*(one(i, d) for i, d in enumerate(items)))
-        elapsed = time.perf_counter() - start
-    return PhaseResult("sidecar, offered load", 0, len(items), elapsed, latency(latencies), outcomes)
+    await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+    elapsed = time.perf_counter() - start
+    for c in opened:
+        await c.close()
+    result = PhaseResult("sidecar, offered load", len(opened), len(items), elapsed, latency(latencies), outcomes)
+    return result
 
 
 async def _closed_loop_floor(database_url: str, items: list[Delivery], concurrency: int) -> PhaseResult:
@@ -259,13 +300,13 @@ def run(database_url: str, log_dir: Path, concurrencies: tuple[int, ...], events
         for n, c in enumerate(concurrencies):
             http_items = deliveries(chunks[2 * n], rng)
             floor_items = deliveries(chunks[2 * n + 1], rng)
-            side = asyncio.run(_closed_loop_http(sidecar.url, http_items, c))
-            floor = asyncio.run(_closed_loop_floor(database_url, floor_items, c))
+            side = _measured(_closed_loop_http(sidecar.url, http_items, c), sidecar.proc.pid)
+            floor = _measured(_closed_loop_floor(database_url, floor_items, c), None)
             pairs.append((side, floor))
         offered = None
         if offered_pool:
             items = deliveries(offered_pool, rng)[:len(offered_pool)]
-            offered = asyncio.run(_open_loop_http(sidecar.url, items, offered_rate))
+            offered = _measured(_open_loop_http(sidecar.url, items, offered_rate), sidecar.proc.pid)
     finally:
         sidecar.stop()
     return WebhookResults(pairs, offered, offered_rate, note)
