@@ -269,12 +269,46 @@ async def _closed_loop_floor(database_url: str, items: list[Delivery], concurren
     return PhaseResult("floor (SQL function)", concurrency, len(items), elapsed, latency(latencies), outcomes)
 
 
+async def _same_job_pairs(database_url: str, pairs: list[list[tuple[str, int]]]) -> Counter[str]:
+    """Both open invoices of a job paid at the same moment (a deposit and a final invoice paid
+    together), one pair at a time, each event on its own connection; outcomes counted."""
+    outcomes: Counter[str] = Counter()
+    conns = [await psycopg.AsyncConnection.connect(database_url, autocommit=True) for _ in range(2)]
+    try:
+        for n, pair in enumerate(pairs):
+            async def one(conn: psycopg.AsyncConnection[Any], sid: str, amount: int, k: int) -> str:
+                try:
+                    cur = await conn.execute(APPLY_SQL, (Jsonb(paid_event(sid, amount, 10_000_000 + k)), "test",
+                                                         "webhook"))
+                    row = await cur.fetchone()
+                    return str(row[0]["outcome"]) if row else "no row"
+                except psycopg.Error as exc:
+                    return f"error {type(exc).__name__}"
+            got = await asyncio.gather(*(one(conns[i], sid, amt, 2 * n + i) for i, (sid, amt) in enumerate(pair)))
+            outcomes.update(got)
+    finally:
+        for c in conns:
+            await c.close()
+    return outcomes
+
+
+def job_pairs(url: str, limit: int, skip: set[str]) -> list[list[tuple[str, int]]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT array_agg(stripe_invoice_id ORDER BY id), array_agg(amount_due_cents ORDER BY id) "
+            "FROM crm.invoices WHERE status = 'open' AND mode = 'test' GROUP BY job_id HAVING count(*) = 2 "
+            "ORDER BY job_id DESC LIMIT %s", (limit,)).fetchall()
+    return [list(zip(sids, amounts, strict=True)) for sids, amounts in rows if not set(sids) & skip]
+
+
 @dataclass
 class WebhookResults:
     pairs: list[tuple[PhaseResult, PhaseResult]]  # (sidecar, floor) per concurrency
     offered: PhaseResult | None
     offered_rate: float
     note: str = ""
+    same_job: Counter[str] = field(default_factory=Counter)
+    same_job_pairs: int = 0
 
 
 def run(database_url: str, log_dir: Path, concurrencies: tuple[int, ...], events_per_phase: int,
@@ -309,4 +343,7 @@ def run(database_url: str, log_dir: Path, concurrencies: tuple[int, ...], events
             offered = _measured(_open_loop_http(sidecar.url, items, offered_rate), sidecar.proc.pid)
     finally:
         sidecar.stop()
-    return WebhookResults(pairs, offered, offered_rate, note)
+    used = {sid for sid, _ in pool}
+    same = job_pairs(database_url, 40, used)
+    same_job = asyncio.run(_same_job_pairs(database_url, same)) if same else Counter[str]()
+    return WebhookResults(pairs, offered, offered_rate, note, same_job, len(same))
