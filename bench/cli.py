@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -24,6 +25,7 @@ from bench.report import Report
 from bench.sections import Config, Runner
 
 DEFAULT_SIZES = "10k,100k,1m"
+LAST_RESULTS = parts.ROOT / ".data" / "bench-last-results.pickle"
 SMOKE_SIZES = "300"
 ALL_PARTS = ("dashboard", "queue", "webhook", "send")
 
@@ -37,6 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="where to write the report (default docs/PERFORMANCE.md; with --smoke: not written)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--keep", action="store_true", help="keep the bench cluster's folder under .data/")
+    p.add_argument("--rerender", action="store_true",
+                   help=f"rewrite the report from the last run's saved results ({LAST_RESULTS}) without measuring")
     return p.parse_args(argv)
 
 
@@ -49,14 +53,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(ALL_PARTS)}", file=sys.stderr)
         return 2
     output = args.output or (None if args.smoke else parts.ROOT / "docs" / "PERFORMANCE.md")
+    if args.rerender:
+        return rerender(output or parts.ROOT / "docs" / "PERFORMANCE.md")
     if not os.environ.get("CRM_SECRET_KEY"):
         from cryptography.fernet import Fernet
 
         os.environ["CRM_SECRET_KEY"] = Fernet.generate_key().decode()
     started_at = datetime.now(UTC)
+    command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
     cfg = Config(sizes=sizes, only=only, smoke=args.smoke, seed=args.seed, anchor=anchor_for(started_at),
-                 started_at=started_at, command=" ".join(["python -m bench", *(argv if argv is not None
-                                                                                 else sys.argv[1:])]))
+                 started_at=started_at, commit=parts.head_commit(), command=command)
     report = Report()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
@@ -69,10 +75,34 @@ def main(argv: list[str] | None = None) -> int:
             runner.finish(time.perf_counter() - started, failed=True)
             print(report.markdown())
             return 1
-    runner.finish(time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    runner.finish(elapsed)
+    if not args.smoke:
+        save_results(cfg, runner.results, elapsed)
     text = report.markdown()
     print(text)
     if output is not None:
         report.write(output)
         print(f"wrote {output} ({', '.join(size_label(s) for s in sizes)})", file=sys.stderr)
+    return 0
+
+
+def save_results(cfg: Config, results: object, seconds: float) -> None:
+    """Kept under .data/ (not committed) so wording changes can be re-rendered without a 10-minute run."""
+    LAST_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    LAST_RESULTS.write_bytes(pickle.dumps((cfg, results, seconds)))
+
+
+def rerender(output: Path) -> int:
+    if not LAST_RESULTS.exists():
+        print(f"no saved results at {LAST_RESULTS}: run the bench first", file=sys.stderr)
+        return 2
+    cfg, results, seconds = pickle.loads(LAST_RESULTS.read_bytes())  # our own file, written by save_results
+    report = Report()
+    from bench import render
+
+    render.render(report, cfg, results, seconds, False)
+    report.write(output)
+    print(report.markdown())
+    print(f"re-rendered {output} from {LAST_RESULTS}", file=sys.stderr)
     return 0

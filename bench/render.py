@@ -22,10 +22,10 @@ def render(report: Report, cfg: Any, res: Any, seconds: float, failed: bool) -> 
         "",
         f"- Run: {cfg.started_at:%Y-%m-%d %H:%M} UTC, `{cfg.command}`, {seconds / 60:.1f} minutes"
         + (" (**failed part-way; see the errors below**)" if failed else ""),
-        f"- Code: {parts.head_commit()}",
+        f"- Code: {cfg.commit or parts.head_commit()}",
         f"- Data anchor ('now' of the generated data): {cfg.anchor:%Y-%m-%d %H:%M} UTC, seed {cfg.seed}",
     ]
-    report.header += [f"- {k}: {v}" for k, v in machine.describe(res.postgres)]
+    report.header += [f"- {k}: {v}" for k, v in (res.machine or machine.describe(res.postgres))]
     for key, why in res.skipped.items():
         report.header.append(f"- Not measured: {key}: {why}")
     for key, err in res.errors.items():

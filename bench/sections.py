@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench import dashboard_bench, parts, queue_bench, render
+from bench import dashboard_bench, machine, parts, queue_bench, render
 from bench.cluster import bench_server, fresh_database, server_version
 from bench.datagen import size_label
 from bench.loader import LoadResult, load
@@ -33,6 +33,7 @@ class Config:
     anchor: datetime
     started_at: datetime
     command: str
+    commit: str = ""
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Results:
     skipped: dict[str, str] = field(default_factory=dict)  # part -> why not measured
     errors: dict[str, str] = field(default_factory=dict)  # part -> what went wrong
     postgres: str = "?"
+    machine: list[tuple[str, str]] = field(default_factory=list)  # described when the run starts
 
 
 class Runner:
@@ -72,7 +74,9 @@ class Runner:
             for n, size in enumerate(cfg.sizes):
                 label = size_label(size)
                 url = fresh_database(server, f"bench_{label.lower()}")
-                res.postgres = server_version(url)
+                if not res.machine:
+                    res.postgres = server_version(url)
+                    res.machine = machine.describe(res.postgres)
                 print(f"[{label}] loading {size} invoices ...", flush=True)
                 loaded = load(url, size, cfg.anchor, cfg.seed)
                 res.loads.append(loaded)
