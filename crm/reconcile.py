@@ -128,6 +128,9 @@ class ReconcileReport:
     invoices_checked: int = 0
     repairs: list[dict[str, Any]] = field(default_factory=list)
     stuck_sends: list[int] = field(default_factory=list)
+    # CRM invoices Stripe does not know in this mode (other keys, deleted there, demo data):
+    # a finding for staff, not a failed run.
+    missing_at_stripe: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     event_errors: int = 0
@@ -145,6 +148,7 @@ class ReconcileReport:
             "events_seen": self.events_seen, "events_applied": self.outcomes.get("applied", 0),
             "events_duplicate": self.outcomes.get("duplicate", 0), "invoices_checked": self.invoices_checked,
             "invoices_repaired": sum(1 for r in self.repairs if r["outcome"] == "applied"),
+            "invoices_missing_at_stripe": len(self.missing_at_stripe),
             "errors": len(self.errors),
         }
 
@@ -164,12 +168,14 @@ class ReconcileReport:
                 for r in self.repairs if r["outcome"] == "applied"]
         out += [f"  invoice #{i} is stuck in sending (its Send stopped); press Send to resume it"
                 for i in self.stuck_sends]
+        out += [f"  invoice #{m['invoice_id']} ({m['stripe_invoice_id']}) is unknown to Stripe in {self.mode} mode "
+                "(sent with other keys, or deleted there)" for m in self.missing_at_stripe]
         out += [f"  error: {e}" for e in self.errors]
         return out
 
     def as_detail(self) -> dict[str, Any]:
         return {"outcomes": self.outcomes, "repairs": self.repairs, "stuck_sends": self.stuck_sends,
-                "errors": self.errors[:50]}
+                "missing_at_stripe": self.missing_at_stripe[:200], "errors": self.errors[:50]}
 
 
 # ---------------------------------------------------------------- the run
@@ -212,6 +218,10 @@ def _repair_drift(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: s
         try:
             stripe_inv = as_json_object(gateway.retrieve_invoice(str(inv["stripe_invoice_id"])))
         except StripeGatewayError as exc:
+            if exc.http_status == 404:
+                report.missing_at_stripe.append({"invoice_id": int(inv["id"]),
+                                                 "stripe_invoice_id": str(inv["stripe_invoice_id"])})
+                continue
             report.errors.append(f"invoice #{inv['id']} ({inv['stripe_invoice_id']}): {exc}")
             if exc.retryable:
                 report.errors.append("Stripe unreachable: stopped checking invoices")

@@ -107,8 +107,10 @@ class StripeGateway:
                 return fn()
             except StripeError as exc:
                 retry = _retryable(exc)
-                log.warning("stripe %s failed (attempt %d/%d, status %s, retryable %s): %s", what, attempt,
-                            self.attempts, exc.http_status, retry, _message(exc))
+                # A 404 is an answer (the caller decides what it means), not a fault worth a warning.
+                log.log(logging.INFO if exc.http_status == 404 else logging.WARNING,
+                        "stripe %s failed (attempt %d/%d, status %s, retryable %s): %s", what, attempt,
+                        self.attempts, exc.http_status, retry, _message(exc))
                 if not retry or attempt == self.attempts:
                     raise StripeGatewayError(_message(exc), retryable=retry, code=exc.code,
                                              http_status=exc.http_status) from exc

@@ -1,18 +1,20 @@
 """Activity: Stripe events with their outcome, emails and their events, reminders and
-their states, each with filters."""
+their states, each with filters; reconcile runs and a button to run one."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from crm.reconcile import latest_runs, run_reconcile
 from crm.ui.session import require_login
 from db import queries_activity as q
 from db.pool import connection
 
-require_login()
+session = require_login()
 st.title("Activity")
-stripe_tab, email_tab, reminder_tab = st.tabs(["Stripe events", "Emails", "Reminders"])
+stripe_tab, email_tab, reminder_tab, reconcile_tab = st.tabs(
+    ["Stripe events", "Emails", "Reminders", "Reconcile with Stripe"])
 
 
 def table(rows: list[dict], empty: str) -> None:
@@ -48,3 +50,36 @@ with reminder_tab:
     with connection() as conn:
         reminders = q.reminders(conn, None if state == "all" else state)
     table(reminders, "No reminders.")
+
+with reconcile_tab:
+    st.caption("Lists Stripe's events since the last run and applies any the webhook missed, then compares every "
+               "open or sending invoice with Stripe and repairs drift. Safe to run at any time; the sidecar also "
+               "runs it hourly.")
+    if st.button("Reconcile now", key="act_reconcile", type="primary"):
+        with st.spinner("Reconciling with Stripe…"):
+            report = run_reconcile(session.email)
+        text = "\n".join(report.lines())
+        if report.skipped:
+            st.info(text)
+        elif report.ok:
+            st.success(text)
+        else:
+            st.warning(text)
+    with connection() as conn:
+        runs = latest_runs(conn, 20)
+    table([{k: r[k] for k in ("id", "started_at", "actor", "mode", "status", "events_seen", "events_applied",
+                              "events_duplicate", "invoices_checked", "invoices_repaired", "errors")}
+           for r in runs], "No reconcile runs yet.")
+    if runs:
+        detail = runs[0]["detail"] or {}
+        with st.expander(f"Run {runs[0]['id']}: what it found"):
+            for repair in detail.get("repairs", []):
+                st.write(f"Fixed invoice #{repair['invoice_id']} ({repair['stripe_invoice_id']}): "
+                         f"{repair['reason']} → {repair['to_status']}")
+            for invoice_id in detail.get("stuck_sends", []):
+                st.write(f"Invoice #{invoice_id} is stuck in sending: press Send to resume it.")
+            for missing in detail.get("missing_at_stripe", []):
+                st.write(f"Invoice #{missing['invoice_id']} ({missing['stripe_invoice_id']}) is unknown to Stripe "
+                         "in this mode.")
+            for error in detail.get("errors", []):
+                st.write(f"Error: {error}")

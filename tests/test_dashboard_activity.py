@@ -7,6 +7,9 @@ from typing import Any
 
 import psycopg
 
+from sandbox.testing import RunningSandbox
+from tests.fixtures.sidecar import seed_invoice
+
 
 def test_activity_filters_stripe_events_by_outcome(db: psycopg.Connection[Any], app_as: Callable[..., Any]) -> None:
     for eid, outcome, dups in (("evt_a", "applied", 2), ("evt_b", "unmatched", 0), ("evt_c", "rejected", 0)):
@@ -19,3 +22,17 @@ def test_activity_filters_stripe_events_by_outcome(db: psycopg.Connection[Any], 
     at.selectbox(key="act_outcome").select("rejected").run()
     assert list(at.dataframe[0].value["id"]) == ["evt_c"]
     assert "No emails yet." in [i.value for i in at.info] and "No reminders." in [i.value for i in at.info]
+
+
+def test_reconcile_button_runs_one_and_lists_it(db: psycopg.Connection[Any], app_as: Callable[..., Any],
+                                                crm_sandbox: RunningSandbox) -> None:
+    ghost = seed_invoice(db, stripe_invoice_id="in_demo_00042")
+    at = app_as("staff", "pages/activity.py")
+    assert "No reconcile runs yet." in [i.value for i in at.info]
+    at.button(key="act_reconcile").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    [message] = at.success
+    assert "reconcile test mode" in message.value and ": ok" in message.value
+    assert f"invoice #{ghost['invoice_id']} (in_demo_00042) is unknown to Stripe in test mode" in message.value
+    runs = at.dataframe[-1].value
+    assert list(runs["actor"]) == ["staff@example.com"] and list(runs["invoices_checked"]) == [1]

@@ -159,6 +159,24 @@ def test_invoices_of_the_other_mode_are_never_checked(db: Conn, crm_sandbox: Run
     assert not [p for p in gets if live["stripe_invoice_id"] in p]
 
 
+def test_an_invoice_stripe_does_not_know_is_reported_not_a_failed_run(db: Conn, crm_sandbox: RunningSandbox,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # Demo data, or an invoice sent with other keys: Stripe answers 404 for it.
+    ghost = seed_invoice(db, stripe_invoice_id="in_demo_00017")
+    real = open_invoice(db, crm_sandbox)
+
+    report = run_reconcile("cli")
+
+    assert report.ok, report.errors
+    assert report.invoices_checked == 2
+    assert report.missing_at_stripe == [{"invoice_id": ghost["invoice_id"], "stripe_invoice_id": "in_demo_00017"}]
+    assert status_of(db, ghost["invoice_id"])["status"] == "open"
+    assert main(["reconcile"]) == 0
+    printed = capsys.readouterr().out
+    assert f"invoice #{ghost['invoice_id']} (in_demo_00017) is unknown to Stripe in test mode" in printed
+    assert f"#{real['invoice_id']} " not in printed
+
+
 def test_a_second_run_while_one_holds_the_lock_says_so_and_exits_0(db: Conn, crm_sandbox: RunningSandbox,
                                                                    database_url: str,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
