@@ -46,6 +46,15 @@ def parse_tones(raw: str | list[str] | None) -> list[str]:
     return tones
 
 
+def tone_error(raw: str) -> str | None:
+    """The Settings page's message for a bad tone list, or None when it is fine."""
+    try:
+        parse_tones(raw)
+    except ToneError as exc:
+        return str(exc)
+    return None
+
+
 def tone_for(offset_days: int, all_offsets: list[int], configured: list[str] | None = None) -> str:
     """The tone of the reminder at `offset_days` among the invoice's reminder offsets."""
     ordered = sorted(set(all_offsets) | {offset_days})

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 Conn = psycopg.Connection[Any]
@@ -26,12 +25,3 @@ def apply_resend_event(conn: Conn, svix_id: str, event_type: str, resend_id: str
     assert row is not None
     value = next(iter(row.values())) if isinstance(row, dict) else row[0]
     return str(value)
-
-
-def invoice_email_events(conn: Conn, invoice_id: int) -> list[Row]:
-    """The invoice's email timeline (invoice email and reminders), oldest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT e.id, e.type, e.occurred_at, m.kind, m.reminder_id, m.to_address, m.subject "
-            "FROM crm.email_events e JOIN crm.email_messages m ON m.id = e.email_message_id "
-            "WHERE m.invoice_id = %s ORDER BY e.occurred_at, e.received_at", (invoice_id,)).fetchall()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from crm import integrations as rules
+from crm.reminder_emails import parse_tones, tone_error
 from crm.secrets_store import mask
 from crm.settings import SPECS, save_setting, secret_hints
 from crm.ui import settings_actions as actions
@@ -152,6 +153,10 @@ with st.form("business"):
                             value=", ".join(str(o) for o in current["reminders.offsets_days"]), key="offsets")
     offsets_msg = st.empty()
     hour = st.number_input("Reminder send hour (local)", 0, 23, int(current["reminders.send_hour"]), key="send_hour")
+    tones = st.text_input("Reminder tones, one per offset (upcoming, gentle, firm, final)",
+                          value=str(current["reminders.tones"] or ""), key="tones",
+                          help="Empty: the tone escalates automatically from gentle to final.")
+    tones_msg = st.empty()
     business = st.text_input("Business name", value=str(current["business.name"]), key="business_name")
     business_msg = st.empty()
     tz = st.text_input("Time zone", value=str(current["business.timezone"]), key="business_tz")
@@ -163,12 +168,14 @@ with st.form("business"):
     save_business = st.form_submit_button("Save")
 if save_business:
     parsed, offsets_error = rules.parse_offsets(offsets)
-    errors = {offsets_msg: offsets_error, business_msg: name_error(business, "Business name"),
+    errors = {offsets_msg: offsets_error, tones_msg: tone_error(tones),
+              business_msg: name_error(business, "Business name"),
               tz_msg: rules.timezone_error(tz), currency_msg: rules.currency_error(currency)}
     for slot, message in errors.items():
         if message:
             slot.error(message)
     if not any(errors.values()):
-        save({"reminders.offsets_days": parsed, "reminders.send_hour": int(hour), "business.name": business.strip(),
+        save({"reminders.offsets_days": parsed, "reminders.send_hour": int(hour),
+              "reminders.tones": ",".join(parse_tones(tones)), "business.name": business.strip(),
               "business.timezone": tz.strip(), "business.currency": currency.strip().lower(),
               "invoice.payment_terms_days": int(terms)}, "Settings saved.")

@@ -44,8 +44,10 @@ def test_business_settings_are_validated_then_saved(db: psycopg.Connection[Any],
     at.text_input(key="offsets").input("7, x")
     at.text_input(key="business_tz").input("Mars/Olympus")
     at.text_input(key="business_name").input("<script>")
+    at.text_input(key="tones").input("gentle, shouty")
     next(b for b in at.button if b.label == "Save").click().run()
     errors = [e.value for e in at.error]
+    assert any("unknown reminder tone(s) ['shouty']" in e for e in errors)
     assert "Offsets are whole numbers of days, separated by commas." in errors
     assert "Unknown time zone 'Mars/Olympus' (use a name like America/Chicago)." in errors
     assert "Business name cannot contain < or > (no HTML)." in errors
@@ -53,9 +55,11 @@ def test_business_settings_are_validated_then_saved(db: psycopg.Connection[Any],
     at.text_input(key="offsets").input("30, 3, 10")
     at.text_input(key="business_tz").input("Europe/Berlin")
     at.text_input(key="business_name").input("Berlin Boilers")
+    at.text_input(key="tones").input("Gentle, firm , final")
     next(b for b in at.button if b.label == "Save").click().run()
     saved = load_settings(db)
     assert saved["reminders.offsets_days"] == [3, 10, 30]
+    assert saved["reminders.tones"] == "gentle,firm,final"
     assert (saved["business.timezone"], saved["business.name"]) == ("Europe/Berlin", "Berlin Boilers")
 
 
