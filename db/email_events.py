@@ -14,7 +14,6 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 Conn = psycopg.Connection[Any]
-Row = dict[str, Any]
 
 
 def apply_resend_event(conn: Conn, svix_id: str, event_type: str, resend_id: str | None,
