@@ -12,6 +12,10 @@ deterministic idempotency key, and Resend answers with the first email's id.
 Cancel worker. Reminders flagged `resend_cancel = 'requested'` (by the payment transaction,
 or by a hand-off that raced a payment) are cancelled at Resend, with exponential backoff
 while Resend fails. Resend saying it can no longer cancel means the email went out.
+A flagged reminder without a Resend id is one whose hand-off was never recorded (the
+dispatcher died after sending; db/migrations/0009): the worker replays the stored request
+under the same key to learn the id (Resend answers with the first email, or schedules it
+now if the first request never arrived), records it and cancels it in the same pass.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ Conn = psycopg.Connection[Any]
 log = logging.getLogger("crm.reminders")
 
 CLAIM_LEASE = timedelta(minutes=5)
+# A replay is only safe while the email's scheduled time is ahead by more than the replay and
+# the cancel take (with the gateway's own retries) plus clock skew with Resend.
+REPLAY_MARGIN = timedelta(minutes=2)
+# Resend replays a key's first answer for 24 h from when it got the request; the request was
+# stored just before it was sent, so its stored time is an early bound, less skew.
+IDEMPOTENCY_REPLAY_WINDOW = timedelta(hours=24) - timedelta(minutes=5)
 CANCEL_LEASE = timedelta(minutes=2)
 RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=1)
@@ -147,14 +157,88 @@ def _hand_off(conn: Conn, gateway: ResendGateway, now: datetime, token: UUID, ro
     return outcome if outcome in ("scheduled", "cancel_requested", "claim_lost") else "claim_lost"
 
 
+def replay_refusal(scheduled_at: datetime | None, request_stored_at: datetime | None,
+                   now: datetime) -> str | None:
+    """Why replaying an unrecorded reminder's stored request would be unsafe; None when it is safe.
+
+    Too close to (or past) its scheduled time, a replay that creates the email (the first
+    request never reached Resend) could send it before the cancel lands, and the email goes
+    out at that time anyway if the first request did arrive. Past the idempotency window,
+    Resend would schedule a second email instead of naming the first.
+    """
+    if scheduled_at is None or scheduled_at <= now + REPLAY_MARGIN:
+        when = scheduled_at.astimezone(UTC).isoformat() if scheduled_at else "unknown"
+        return (f"possibly sent: its hand-off to Resend was never recorded and it was scheduled for {when}, "
+                "too soon to replay the request safely (a replay could send it)")
+    if request_stored_at is not None and now - request_stored_at >= IDEMPOTENCY_REPLAY_WINDOW:
+        return ("possibly sent: its hand-off to Resend was never recorded and the request is older than "
+                "Resend's idempotency window, so a replay would not find the first email")
+    return None
+
+
+def _learn_unrecorded_id(conn: Conn, gateway: ResendGateway, now: datetime, row: dict[str, Any],
+                         counts: dict[str, int]) -> str | None:
+    """The Resend id of a flagged reminder whose hand-off was never recorded, or None if there
+    is nothing to cancel now (counted as possibly_sent, not_sent, failed or not_requested)."""
+    reminder_id = int(row["id"])
+    request = row["request"]
+    if request is None:
+        with conn.transaction():
+            outcome = q.record_unrecorded(conn, reminder_id, "not_sent", now, note="no request was stored")
+        counts[outcome] = counts.get(outcome, 0) + 1
+        return None
+    refusal = replay_refusal(row["scheduled_at"], row["request_stored_at"], now)
+    if refusal is not None:
+        # Not replayed, on purpose: recorded honestly as possibly sent, for staff to see.
+        with conn.transaction():
+            outcome = q.record_unrecorded(conn, reminder_id, "possibly_sent", now, note=refusal)
+        log.warning("reminder possibly sent after it was cancelled", extra={"fields": {
+            "reminder_id": reminder_id, "reason": refusal}})
+        counts[outcome] = counts.get(outcome, 0) + 1
+        return None
+    try:
+        replayed = gateway.send(dict(request), idempotency_key=str(row["idempotency_key"]))
+    except EmailError as exc:
+        retry_at = now + backoff(int(row["attempts"]) + 1)
+        with conn.transaction():
+            q.record_cancel(conn, reminder_id, "failed", now, f"replay to learn the Resend id: {exc}", retry_at)
+        log.warning("reminder replay at Resend failed", extra={"fields": {
+            "reminder_id": reminder_id, "error": str(exc), "retry_at": retry_at.isoformat()}})
+        counts["failed"] += 1
+        return None
+    with conn.transaction():
+        resend_id = q.record_unrecorded(conn, reminder_id, "replayed", now, resend_id=replayed)
+    if resend_id == "not_requested":
+        counts["not_requested"] = counts.get("not_requested", 0) + 1
+        return None
+    if resend_id != replayed:
+        # Cannot happen within the idempotency window; if it does, both must be stopped.
+        log.error("reminder replay returned another email", extra={"fields": {
+            "reminder_id": reminder_id, "recorded": resend_id, "replayed": replayed}})
+        try:
+            extra = gateway.cancel(replayed)
+        except EmailError as exc:
+            extra = str(exc)
+        if extra != "cancelled":
+            log.error("reminder replay's extra email could not be cancelled", extra={"fields": {
+                "reminder_id": reminder_id, "resend_id": replayed, "result": extra}})
+    counts["replayed"] = counts.get("replayed", 0) + 1
+    return resend_id
+
+
 def cancel_requested(conn: Conn, gateway: ResendGateway, now: datetime, *, batch: int = 50,
                      lease: timedelta = CANCEL_LEASE) -> dict[str, int]:
-    """Cancel at Resend the reminders flagged for it; counts by outcome."""
+    """Cancel at Resend the reminders flagged for it; counts by outcome (done, too_late, failed,
+    and when they happen replayed, possibly_sent, not_sent, not_requested)."""
     counts = {"done": 0, "too_late": 0, "failed": 0}
     with conn.transaction():
         rows = q.claim_cancels(conn, now, batch, lease)
     for row in rows:
-        reminder_id, resend_id = int(row["id"]), str(row["resend_id"])
+        reminder_id = int(row["id"])
+        known = row["resend_id"] or _learn_unrecorded_id(conn, gateway, now, row, counts)
+        if known is None:
+            continue
+        resend_id = str(known)
         try:
             outcome = gateway.cancel(resend_id)
             if outcome == "too_late" and _already_cancelled(gateway, resend_id):

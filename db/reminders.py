@@ -150,15 +150,31 @@ WITH picked AS (
        FOR UPDATE SKIP LOCKED
 )
 UPDATE crm.reminders r SET next_attempt_at = %(now)s + %(lease)s
-  FROM picked WHERE r.id = picked.id
-RETURNING r.id, r.resend_id, r.attempts
+  FROM picked LEFT JOIN crm.email_messages m ON m.reminder_id = picked.id
+ WHERE r.id = picked.id
+RETURNING r.id, r.resend_id, r.attempts, m.request, m.idempotency_key, m.scheduled_at,
+          m.created_at AS request_stored_at
 """
 
 
 def claim_cancels(conn: Conn, now: datetime, limit: int, lease: timedelta) -> list[Row]:
-    """Requested cancels that are due; pushed out by `lease` so a second worker skips them."""
+    """Requested cancels that are due; pushed out by `lease` so a second worker skips them.
+
+    Each comes with its stored request: one whose hand-off was never recorded has no
+    resend_id, and the cancel worker replays that request to learn it.
+    """
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(_CLAIM_CANCELS, {"now": now, "limit": limit, "lease": lease}).fetchall()
+
+
+def record_unrecorded(conn: Conn, reminder_id: int, outcome: str, now: datetime, resend_id: str | None = None,
+                      note: str | None = None) -> str:
+    """A flagged reminder with no Resend id: outcome 'replayed' (returns the id to cancel),
+    'possibly_sent' or 'not_sent' (returns the outcome); 'not_requested' if nothing is asked any more."""
+    row = conn.execute("SELECT crm.record_unrecorded_reminder(%s, %s, %s, %s, %s)",
+                       (reminder_id, outcome, now, resend_id, note)).fetchone()
+    assert row is not None
+    return str(_first(row))
 
 
 def record_cancel(conn: Conn, reminder_id: int, outcome: str, now: datetime, error: str | None = None,
