@@ -31,19 +31,23 @@ DATA_INTRO = (
 WEBHOOK_INTRO = (
     "Signed `invoice.paid` events (the current API shape, HMAC-SHA256 signature made by stripe-python's own "
     "signer) for distinct open invoices, plus 10% repeated deliveries, POSTed to `/webhooks/stripe` of the real "
-    "sidecar (`python -m webhook` under uvicorn, one process, workers off, default pool DB_POOL_MAX=10) with "
-    "httpx (asyncio, keep-alive) at concurrency 1, 16 and 64. The floor is the same kind of events (other "
+    "sidecar (`python -m webhook` under uvicorn, one process, workers off, default pool DB_POOL_MAX=10) over "
+    "keep-alive HTTP/1.1 connections (`bench/http_sender.py`) at concurrency 1, 16 and 64. "
+    "The floor is the same kind of events (other "
     "invoices) sent straight to `crm.apply_stripe_event` through `db.stripe_events.apply_event` on a psycopg "
     "pool of `concurrency` autocommit connections: the database work alone. Ratio = sidecar events/s ÷ floor "
     "events/s. The offered-load row is open-loop: events are due at 200/s whatever the answers do, and latency "
-    "counts from when each was due. The load generator runs on the same 2 cores as the sidecar and Postgres.")
+    "counts from when each was due. The load generator runs on the same 2 cores as the sidecar and Postgres. "
+    "Each phase starts with the signatures already made (timestamps well inside Stripe's 300 s tolerance).")
 
 DASHBOARD_INTRO = (
     "The page data functions called exactly as `pages/collections.py` (live tiles + chart data) and "
     "`pages/invoices.py` (customer filter list, live tiles, count, first page of 50, job list for new drafts) "
     "call them, each page in a fresh Python process: wall time per run (the first run has cold caches and "
     "plans), and peak RSS growth (`ru_maxrss` after the runs minus before; pandas and psycopg are imported "
-    "before, as in the dashboard) plus tracemalloc's peak of Python allocations. 'naive' is the approach the "
+    "before, as in the dashboard; 0.0 means the page never took the process above the peak its imports had "
+    "reached) plus tracemalloc's peak of Python allocations (not traced for the naive path at 1M: too slow). "
+    "'naive' is the approach the "
     "SQL aggregates replace: every invoice (and payment) read into a pandas DataFrame, aggregated there.")
 
 QUEUE_INTRO = (
@@ -96,9 +100,10 @@ def webhook_notes(w: Any) -> str:
         notes.append(
             f"**Finding: two invoices of one job paid at the same moment can deadlock.** {w.same_job_pairs} jobs with "
             f"a deposit and a final invoice both open, both `invoice.paid` events applied at once on two "
-            f"connections: {summary} ({dead} events failed). Cause: `crm.apply_stripe_invoice_event` updates the "
-            "invoice row more than once in its transaction, so the later UPDATE re-checks the composite foreign "
-            "key to `crm.jobs` and takes FOR KEY SHARE on the job row; each transaction then asks for FOR UPDATE on "
+            f"connections: {summary} ({dead} events failed). Cause: `crm.record_amount_paid` updates the invoice's "
+            "amount_paid_cents and the status UPDATE then writes the same row again; Postgres re-checks a foreign "
+            "key when a transaction updates a row version it wrote itself, so that UPDATE takes FOR KEY SHARE on "
+            "the job row through the composite key (job_id, customer_id); each transaction then asks for FOR UPDATE on "
             "the same job in `crm.complete_job_if_paid`, which conflicts with the other's KEY SHARE: each waits for "
             "the other. The sidecar answers 500 and Stripe retries, so no payment is lost, but the job completes "
             "only on the retry (minutes to hours later in test mode) and the log shows errors. Fix (for the "
@@ -156,7 +161,10 @@ def queue_notes(res: Any) -> str:
     notes = [
         f"At {size_label(size)}: {run.reminders:,} reminders, {run.pending:,} of them pending. A routine run "
         f"('anchor') takes {fmt_ms(first.median_ms)} ms; a run a month behind with {last.due:,} reminders due "
-        f"takes {fmt_ms(last.median_ms)} ms."]
+        f"takes {fmt_ms(last.median_ms)} ms: about "
+        f"{(last.median_ms - first.median_ms) / max(last.due, 1):.3f} ms per due reminder (queue or supersede, "
+        "audit row). Catching up a month in one run is over 250 ms, which only happens after an outage "
+        "that long; the routine runs are the target."]
     if first.without_index_ms is not None:
         notes.append(
             "**Changed to reach the target:** `db/migrations/0007_bench_indexes.sql` adds a partial index on the "

@@ -27,6 +27,7 @@ from crm.reminder_schedule import plan_reminders
 from crm.send_followups import resend_invoice_email, void_invoice
 from crm.send_result import SendRefused, SendResult
 from crm.send_steps import (
+    CLOSED_STATUSES,
     STEP_FUNCTIONS,
     Attempt,
     EmailNotSent,
@@ -34,6 +35,7 @@ from crm.send_steps import (
     TotalMismatch,
     customer_column,
     gateways,
+    skip_email,
 )
 from crm.settings import Settings, load_settings
 from crm.stripe_gateway import StripeGatewayError
@@ -185,13 +187,26 @@ def _stopped(a: Attempt, step: str, attention: str | None, message: str, token: 
     return SendResult(False, "sending", None, step, message)
 
 
+def closed_before_email_message(status: str) -> str:
+    """What staff read when the invoice was paid (voided, written off) before its email went out."""
+    said = {"paid": "Paid", "void": "Voided", "uncollectible": "Marked uncollectible"}.get(status, status.capitalize())
+    return f"{said} before the email went out; no email sent."
+
+
 def _run(a: Attempt, token: str, opts: SendOptions) -> SendResult:
+    closed_before_email: str | None = None
     while True:
+        # Read after every step, so the email step sees a payment webhook (or a void) that
+        # landed while the earlier steps ran: no invoice email reaches a customer who paid.
         with connection() as conn:
             inv = invoices.get_with_customer(conn, a.invoice_id)
         assert inv is not None
         step = rules.next_step(_stored_progress(inv, a.mode))
         if step == "complete":
+            break
+        if step == "email" and inv["status"] in CLOSED_STATUSES:
+            closed_before_email = str(inv["status"])
+            skip_email(a, closed_before_email)
             break
         try:
             STEP_FUNCTIONS[step](a, inv)
@@ -212,6 +227,10 @@ def _run(a: Attempt, token: str, opts: SendOptions) -> SendResult:
     done = _complete(a, token)
     if opts.after_step is not None:
         opts.after_step("complete")
+    if closed_before_email is not None:
+        # _complete left the status as the webhook set it (never back to open) and released the lease.
+        return SendResult(True, str(done["status"]), done["hosted_invoice_url"], None,
+                          closed_before_email_message(closed_before_email))
     amount = format_cents(int(done["amount_due_cents"]), str(done["currency"]))
     if done["attention"] == "email_not_sent":
         message = (f"Invoice {done['stripe_invoice_number']} is open in Stripe, but the email was not sent: "

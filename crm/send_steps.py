@@ -172,6 +172,18 @@ def step_finalize(a: Attempt, inv: Row) -> None:
             raise TotalMismatch(detail)
 
 
+# An invoice in one of these no longer wants its email: the customer paid through a link
+# shared before the email step, or it was voided or written off while the Send ran.
+CLOSED_STATUSES = ("paid", "void", "uncollectible")
+
+
+def skip_email(a: Attempt, status: str) -> None:
+    """Record the email step as skipped: the invoice closed before the email went out."""
+    a.progress(f"The invoice is already {status}; no email is needed.")
+    with recorded(a, "email", None) as rec:
+        rec.status, rec.note = "skipped", f"invoice was already {status} before the email went out; no email sent"
+
+
 def email_params(a: Attempt, inv: Row) -> dict[str, Any]:
     business = str(a.settings["business.name"])
     name, address = parseaddr(str(a.settings["email.from"]))
