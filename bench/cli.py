@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import parts
-from bench.datagen import anchor_for, parse_size, size_label
 from bench.report import Report
+from bench.rows import anchor_for, parse_size, size_label
 from bench.sections import Config, Runner
 
 DEFAULT_SIZES = "10k,100k,1m"
+DEFAULT_OUTPUT = parts.ROOT / "docs" / "PERFORMANCE.md"
 LAST_RESULTS = parts.ROOT / ".data" / "bench-last-results.pickle"
 SMOKE_SIZES = "300"
 ALL_PARTS = ("dashboard", "queue", "webhook", "send")
@@ -52,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(ALL_PARTS)}", file=sys.stderr)
         return 2
-    output = args.output or (None if args.smoke else parts.ROOT / "docs" / "PERFORMANCE.md")
+    output = args.output or (None if args.smoke else DEFAULT_OUTPUT)
     if args.rerender:
-        return rerender(output or parts.ROOT / "docs" / "PERFORMANCE.md")
+        return rerender(output or DEFAULT_OUTPUT)
     if not os.environ.get("CRM_SECRET_KEY"):
         from cryptography.fernet import Fernet
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     elapsed = time.perf_counter() - started
     runner.finish(elapsed)
-    if not args.smoke:
+    if output == DEFAULT_OUTPUT:  # only the run behind docs/PERFORMANCE.md is kept for --rerender
         save_results(cfg, runner.results, elapsed)
     text = report.markdown()
     print(text)

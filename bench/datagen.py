@@ -18,10 +18,10 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-NULL = "\\N"
-DAY = 86400.0
+from bench.rows import API_VERSION, DAY, NULL, TABLES, day, day_start, ts
+
 HISTORY_DAYS = 730
 INVOICES_PER_CUSTOMER = 5
 REMINDER_OFFSETS = (7, 14, 30)
@@ -30,36 +30,6 @@ EXTRA_REMINDER_OFFSET = 60
 # anchor, everything due within it is already scheduled there (the steady state after a run).
 HANDOFF_WINDOW_S = DAY
 
-# Columns per table, in COPY order (generated columns such as invoice_lines.amount_cents omitted).
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "customers": ("id", "name", "email", "phone", "address", "reminders_opt_out", "stripe_customer_id_test",
-                  "created_at", "updated_at"),
-    "jobs": ("id", "customer_id", "title", "site_address", "status", "scheduled_for", "completed_at",
-             "completed_by_event_id", "created_at", "updated_at"),
-    "invoices": ("id", "job_id", "customer_id", "kind", "status", "amount_due_cents", "amount_paid_cents",
-                 "amount_refunded_cents", "due_date", "mode", "stripe_invoice_id", "stripe_invoice_number",
-                 "hosted_invoice_url", "invoice_pdf_url", "resend_email_id", "attention", "attention_detail",
-                 "sent_at", "paid_at", "voided_at", "created_at", "updated_at"),
-    "invoice_lines": ("id", "invoice_id", "position", "description", "quantity", "unit_amount_cents"),
-    "payments": ("id", "invoice_id", "mode", "stripe_payment_id", "stripe_payment_intent_id", "stripe_charge_id",
-                 "stripe_event_id", "amount_cents", "fee_cents", "net_cents", "currency", "paid_at", "created_at"),
-    "refunds": ("id", "invoice_id", "payment_id", "mode", "stripe_refund_id", "amount_cents", "currency", "status",
-                "created_at", "updated_at"),
-    "stripe_events": ("id", "type", "mode", "api_version", "object_id", "invoice_id", "outcome", "source",
-                      "duplicate_deliveries", "stripe_created_at", "received_at", "payload"),
-    "reminders": ("id", "invoice_id", "sequence", "offset_days", "send_at", "status", "resend_id", "cancel_reason",
-                  "resend_cancel", "queued_at", "handed_off_at", "sent_at", "cancelled_at", "created_at",
-                  "updated_at"),
-    "email_messages": ("id", "kind", "invoice_id", "reminder_id", "resend_id", "idempotency_key", "from_address",
-                       "to_address", "subject", "status", "sent_at", "delivered_at", "first_opened_at",
-                       "first_clicked_at", "open_count", "click_count", "created_at", "updated_at"),
-    "audit_log": ("id", "entity", "entity_id", "from_status", "to_status", "actor_type", "actor", "stripe_event_id",
-                  "created_at"),
-}
-# Dependency order: a table's foreign keys point only to tables earlier in this list.
-TABLES: tuple[str, ...] = ("customers", "jobs", "invoices", "invoice_lines", "payments", "refunds",
-                           "stripe_events", "reminders", "email_messages", "audit_log")
-API_VERSION = "2026-10-28.endive"
 
 _FIRST = ("Ava", "Ben", "Carla", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jon", "Kai", "Lena", "Marco",
           "Nia", "Omar", "Pia", "Quinn", "Rosa", "Sven", "Tara")
@@ -103,18 +73,6 @@ class _Ids:
     reminder: int = 0
     email: int = 0
     audit: int = 0
-
-
-def ts(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(sep=" ", timespec="seconds")
-
-
-def day(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).date().isoformat()
-
-
-def day_start(epoch: float) -> float:
-    return math.floor(epoch / DAY) * DAY
 
 
 def ttp_seconds(rng: random.Random) -> float | None:
@@ -360,23 +318,3 @@ class Generator:
                     "billing@example.com", f"customer{customer}@example.com", f"Reminder: invoice {iid:06d}",
                     "delivered", sent_at, sent_at, NULL, NULL, "0", "0", queued, sent_at,
                 ))
-
-
-def anchor_for(now: datetime) -> datetime:
-    """The data's 'now': midnight UTC of the run's day, so relative shapes repeat every day."""
-    return datetime(now.year, now.month, now.day, tzinfo=UTC)
-
-
-def parse_size(text: str) -> int:
-    """'10k' -> 10000, '1m' -> 1000000, '300' -> 300."""
-    t = text.strip().lower()
-    mult = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
-    return int(float(t[:-1] if mult > 1 else t) * mult)
-
-
-def size_label(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)

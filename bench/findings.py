@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.datagen import size_label
 from bench.report import Target
+from bench.rows import size_label
 from bench.stats import fmt_ms
 
 DATA_INTRO = (

@@ -20,7 +20,8 @@ from datetime import datetime
 
 import psycopg
 
-from bench.datagen import COLUMNS, TABLES, Chunk, Generator, Plan
+from bench.datagen import Chunk, Generator, Plan
+from bench.rows import COLUMNS, TABLES
 
 _DONE = object()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench import findings, machine, parts
-from bench.datagen import TABLES, size_label
 from bench.report import Report, Table, Target
+from bench.rows import TABLES, size_label
 from bench.stats import fmt_mb, fmt_ms
 
 TARGET_SIZE = 1_000_000

@@ -15,9 +15,9 @@ import psycopg
 
 from bench import dashboard_bench, machine, parts, queue_bench, render
 from bench.cluster import bench_server, fresh_database, server_version
-from bench.datagen import size_label
 from bench.loader import LoadResult, load
 from bench.report import Report
+from bench.rows import size_label
 
 WEBHOOK_CONCURRENCY = (1, 16, 64)
 OFFERED_RATE = 200.0

@@ -14,8 +14,9 @@ from typing import Any
 import psycopg
 
 from bench.checks import orphans
-from bench.datagen import Generator, Plan, anchor_for
+from bench.datagen import Generator, Plan
 from bench.loader import load
+from bench.rows import anchor_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHOR = anchor_for(datetime(2026, 6, 15, 13, 0, tzinfo=UTC))
