@@ -173,7 +173,16 @@ def _stripe_refused(a: Attempt, step: str, exc: StripeGatewayError, token: str) 
             log.warning("invoice %s: could not delete Stripe draft %s: %s", a.invoice_id, inv["stripe_invoice_id"],
                         del_exc)
     message = f"Stripe refused the {step} step: {exc}. The invoice is a draft again; fix it and Send again."
+    stale_customer = inv[f"stripe_customer_id_{a.mode}"]
+    forget_customer = exc.code == "resource_missing" and exc.param == "customer" and stale_customer
+    if forget_customer:
+        # The stored customer was made with other keys (typically the sandbox, before real keys
+        # were entered): forget it so the next Send creates the customer at this Stripe account.
+        message = (f"Stripe does not know customer {stale_customer} (it was created with other keys, e.g. in the "
+                   "sandbox). It has been forgotten: press Send again to create the customer at Stripe.")
     with connection() as conn:
+        if forget_customer:
+            invoices.forget_stripe_customer(conn, int(inv["customer_id"]), a.mode, str(stale_customer))
         invoices.back_to_draft(conn, a.invoice_id, message, discard_stripe_draft=discard)
         invoices.audit(conn, a.invoice_id, "sending", "draft", a.actor, {"step": step, "error": str(exc)})
     return SendResult(False, "draft", None, step, message)

@@ -38,11 +38,12 @@ class StripeGatewayError(RuntimeError):
     """Stripe refused (retryable False) or could not be reached after retries (True)."""
 
     def __init__(self, message: str, retryable: bool, code: str | None = None,
-                 http_status: int | None = None) -> None:
+                 http_status: int | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.code = code
         self.http_status = http_status
+        self.param = param  # which request parameter Stripe objected to, when it says
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ class StripeGateway:
                         self.attempts, exc.http_status, retry, _message(exc))
                 if not retry or attempt == self.attempts:
                     raise StripeGatewayError(_message(exc), retryable=retry, code=exc.code,
-                                             http_status=exc.http_status) from exc
+                                             http_status=exc.http_status,
+                                             param=getattr(exc, "param", None)) from exc
                 self._sleep(self.backoff_s * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 

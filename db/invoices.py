@@ -95,6 +95,14 @@ def store_stripe_customer(conn: Conn, customer_id: int, mode: str, stripe_custom
                  (stripe_customer_id, customer_id))
 
 
+def forget_stripe_customer(conn: Conn, customer_id: int, mode: str, stripe_customer_id: str) -> bool:
+    """Drop a stored cus_ id Stripe does not know (made with other keys, e.g. the sandbox's)."""
+    column = "stripe_customer_id_live" if mode == "live" else "stripe_customer_id_test"
+    cur = conn.execute(f"UPDATE crm.customers SET {column} = NULL WHERE id = %s AND {column} = %s",
+                       (customer_id, stripe_customer_id))
+    return cur.rowcount == 1
+
+
 def store_stripe_invoice(conn: Conn, invoice_id: int, stripe_invoice_id: str) -> None:
     conn.execute("UPDATE crm.invoices SET stripe_invoice_id = %s, stripe_lines_added_at = NULL WHERE id = %s",
                  (stripe_invoice_id, invoice_id))

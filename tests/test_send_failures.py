@@ -87,6 +87,28 @@ def test_stripe_refusal_puts_the_invoice_back_to_draft_and_the_next_send_starts_
     assert invoice_row(db, draft_invoice)["attention"] is None
 
 
+def test_a_customer_id_from_other_keys_is_forgotten_and_the_next_send_creates_it(
+        db: Conn, crm_sandbox: RunningSandbox, draft_invoice: int) -> None:
+    # As after moving from the sandbox to real keys: the stored cus_ is unknown to this Stripe.
+    customer_id = invoice_row(db, draft_invoice)["customer_id"]
+    db.execute("UPDATE crm.customers SET stripe_customer_id_test = 'cus_fromthesandbox' WHERE id = %s",
+               (customer_id,))
+
+    first = send_invoice(draft_invoice, STAFF)
+
+    assert not first.ok and first.invoice_status == "draft" and first.failed_step == "invoice"
+    assert "Stripe does not know customer cus_fromthesandbox" in first.message
+    assert "press Send again" in first.message
+    stored = db.execute("SELECT stripe_customer_id_test FROM crm.customers WHERE id = %s", (customer_id,)).fetchone()
+    assert stored == {"stripe_customer_id_test": None}
+
+    second = send_invoice(draft_invoice, STAFF)
+    assert second.ok, second.message
+    objs = assert_exactly_one_of_each(crm_sandbox)
+    assert db.execute("SELECT stripe_customer_id_test AS c FROM crm.customers WHERE id = %s",
+                      (customer_id,)).fetchone() == {"c": objs["customers"][0]["id"]}
+
+
 def test_a_total_that_differs_at_stripe_stops_before_the_email(db: Conn, crm_sandbox: RunningSandbox,
                                                               draft_invoice: int) -> None:
     def sneak_in_a_line(step: str) -> None:
