@@ -209,8 +209,13 @@ def targets(res: Any, target_size: int) -> list[Target]:
                           "–" if r is None else f"{r:.2f}", None if r is None else r >= 0.5,
                           "" if r is None or r >= 0.5 else WEBHOOK_RATIO_WHY))
         p99 = w.offered.latency.p99_ms if w.offered else None
+        why = ""
+        if w.offered and p99 is not None and p99 > 50:
+            lat = w.offered.latency
+            why = (f"p50 {fmt_ms(lat.p50_ms)} ms and p95 {fmt_ms(lat.p95_ms)} ms, but a stall (max "
+                   f"{fmt_ms(lat.max_ms)} ms) caught more than 1% of the 10-second window; " + WEBHOOK_P99_WHY)
         out.append(Target("Webhook p99 at 200 events/s", "≤ 50 ms", "–" if p99 is None else f"{fmt_ms(p99)} ms",
-                          None if p99 is None else p99 <= 50, "" if p99 is None or p99 <= 50 else WEBHOOK_P99_WHY))
+                          None if p99 is None else p99 <= 50, why))
     size = max(res.dashboard) if res.dashboard else None
     at = "" if size == target_size else f" (at {size_label(size)}: 1M not run)" if size else ""
     for page in ("collections", "invoices"):
@@ -250,8 +255,11 @@ WEBHOOK_RATIO_WHY = ("the sidecar's own CPU per event (see 'Where the sidecar's 
                      "process; on 2 shared cores a second process (WEBHOOK_WORKERS=2) competes with Postgres "
                      "itself, so the lever is less work per request (one thread-pool hop instead of two, a "
                      "cheaper log line)")
-WEBHOOK_P99_WHY = ("the tail comes from the machine's other load (this box also runs the other engineers' test "
-                   "suites) and from the sidecar's single process: see the latency table and the CPU per event")
+WEBHOOK_P99_WHY = ("at 200/s one pause of a single process (the sidecar's, or Postgres's) queues every event "
+                   "behind it. This 2-core box also runs the other engineers' test suites; an earlier run of "
+                   "the same code measured p99 9.3 ms. To close it for sure: a second sidecar process behind "
+                   "the same port (WEBHOOK_WORKERS=2) on a machine with cores to spare, so one stalled process "
+                   "does not hold the queue, and a longer window (60 s) for a steadier p99")
 DASHBOARD_TIME_WHY: dict[str, str] = {
     "collections": "`funnel` scans every invoice email and the 26-week charts read ~170k rows through the heap; "
                    "fixes under Dashboard data (bounded funnel join, covering indexes or a daily roll-up)",
