@@ -88,6 +88,12 @@ def webhook_notes(w: Any) -> str:
                 "sidecar: 64 backends contend for 2 cores, while the sidecar's pool (DB_POOL_MAX=10) keeps Postgres "
                 "at 10; a pool of 2-4× the cores is the better setting.")
     notes.append(
+        "**Run-to-run variation of the fixed-load tail.** Two earlier runs of this code measured p99 9.3 ms and "
+        "145 ms at 200/s (p95 5.1 ms in the second, max 234 ms): one stall of a few hundred ms catches more than "
+        "1% of a 10-second window. The bench now issues a CHECKPOINT after loading, so the load's writes are "
+        "not flushed during the measurements (the likely stall); other engineers' test suites on the same two "
+        "cores remain a source of noise.")
+    notes.append(
         "**Load generator.** The first runs used httpx's AsyncClient: it cost 1.3 ms (concurrency 1) to 7 ms "
         "(concurrency 64) of CPU per request on this machine, more than the sidecar itself, and made the "
         "ratio look like 0.39 at concurrency 16. The sender is now `bench/http_sender.py` (pre-built requests on "
