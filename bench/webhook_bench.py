@@ -57,7 +57,11 @@ class Sidecar:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "webhook", "--port", str(self.port)], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # never leave a sidecar behind when it did not come up
+            raise
 
     def _wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
