@@ -3,8 +3,10 @@ paid at the same moment still complete the job."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
+from typing import Any
 
 import httpx
 
@@ -57,3 +59,43 @@ def test_two_invoices_of_one_job_paid_concurrently_complete_the_job(sidecar: Sid
 
         row = sidecar.db.execute("SELECT status FROM crm.jobs WHERE id = %s", (job["job_id"],)).fetchone()
         assert row == {"status": "completed"}
+
+
+def test_paying_every_invoice_of_a_job_at_once_never_deadlocks(db: Any, database_url: str) -> None:
+    # Each paid event writes its invoice row twice, so the second write re-checks the job
+    # foreign key and holds KEY SHARE on the job; completion must not then ask for a lock
+    # that conflicts with it (FOR UPDATE did, and two such transactions deadlocked).
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from db.stripe_events import apply_event
+
+    jobs = []
+    for _ in range(30):
+        job = seed_job(db)
+        jobs.append((job, [seed_invoice(db, job), seed_invoice(db, job)]))
+    conns = [psycopg.connect(database_url, autocommit=True, row_factory=dict_row) for _ in range(2)]
+    failures: list[str] = []
+    try:
+        for _job, invoices in jobs:
+            barrier = threading.Barrier(2)
+
+            def pay(conn: Any, inv: dict[str, Any], barrier: threading.Barrier = barrier) -> None:
+                evt = sp.event("invoice.paid", sp.invoice(inv["stripe_invoice_id"], status="paid", amount_paid=10_000))
+                barrier.wait()
+                try:
+                    apply_event(conn, evt, "test")
+                except psycopg.Error as exc:
+                    failures.append(type(exc).__name__)
+
+            threads = [threading.Thread(target=pay, args=(c, inv)) for c, inv in zip(conns, invoices, strict=True)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        for c in conns:
+            c.close()
+    assert failures == []
+    completed = db.execute("SELECT count(*) AS n FROM crm.jobs WHERE status = 'completed'").fetchone()
+    assert completed == {"n": 30}

@@ -1,0 +1,30 @@
+-- Job completion takes FOR NO KEY UPDATE on the job instead of FOR UPDATE.
+-- A paid event writes its invoice row twice in one transaction; the second write re-checks
+-- the (job_id, customer_id) foreign key and so holds KEY SHARE on the job. FOR UPDATE
+-- conflicts with KEY SHARE, so two invoices of one job paid at the same moment deadlocked
+-- (each waited for the other's KEY SHARE; Postgres aborted one, the sidecar answered 500 and
+-- the job completed only on Stripe's retry). FOR NO KEY UPDATE does not conflict with KEY
+-- SHARE but still serialises the two completions: the second waits, then sees both paid.
+
+CREATE OR REPLACE FUNCTION crm.complete_job_if_paid(p_job_id bigint, p_event_id text)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_status text;
+BEGIN
+    SELECT status INTO v_status FROM crm.jobs WHERE id = p_job_id FOR NO KEY UPDATE;
+    IF v_status IS NULL OR v_status IN ('completed', 'cancelled') THEN
+        RETURN false;
+    END IF;
+    IF EXISTS (SELECT 1 FROM crm.invoices WHERE job_id = p_job_id AND status NOT IN ('paid', 'void'))
+       OR NOT EXISTS (SELECT 1 FROM crm.invoices WHERE job_id = p_job_id AND status = 'paid') THEN
+        RETURN false;
+    END IF;
+    UPDATE crm.jobs SET status = 'completed', completed_at = now(), completed_by_event_id = p_event_id
+     WHERE id = p_job_id;
+    INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
+    VALUES ('job', p_job_id, v_status, 'completed', 'stripe_event', p_event_id, p_event_id,
+            jsonb_build_object('reason', 'every non-void invoice is paid'));
+    RETURN true;
+END;
+$$;
