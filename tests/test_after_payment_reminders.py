@@ -20,6 +20,7 @@ from sandbox.testing import RunningSandbox
 from tests.test_reminders_support import (
     add_reminders,
     days,
+    email_posts,
     gateway,
     make_invoice,
     pay,
@@ -29,10 +30,6 @@ from tests.test_reminders_support import (
 )
 
 Conn = psycopg.Connection[dict[str, Any]]
-
-
-def email_posts(sbx: RunningSandbox) -> list[dict[str, Any]]:
-    return sbx.control.requests(service="resend", method="POST", path="/emails")
 
 
 def emails_for_invoice(sbx: RunningSandbox, invoice_id: int) -> list[dict[str, Any]]:

@@ -17,7 +17,9 @@ from sandbox.testing import RunningSandbox
 from tests.test_reminders_support import (
     add_reminders,
     days,
+    email_posts,
     gateway,
+    mailbox,
     make_invoice,
     pay,
     reminders_of,
@@ -26,14 +28,6 @@ from tests.test_reminders_support import (
 )
 
 Conn = psycopg.Connection[dict[str, Any]]
-
-
-def email_posts(sbx: RunningSandbox) -> list[dict[str, Any]]:
-    return sbx.control.requests(service="resend", method="POST", path="/emails")
-
-
-def mailbox(sbx: RunningSandbox) -> dict[str, dict[str, Any]]:
-    return {e["id"]: e for e in sbx.control.resend_emails()}
 
 
 def one_scheduled_reminder(db: Conn, now: Any) -> tuple[dict[str, Any], dict[str, Any]]:

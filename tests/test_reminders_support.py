@@ -22,6 +22,7 @@ from crm.settings import load_settings
 from db.reminders import insert_planned
 from db.stripe_events import apply_event
 from sandbox.signing import svix_headers
+from sandbox.testing import RunningSandbox
 from tests import stripe_payloads as sp
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -99,3 +100,13 @@ def resend_event(event_type: str, email_id: str, when: datetime, **data: Any) ->
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+def email_posts(sbx: RunningSandbox) -> list[dict[str, Any]]:
+    """Every email POST the Resend sandbox received (its own request log)."""
+    return sbx.control.requests(service="resend", method="POST", path="/emails")
+
+
+def mailbox(sbx: RunningSandbox) -> dict[str, dict[str, Any]]:
+    """The emails the Resend sandbox holds, by id."""
+    return {e["id"]: e for e in sbx.control.resend_emails()}
