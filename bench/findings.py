@@ -138,26 +138,45 @@ def dashboard_notes(res: Any) -> str:
         notes.append("Slowest Collections queries at this size: " +
                      ", ".join(f"`{k}` {fmt_ms(v)} ms" for k, v in top) + ".")
     notes.append(COLLECTIONS_FINDINGS)
+    if sql and sql.median_ms >= 500:
+        notes.append(COLLECTIONS_STILL_MISSED)
     return "\n\n".join(notes)
 
 
 COLLECTIONS_FINDINGS = (
-    "**Finding: `funnel` reads every invoice email.** Its `mail` CTE joins all `email_messages` of kind "
-    "'invoice' (a sequential scan: 99,398 rows at 100k invoices, about ten times that at 1M) to the invoices "
-    "sent in the window, so it grows with the table, not with the 90-day window. Fix (for the dashboard's "
-    "owner, db/queries_collections.py): bound the emails by the window too (`AND m.created_at >= "
-    "%(since)s - interval '1 day'`, served by `email_messages_created_idx`; an invoice email is created when "
-    "the invoice is sent) or look them up per sent invoice with a LATERAL on `email_messages_invoice_idx`. "
-    "**The other chart queries grow with the window**: 26 weeks of a business with 1M invoices is about "
-    "170,000 invoices and as many payments, read through bitmap heap scans of `invoices_paid_at_idx` and "
-    "`invoices_sent_at_idx` and sorted for the weekly medians. What would bring the page under 500 ms at 1M: "
-    "covering indexes so those scans are index-only (`invoices (paid_at) INCLUDE (sent_at)` for the "
-    "time-to-pay queries, `invoices (sent_at) INCLUDE (status, amount_due_cents)`, `payments (paid_at) INCLUDE "
-    "(amount_cents, fee_cents)`), or a daily roll-up (one row per local day: invoiced, collected, fees, "
-    "time-to-pay histogram) kept by the same transactions that set sent_at and paid_at, which makes every "
-    "chart read about 180 rows. The page already caches the chart data for 30 s (`st.cache_data(ttl=30)`), "
-    "so the full cost is paid at most twice a minute per day shown, not per viewer; the live tiles (`tiles`) "
-    "run on every refresh.")
+    "**Changed to approach the target (db/queries_collections.py, db/migrations/0011_collections_indexes.sql)."
+    "** The run before measured, per warm query at 1M: `funnel` 616 ms, `collected_vs_invoiced_weekly` 540, "
+    "`tiles` 438, `weekly_median_time_to_pay` 260, `time_to_pay_distribution` 141, `reminder_effect` 128, "
+    "`aging_by_customer` 103, `aging_totals` 76; the page data 2330 ms. Three causes, found with "
+    "EXPLAIN (ANALYZE, BUFFERS) on the 1M data: (1) `funnel` joined every invoice email (a sequential scan of "
+    "`email_messages`, 1.26M rows) to the invoices sent in the window; it now looks up each sent invoice's "
+    "emails with a LATERAL on a partial covering index (`email_messages (invoice_id) INCLUDE (delivered_at, "
+    "first_opened_at, first_clicked_at) WHERE kind = 'invoice'`), so it follows the window, exactly (bounding "
+    "the emails by `created_at` was rejected: a Send resumed days later has its email created before "
+    "`sent_at`). (2) The windowed charts read ~170k invoices and as many payments through bitmap heap scans; "
+    "covering indexes make every one an index-only scan (`invoices (paid_at) INCLUDE (sent_at)`, `invoices "
+    "(sent_at) INCLUDE (id, status, amount_due_cents, paid_at)`, `payments (paid_at) INCLUDE (amount_cents, "
+    "fee_cents)`, the open balances `invoices (due_date) INCLUDE (customer_id, amount_due_cents, "
+    "amount_paid_cents) WHERE status = 'open'`, `reminders (sent_at) INCLUDE (invoice_id) WHERE status = "
+    "'sent'`); `tiles` reads the open invoices once and 60 days of time to pay once (both medians with "
+    "FILTER) instead of five subqueries. (3) Postgres JIT-compiled the weekly and funnel plans (cost over "
+    "`jit_above_cost`): 100-190 ms of compilation for a 110 ms execution; those two queries run with "
+    "`SET LOCAL jit = off`. Index-only scans rely on the visibility map, which autovacuum keeps current (the "
+    "bench VACUUMs after loading). The page also caches its chart data for 30 s (`st.cache_data(ttl=30)`); "
+    "only `tiles` runs on every 3 s live refresh.")
+
+COLLECTIONS_STILL_MISSED = (
+    "**Why the page is still over 500 ms at 1M, and what would close it.** What remains is work per row of "
+    "the window, not per row of the table: the funnel's one index lookup per invoice sent in 90 days "
+    "(~70k), the weekly medians' sort of 26 weeks of paid invoices (~160k), and the weekly sums over 26 "
+    "weeks of sent invoices and payments (~330k index tuples, each with a time-zone conversion). Indexes "
+    "cannot shrink that further. A daily roll-up would: one row per local day (invoiced, collected, fees, a "
+    "time-to-pay histogram, funnel stage counts by send day), kept by the same transactions that set "
+    "`sent_at`, `paid_at` and the email tracking columns, so every chart reads ~180 rows; the weekly median "
+    "would then come from the histogram (a bucket's bound, not the exact median), a change of what the page "
+    "shows that is the owner's call. Smaller steps: store the funnel stages on the invoice (three booleans "
+    "set by `crm.apply_resend_event`) so the funnel is one index-only scan of `invoices`, and cache the "
+    "charts longer than 30 s (they move by the day).")
 
 
 def queue_notes(res: Any) -> str:
@@ -178,14 +197,18 @@ def queue_notes(res: Any) -> str:
             "(cancel pending or queued reminders of invoices no longer open) read the whole table on every run: "
             f"{fmt_ms(first.without_index_ms)} ms for a routine run at this size, against "
             f"{fmt_ms(first.median_ms)} ms with it (the last column above is the same run with the index dropped "
-            "inside the rolled-back transaction).")
+            "inside the rolled-back transaction). Since 0011 bounds that statement by `send_at` (below), it no "
+            "longer depends on 0007's index: the column shows about the same time without it.")
     notes.append(
-        "What still grows with the data rather than with what is due: that first statement still visits every "
-        "pending reminder (the future reminders of all open invoices), because it has no bound on `send_at`. "
-        "Proposed to the reminders' owner: bound it like the queueing statement (`AND r.send_at <= p_now + "
-        "p_window`); the payment transaction already cancels an invoice's reminders, so this defence only needs "
-        "the ones about to go out. The queueing statement itself uses `reminders_pending_due_idx` and reads only "
-        "the due rows (plans below).")
+        "**Bounded in 0011:** that first statement had no bound on `send_at`, so it visited every live "
+        "reminder (the future reminders of all open invoices, 8.5k at 1M) and looked up each one's invoice. "
+        "`db/migrations/0011_collections_indexes.sql` replaces `crm.queue_due_reminders_within` with the same "
+        "function bounded like the queueing statement (`AND r.send_at <= p_now + p_window`, served by a partial "
+        "index on the live reminders' `send_at`): the payment transaction already cancels an invoice's "
+        "reminders, so this defence only needs the ones about to go out, and a reminder of a closed invoice "
+        "outside the window is cancelled when it comes due (nothing outside the window is ever queued). The "
+        "previous run measured a routine run at 1M at 40-45 ms. The queueing statement itself uses "
+        "`reminders_pending_due_idx` and reads only the due rows (plans below).")
     return "\n\n".join(notes)
 
 
@@ -267,8 +290,8 @@ WEBHOOK_P99_WHY = ("at 200/s one pause of a single process (the sidecar's, or Po
                    "the same port (WEBHOOK_WORKERS=2) on a machine with cores to spare, so one stalled process "
                    "does not hold the queue, and a longer window (60 s) for a steadier p99")
 DASHBOARD_TIME_WHY: dict[str, str] = {
-    "collections": "`funnel` scans every invoice email and the 26-week charts read ~170k rows through the heap; "
-                   "fixes under Dashboard data (bounded funnel join, covering indexes or a daily roll-up)",
+    "collections": "what is left is work per row of the 90-day and 26-week windows (index-only now: funnel "
+                   "lookups, weekly median sorts); a daily roll-up would close it (see Dashboard data)",
     "invoices": "see the per-query table under Dashboard data",
 }
-QUEUE_WHY = ("the cancel sweep visits every pending reminder; bound it by send_at (see Reminder queueing)")
+QUEUE_WHY = ("see the plans under Reminder queueing for the statement that grew")
