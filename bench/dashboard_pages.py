@@ -1,6 +1,6 @@
 """What each dashboard page asks the database for, called the way the page calls it.
 
-`collections_page` mirrors pages/collections.py (live tiles + chart_data) and
+`collections_page` mirrors pages/collections_page.py (live tiles + chart_data) and
 `invoices_page` mirrors pages/invoices.py (filters' customer list, live tiles, count,
 first page of the list, the new-draft job list). The naive versions load every invoice
 into a pandas DataFrame and aggregate there: the approach the SQL aggregates replace.

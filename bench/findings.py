@@ -41,7 +41,7 @@ WEBHOOK_INTRO = (
     "Each phase starts with the signatures already made (timestamps well inside Stripe's 300 s tolerance).")
 
 DASHBOARD_INTRO = (
-    "The page data functions called exactly as `pages/collections.py` (live tiles + chart data) and "
+    "The page data functions called exactly as `pages/collections_page.py` (live tiles + chart data) and "
     "`pages/invoices.py` (customer filter list, live tiles, count, first page of 50, job list for new drafts) "
     "call them, each page in a fresh Python process: wall time per run (the first run has cold caches and "
     "plans), and peak RSS growth (`ru_maxrss` after the runs minus before; pandas and psycopg are imported "
