@@ -30,17 +30,7 @@ def collections_page(conn: psycopg.Connection[Any], now: datetime) -> dict[str, 
     from db import queries_collections as q
 
     today, month_start, _ = _clock(now)
-    until = datetime.combine(today + timedelta(days=1), datetime.min.time(), ZoneInfo(TZ))
-    return {
-        "tiles": q.tiles(conn, today, month_start, now),
-        "distribution": q.time_to_pay_distribution(conn, until - timedelta(days=90), until),
-        "weekly_median": q.weekly_median_time_to_pay(conn, until - timedelta(days=182), until, TZ),
-        "aging": q.aging_by_customer(conn, today),
-        "aging_totals": q.aging_totals(conn, today),
-        "weekly": q.collected_vs_invoiced_weekly(conn, until - timedelta(weeks=26), until, TZ),
-        "funnel": q.funnel(conn, until - timedelta(days=90), until),
-        "reminders": q.reminder_effect(conn, until - timedelta(days=90), until),
-    }
+    return {"tiles": q.tiles(conn, today, month_start, now), **q.chart_data(conn, today, TZ)}
 
 
 def invoices_page(conn: psycopg.Connection[Any], now: datetime) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from crm.collections import FUNNEL_STAGES
 from db.pool import Conn
@@ -206,3 +207,18 @@ def reminder_effect(conn: Conn, since: datetime, until: datetime) -> dict[str, A
     ).fetchone()
     assert row is not None
     return dict(row)
+
+
+def chart_data(conn: Conn, today: date, tz: str) -> dict[str, Any]:
+    """Every chart of the Collections page for one local day, with the page's windows
+    (90 days, 26 weeks): the page and the benchmark both read exactly this."""
+    until = datetime.combine(today + timedelta(days=1), datetime.min.time(), ZoneInfo(tz))
+    return {
+        "distribution": time_to_pay_distribution(conn, until - timedelta(days=90), until),
+        "weekly_median": weekly_median_time_to_pay(conn, until - timedelta(days=182), until, tz),
+        "aging": aging_by_customer(conn, today),
+        "aging_totals": aging_totals(conn, today),
+        "weekly": collected_vs_invoiced_weekly(conn, until - timedelta(weeks=26), until, tz),
+        "funnel": funnel(conn, until - timedelta(days=90), until),
+        "reminders": reminder_effect(conn, until - timedelta(days=90), until),
+    }

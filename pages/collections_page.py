@@ -3,9 +3,8 @@ email-to-payment funnel and what reminders did. Every number comes from SQL aggr
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import streamlit as st
@@ -48,17 +47,8 @@ def live_tiles() -> None:
 @st.cache_data(ttl=30, show_spinner=False)
 def chart_data(today: date, tz: str) -> dict[str, Any]:
     """The chart aggregates for one local day (pure reads; cached briefly)."""
-    until = datetime.combine(today + timedelta(days=1), datetime.min.time(), ZoneInfo(tz))
     with connection() as conn:
-        return {
-            "distribution": q.time_to_pay_distribution(conn, until - timedelta(days=90), until),
-            "weekly_median": q.weekly_median_time_to_pay(conn, until - timedelta(days=182), until, tz),
-            "aging": q.aging_by_customer(conn, today),
-            "aging_totals": q.aging_totals(conn, today),
-            "weekly": q.collected_vs_invoiced_weekly(conn, until - timedelta(weeks=26), until, tz),
-            "funnel": q.funnel(conn, until - timedelta(days=90), until),
-            "reminders": q.reminder_effect(conn, until - timedelta(days=90), until),
-        }
+        return q.chart_data(conn, today, tz)
 
 
 live_tiles()
