@@ -6,10 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from crm.auth import create_user
-from crm.passwords import WeakPasswordError, hash_password
+from crm.passwords import WeakPasswordError
 from crm.ui.session import require_owner
 from crm.ui.widgets import show_flash
+from crm.user_admin import UserAdminError, add_user, reset_password, set_user_active
 from crm.validation import email_error, text_error
 from db import users
 from db.pool import connection
@@ -45,7 +45,7 @@ with st.expander("Add a user", icon=":material/person_add:"):
                 slot.error(message)
         if not any(errors.values()):
             with connection() as conn:
-                create_user(conn, email, name, role, password)
+                add_user(conn, session.email, email, name, role, password)
             st.session_state["_flash"] = ("success", f"Added {email.strip().lower()} as {role}.")
             st.rerun()
 
@@ -61,13 +61,17 @@ if chosen is not None:
             last_owner = person["role"] == "owner" and active_owners <= 1
             if st.button("Disable", disabled=last_owner, key="disable_user",
                          help="The last active owner cannot be disabled." if last_owner else None):
-                with connection() as conn:
-                    users.set_active(conn, chosen, False)
-                st.session_state["_flash"] = ("success", f"{person['email']} disabled.")
-                st.rerun()
+                try:
+                    with connection() as conn:
+                        set_user_active(conn, session.email, chosen, False)
+                except UserAdminError as exc:
+                    st.error(str(exc))
+                else:
+                    st.session_state["_flash"] = ("success", f"{person['email']} disabled.")
+                    st.rerun()
         elif st.button("Enable", key="enable_user"):
             with connection() as conn:
-                users.set_active(conn, chosen, True)
+                set_user_active(conn, session.email, chosen, True)
             st.session_state["_flash"] = ("success", f"{person['email']} enabled.")
             st.rerun()
     with right.form("reset_password"):
@@ -76,11 +80,10 @@ if chosen is not None:
         reset = st.form_submit_button("Reset password")
     if reset:
         try:
-            new_hash = hash_password(new_pw)
+            with connection() as conn:
+                reset_password(conn, session.email, chosen, new_pw)
         except WeakPasswordError as exc:
             reset_msg.error(str(exc).capitalize() + ".")
         else:
-            with connection() as conn:
-                users.set_password(conn, chosen, new_hash)
             st.session_state["_flash"] = ("success", f"Password of {person['email']} reset; lockout cleared.")
             st.rerun()

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pytest
 
 from crm.settings import load_settings
 from sandbox.testing import RunningSandbox
+from tests.fixtures.dashboard import OWNER_EMAIL
 
 
 def _page_text(at: Any) -> str:
@@ -120,6 +122,23 @@ def test_owner_adds_disables_and_resets_a_user(db: psycopg.Connection[Any], app_
     next(b for b in at.button if b.label == "Reset password").click().run()
     row = db.execute("SELECT failed_logins, locked_until FROM crm.app_users WHERE id = %s", (new["id"],)).fetchone()
     assert row == {"failed_logins": 0, "locked_until": None}
+    audit = db.execute("SELECT from_status, to_status, actor, detail::text AS detail FROM crm.audit_log "
+                       "WHERE entity = 'user' AND entity_id = %s ORDER BY id", (new["id"],)).fetchall()
+    assert [(a["from_status"], a["to_status"], a["actor"]) for a in audit] == [
+        (None, "active", OWNER_EMAIL), ("active", "disabled", OWNER_EMAIL), (None, None, OWNER_EMAIL)]
+    assert "password reset" in audit[2]["detail"]
+    assert not any("another long password" in a["detail"] or "a long enough" in a["detail"] for a in audit)
+
+
+def test_the_core_refuses_to_disable_the_last_owner(db: psycopg.Connection[Any],
+                                                    dashboard_users: dict[str, int]) -> None:
+    from crm.user_admin import UserAdminError, set_user_active
+
+    with pytest.raises(UserAdminError, match="last active owner"):
+        set_user_active(db, OWNER_EMAIL, dashboard_users["owner"], False)
+    assert db.execute("SELECT active FROM crm.app_users WHERE id = %s",
+                      (dashboard_users["owner"],)).fetchone() == {"active": True}
+    assert db.execute("SELECT count(*) AS n FROM crm.audit_log").fetchone() == {"n": 0}
 
 
 def test_the_last_owner_cannot_be_disabled(db: psycopg.Connection[Any], app_as: Callable[..., Any],
