@@ -50,6 +50,9 @@ with reminder_tab:
     with connection() as conn:
         reminders = q.reminders(conn, None if state == "all" else state)
     table(reminders, "No reminders.")
+    st.caption("resend_cancel: requested = being cancelled at Resend; done = cancelled there; too_late = Resend had "
+               "already sent it; possibly_sent = its hand-off was never recorded and it was too close to its send "
+               "time to check safely, so it may have gone out (see last_error).")
 
 with reconcile_tab:
     st.caption("Lists Stripe's events since the last run and applies any the webhook missed, then compares every "
