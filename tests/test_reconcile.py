@@ -244,7 +244,8 @@ def test_a_run_left_running_by_a_dead_process_is_closed_by_the_next(db: Conn, cr
 
 
 def test_the_sidecar_runs_it_hourly_and_records_the_pass(db: Conn, crm_sandbox: RunningSandbox) -> None:
-    from webhook.workers import WORKERS, WorkerRunner
+    from webhook.app import WORKERS
+    from webhook.workers import WorkerRunner
 
     worker = next(w for w in WORKERS if w.name == "reconcile")
     assert worker.interval_s == 3600

@@ -13,10 +13,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from webhook import jsonlog
+from webhook.reconcile_worker import RECONCILE_WORKER
+from webhook.reminder_workers import REMINDER_WORKERS
+from webhook.resend_route import routes as resend_routes
 from webhook.stripe_route import stripe_webhook
-from webhook.workers import WORKERS, WorkerRunner, workers_enabled
+from webhook.workers import Worker, WorkerRunner, workers_enabled
 
 log = logging.getLogger("webhook")
+
+# Every periodic job the sidecar runs; each module names its own (name, interval_s, pass).
+WORKERS = [Worker(*spec) for spec in (*REMINDER_WORKERS, RECONCILE_WORKER)]
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -48,16 +54,12 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def _routes() -> list[Route]:
-    routes = [
+    return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        *resend_routes(),
     ]
-    try:  # the Resend route arrives with the reminders issue: `routes` (a list, or a function returning one)
-        from webhook.resend_route import routes as resend_routes
-    except ImportError:
-        return routes
-    return routes + list(resend_routes() if callable(resend_routes) else resend_routes)
 
 
 @asynccontextmanager

@@ -1,7 +1,7 @@
 """Background workers the sidecar runs: a list of periodic passes and their runner.
 
-Other modules append `Worker(name, interval_s, fn)` to WORKERS; `fn` takes no arguments,
-does one pass and may return a dict of counts (stored as the run's detail). The app's
+webhook/app.py lists the sidecar's workers (`Worker(name, interval_s, fn)`); `fn` takes no
+arguments, does one pass and may return a dict of counts (stored as the run's detail). The app's
 lifespan runs each worker in its own daemon thread: a pass every interval, errors logged
 and recorded in crm.worker_runs without stopping the loop. With several uvicorn workers
 every process runs every worker; workers must claim rows with SKIP LOCKED.
@@ -26,9 +26,6 @@ class Worker:
     name: str
     interval_s: float
     fn: Callable[[], Any]
-
-
-WORKERS: list[Worker] = []
 
 
 def retry_after_failure_s() -> float:
@@ -94,15 +91,3 @@ class WorkerRunner:
         except Exception:
             log.exception("could not record worker run", extra={"fields": {"worker": worker.name}})
         return ok
-
-
-def _register_reminder_workers() -> None:
-    from webhook.reminder_workers import REMINDER_WORKERS
-
-    WORKERS.extend(Worker(name, interval_s, fn) for name, interval_s, fn in REMINDER_WORKERS)
-
-
-_register_reminder_workers()
-from webhook.reconcile_worker import RECONCILE_WORKER  # noqa: E402 - registers after the reminder workers
-
-WORKERS.append(Worker(*RECONCILE_WORKER))
