@@ -27,21 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from webhook.request_input import Answer, read_body, refuse_declared_oversize
 from webhook.signing_secrets import db_timeout_s
 
-MAX_BODY_BYTES = 256 * 1024
 TOLERANCE_S = 300
 SECRET_TTL_S = 30.0
 
 log = logging.getLogger("webhook.resend")
-
-
-class Answer(Exception):
-    """Ends a request early with a status and a short reason."""
-
-    def __init__(self, status: int, outcome: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.outcome, self.reason = status, outcome, reason
 
 
 class SignatureRejected(Exception):
@@ -151,24 +143,18 @@ async def resend_webhook(request: Request) -> JSONResponse:
 
 
 async def _handle(request: Request, fields: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise Answer(413 if declared.isdigit() else 400, "rejected", "body larger than 256 KiB")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise Answer(413, "rejected", "body larger than 256 KiB")
+    refuse_declared_oversize(request)
+    raw = await read_body(request)
     secrets = await _db(SECRETS.get)
     if not secrets:
         log.error("no Resend webhook secret is configured (resend.webhook_secret / RESEND_WEBHOOK_SECRET)")
         raise Answer(400, "rejected", "no webhook secret configured")
     try:
-        verify_svix(bytes(raw), request.headers, secrets, time.time())
+        verify_svix(raw, request.headers, secrets, time.time())
     except SignatureRejected as exc:
         raise Answer(400, "rejected", str(exc)) from exc
     svix_id = request.headers["svix-id"]
-    event_type, resend_id, occurred_at, payload = _parse(bytes(raw), request.headers["svix-timestamp"])
+    event_type, resend_id, occurred_at, payload = _parse(raw, request.headers["svix-timestamp"])
     fields.update(type=event_type, resend_id=resend_id)
     outcome = await _db(_apply, svix_id, event_type, resend_id, occurred_at, payload)
     return 200, {"outcome": outcome, "svix_id": svix_id}

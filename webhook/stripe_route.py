@@ -19,22 +19,14 @@ from starlette.responses import JSONResponse
 
 from crm.stripe_event_rules import event_problem, mode_of
 from webhook.database import DatabaseUnavailable, apply_verified_event, signing_secrets
+from webhook.request_input import Answer, read_body, refuse_declared_oversize
 from webhook.verify import SignatureRejected, verified_mode
 
-MAX_BODY_BYTES = 256 * 1024
 # After a failed verification, secrets older than this are reloaded once: a secret the
 # owner just saved (rotation) works at once rather than after the cache TTL.
 RELOAD_AFTER_S = 5.0
 
 log = logging.getLogger("webhook.stripe")
-
-
-class Answer(Exception):
-    """Ends a request early with a status and a short reason."""
-
-    def __init__(self, status: int, outcome: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.outcome, self.reason = status, outcome, reason
 
 
 async def stripe_webhook(request: Request) -> JSONResponse:
@@ -51,11 +43,11 @@ async def stripe_webhook(request: Request) -> JSONResponse:
 
 
 async def _handle(request: Request, fields: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    _refuse_declared_oversize(request)
+    refuse_declared_oversize(request)
     header = request.headers.get("stripe-signature")
     if not header:
         raise Answer(400, "rejected", "missing Stripe-Signature header")
-    raw = await _read_body(request)
+    raw = await read_body(request)
     mode = await _verify(raw, header)
     event = _parse(raw, mode, fields)
     try:
@@ -68,26 +60,6 @@ async def _handle(request: Request, fields: dict[str, Any]) -> tuple[int, dict[s
     fields.update(invoice_id=result.invoice_id, job_completed=result.job_completed,
                   resend_cancels_queued=len(result.resend_ids_to_cancel))
     return 200, {"outcome": result.outcome, "event_id": event["id"], "detail": result.detail}
-
-
-def _refuse_declared_oversize(request: Request) -> None:
-    declared = request.headers.get("content-length")
-    if declared is None:
-        return
-    if not declared.isdigit():
-        raise Answer(400, "rejected", "invalid Content-Length")
-    if int(declared) > MAX_BODY_BYTES:
-        raise Answer(413, "rejected", "body larger than 256 KiB")
-
-
-async def _read_body(request: Request) -> bytes:
-    """The raw body, refusing (without reading on) once it passes the limit."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise Answer(413, "rejected", "body larger than 256 KiB")
-    return bytes(body)
 
 
 async def _verify(raw: bytes, header: str) -> str:
