@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.parts import ROOT, committed_migrations
+from bench.parts import ROOT, committed_sql
 from db.embedded import EmbeddedPostgres, free_port
 from db.migrate import migrate
 
@@ -45,7 +45,8 @@ def fresh_database(server: EmbeddedPostgres, name: str) -> str:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = server.admin_url(name)
     with tempfile.TemporaryDirectory(prefix="bench-migrations-") as tmp:
-        migrate(url, committed_migrations(Path(tmp)))
+        migrate(url, committed_sql("db/migrations", Path(tmp) / "migrations"),
+                committed_sql("db/functions", Path(tmp) / "functions"))
     return url
 
 

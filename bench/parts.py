@@ -53,19 +53,19 @@ def missing(part: Part) -> list[str]:
     return [p for p in part.paths if not on_main(p)]
 
 
-def committed_migrations(dest: Path) -> Path:
-    """Copy the migrations HEAD holds (their committed text) into dest; return dest.
+def committed_sql(folder: str, dest: Path) -> Path:
+    """Copy the .sql files HEAD holds under `folder` (their committed text) into dest.
 
-    Untracked migrations of work in progress are left out so a half-written file cannot
-    break the bench's database.
+    Untracked files of work in progress are left out so a half-written file cannot break
+    the bench's database.
     """
-    src = ROOT / "db" / "migrations"
+    src = ROOT / folder
     dest.mkdir(parents=True, exist_ok=True)
     if not in_git():
         for f in sorted(src.glob("*.sql")):
             (dest / f.name).write_bytes(f.read_bytes())
         return dest
-    listed = _git("ls-tree", "--name-only", "HEAD", "db/migrations/").stdout.split()
+    listed = _git("ls-tree", "--name-only", "HEAD", f"{folder}/").stdout.split()
     for name in listed:
         if name.endswith(".sql"):
             text = _git("show", f"HEAD:{name}").stdout

@@ -33,6 +33,9 @@ def run_doctor() -> int:
              f"migrations: {status.migrations_applied} applied"
              + (f", pending: {', '.join(status.migrations_pending)} (run python -m crm migrate)"
                 if status.migrations_pending else ", none pending"))
+        line(not status.functions_stale,
+             "SQL functions current (db/functions)" if not status.functions_stale
+             else f"SQL functions out of date: {', '.join(status.functions_stale)} (run python -m crm migrate)")
         if status.pg_cron_jobs is None:
             line(None, "pg_cron not installed: the sidecar queues reminders itself "
                        "(on Supabase, enable pg_cron in Database -> Extensions, then run migrate)")
@@ -41,7 +44,7 @@ def run_doctor() -> int:
         line(not status.tables_without_rls,
              "row level security on every crm table" if not status.tables_without_rls
              else f"RLS missing on: {', '.join(status.tables_without_rls)}")
-        if status.migrations_pending:
+        if status.migrations_pending or status.functions_stale:
             return 1
         settings = load_settings(conn)
         mode = settings.stripe_mode

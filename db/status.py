@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from db.migrate import applied, discover
+from db.migrate import applied, discover, stale_functions
 
 
 @dataclass(frozen=True)
@@ -16,13 +16,14 @@ class DatabaseStatus:
     server_version: str
     migrations_applied: int
     migrations_pending: list[str]
+    functions_stale: list[str]  # db/functions files the database does not hold as written
     pg_cron_jobs: list[str] | None  # None: pg_cron not installed in this database
     tables_without_rls: list[str]
 
 
 def migrations_current(conn: psycopg.Connection[Any]) -> bool:
     done = applied(conn)
-    return all(m.version in done for m in discover())
+    return all(m.key in done for m in discover()) and not stale_functions(conn)
 
 
 def database_status(conn: psycopg.Connection[Any]) -> DatabaseStatus:
@@ -48,7 +49,8 @@ def database_status(conn: psycopg.Connection[Any]) -> DatabaseStatus:
     return DatabaseStatus(
         server_version=version,
         migrations_applied=len(done),
-        migrations_pending=[m.path.name for m in discover() if m.version not in done],
+        migrations_pending=[m.path.name for m in discover() if m.key not in done],
+        functions_stale=[f.key for f in stale_functions(conn)],
         pg_cron_jobs=jobs,
         tables_without_rls=no_rls,
     )

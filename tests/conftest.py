@@ -107,7 +107,8 @@ def truncate_all(url: str) -> None:
         tables = [
             r[0]
             for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'crm' AND tablename <> 'schema_migrations'"
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'crm' "
+                "AND tablename NOT IN ('schema_migrations', 'schema_functions')"
             ).fetchall()
         ]
         conn.execute("TRUNCATE " + ", ".join(f"crm.{t}" for t in tables) + " RESTART IDENTITY CASCADE")

@@ -1,3 +1,14 @@
+-- Baseline: the schema that migrations 0001-0011 built, folded into one file (tables,
+-- columns, constraints, indexes, row level security, seed rows), without behaviour.
+-- Functions, trigger functions and triggers live in db/functions/ (one current definition
+-- each, re-applied by the migrator when a file changes).
+--
+-- A database that applied the old 0001-0011 is recognised by db/migrate.py and carries on
+-- from here without running this file (Flyway's baseline). Tables change through new
+-- numbered migrations after this one; never edit this file.
+--
+-- Sections keep the old migrations' numbers and comments, so `git log` of the old files
+-- still explains each decision.
 -- The CRM's tables, in the private schema crm. Money is bigint minor units (cents),
 -- times are timestamptz, every status has a CHECK, every Stripe and Resend id is unique.
 -- Row level security is enabled on every table with no policies: Supabase's anon and
@@ -5,15 +16,6 @@
 
 CREATE SCHEMA IF NOT EXISTS crm;
 REVOKE ALL ON SCHEMA crm FROM PUBLIC;
-
--- Touches updated_at on every UPDATE, so the column cannot be forgotten.
-CREATE OR REPLACE FUNCTION crm.touch_updated_at() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.updated_at := now();
-    RETURN NEW;
-END;
-$$;
 
 -- People who log in to the dashboard.
 CREATE TABLE crm.app_users (
@@ -328,12 +330,6 @@ BEGIN
     LOOP
         EXECUTE format('ALTER TABLE crm.%I ENABLE ROW LEVEL SECURITY', t);
     END LOOP;
-    FOREACH t IN ARRAY ARRAY['app_users', 'customers', 'jobs', 'invoices', 'refunds', 'reminders',
-                             'email_messages']
-    LOOP
-        EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON crm.%I FOR EACH ROW EXECUTE FUNCTION crm.touch_updated_at()',
-                       t || '_touch', t);
-    END LOOP;
     -- Supabase's API roles: no access to the private schema at all.
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
         EXECUTE 'REVOKE ALL ON SCHEMA crm FROM anon';
@@ -343,3 +339,183 @@ BEGIN
     END IF;
 END;
 $$;
+
+-- ---- 0004 send workflow ----
+-- Send via Stripe: the lease that keeps two Sends of one invoice apart, and what a
+-- resumed Send needs to know about the previous attempt.
+--
+-- A Send holds the lease (token, owner, until) while it talks to Stripe and Resend and
+-- renews it after each step. A second Send is refused while the lease is live; a
+-- crashed Send's lease simply runs out, and the next Send resumes from what is stored.
+
+ALTER TABLE crm.invoices
+    ADD COLUMN send_lease_token     uuid,
+    ADD COLUMN send_lease_owner     text,
+    ADD COLUMN send_lease_until     timestamptz,
+    -- When the current (or last) Send attempt started; shown in "already being sent since".
+    ADD COLUMN send_started_at      timestamptz,
+    -- Counts Send attempts; numbers the crm.send_steps rows of each attempt.
+    ADD COLUMN send_attempt         integer NOT NULL DEFAULT 0 CHECK (send_attempt >= 0),
+    -- Bumped when Stripe rejected the request and the invoice went back to draft: the next
+    -- Send starts a fresh Stripe invoice, so its idempotency keys must be new ones.
+    ADD COLUMN send_generation      integer NOT NULL DEFAULT 0 CHECK (send_generation >= 0),
+    -- Set once add_lines is known to have succeeded for stripe_invoice_id.
+    ADD COLUMN stripe_lines_added_at timestamptz,
+    -- Stripe's total as finalised (checked against amount_due_cents).
+    ADD COLUMN stripe_total_cents   bigint CHECK (stripe_total_cents >= 0),
+    -- Bumped when an invoice email must go out under a new idempotency key (Resend refused
+    -- the previous payload, or staff deliberately re-sent a delivered email).
+    ADD COLUMN email_key_seq        integer NOT NULL DEFAULT 0 CHECK (email_key_seq >= 0),
+    -- True when Stripe or Resend was the local sandbox at send time (the UI says so).
+    ADD COLUMN sent_via_sandbox     boolean NOT NULL DEFAULT false,
+    ADD CONSTRAINT invoices_send_lease_whole CHECK (
+        (send_lease_token IS NULL) = (send_lease_until IS NULL)
+    );
+
+CREATE INDEX invoices_sending_idx ON crm.invoices (send_lease_until) WHERE status = 'sending';
+
+-- A per-installation id: part of every idempotency key, so two databases (a laptop and
+-- production, or two test runs) talking to one Stripe account never share a key.
+INSERT INTO crm.settings (key, value)
+VALUES ('system.install_id', to_jsonb(replace(gen_random_uuid()::text, '-', '')))
+ON CONFLICT (key) DO NOTHING;
+
+-- ---- 0005 reminders ----
+-- Overdue reminders and Resend email tracking.
+--
+-- crm.queue_due_reminders(now) is the one queueing function (pg_cron calls it where pg_cron
+-- exists, the sidecar otherwise). The dispatcher claims queued reminders with a lease, hands
+-- each to Resend with scheduled_at, and records the hand-off with one function call; the
+-- cancel worker records what Resend said about a cancel; crm.apply_resend_event applies one
+-- Svix-signed webhook (dedup on svix-id, email status, invoice flag, reminder sent).
+
+-- A dispatcher's claim on a queued reminder: who (token) and until when (lease). A crashed
+-- dispatcher's lease runs out and another one re-sends with the same idempotency key.
+ALTER TABLE crm.reminders
+    ADD COLUMN claim_token   uuid,
+    ADD COLUMN claimed_until timestamptz;
+
+-- The exact Resend request of an email, stored before it is sent: a retry after a crash
+-- sends the same bytes under the same idempotency key, so Resend replays the first result
+-- instead of answering 409 (same key, other payload) when the amount or clock has moved.
+ALTER TABLE crm.email_messages ADD COLUMN request jsonb;
+
+CREATE INDEX email_events_orphan_idx ON crm.email_events (resend_id) WHERE email_message_id IS NULL;
+
+-- ---- 0006 dashboard ----
+-- Indexes the dashboard's lists and Collections aggregates need at 100,000 invoices.
+-- The unfiltered invoice list is ordered by created_at; the others filter first.
+CREATE INDEX IF NOT EXISTS invoices_created_idx ON crm.invoices (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS invoices_customer_created_idx ON crm.invoices (customer_id, created_at DESC);
+CREATE INDEX IF NOT EXISTS jobs_created_idx ON crm.jobs (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS reminders_sent_idx ON crm.reminders (sent_at) WHERE status = 'sent';
+CREATE INDEX IF NOT EXISTS reminders_send_at_idx ON crm.reminders (send_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS email_events_received_idx ON crm.email_events (received_at DESC);
+CREATE INDEX IF NOT EXISTS stripe_events_webhook_mode_idx ON crm.stripe_events (mode, received_at DESC)
+    WHERE source = 'webhook';
+
+-- ---- 0007 bench indexes ----
+-- Found by the benchmarks (bench/, docs/PERFORMANCE.md): crm.queue_due_reminders first
+-- cancels pending or queued reminders of invoices no longer open, with no bound on send_at.
+-- The partial indexes on send_at cannot serve `status IN ('pending', 'queued')`, so that
+-- sweep read the whole reminders table on every five-minute run (3M rows at 1M invoices).
+-- This index holds only live reminders, so the sweep reads those and nothing else.
+CREATE INDEX IF NOT EXISTS reminders_live_idx ON crm.reminders (id) WHERE status IN ('pending', 'queued');
+
+-- ---- 0008 reconcile ----
+-- Reconciliation with Stripe: one row per run of the reconciler (sidecar worker, CLI or the
+-- dashboard's button), saying what it listed, applied and repaired, and the checkpoint the
+-- next run of the same mode starts from (minus an overlap).
+--
+-- Runs of one mode are kept apart by a transaction-level advisory lock on
+-- crm.reconcile_lock_key(mode) held for the whole run; the events themselves go through
+-- crm.apply_stripe_event (p_source 'reconcile'), whose ledger makes a replay harmless.
+
+CREATE TABLE crm.reconcile_runs (
+    id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    mode                text NOT NULL CHECK (mode IN ('test', 'live')),
+    -- who asked: 'worker', 'cli', or the dashboard user's email
+    actor               text NOT NULL,
+    status              text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'succeeded', 'failed')),
+    started_at          timestamptz NOT NULL DEFAULT now(),
+    finished_at         timestamptz,
+    -- events listed with created >= listed_since
+    listed_since        timestamptz,
+    events_seen         integer NOT NULL DEFAULT 0 CHECK (events_seen >= 0),
+    events_applied      integer NOT NULL DEFAULT 0 CHECK (events_applied >= 0),
+    events_duplicate    integer NOT NULL DEFAULT 0 CHECK (events_duplicate >= 0),
+    invoices_checked    integer NOT NULL DEFAULT 0 CHECK (invoices_checked >= 0),
+    invoices_repaired   integer NOT NULL DEFAULT 0 CHECK (invoices_repaired >= 0),
+    errors              integer NOT NULL DEFAULT 0 CHECK (errors >= 0),
+    -- Stripe `created` of the newest listed event every older one of which was applied;
+    -- NULL when the listing did not complete (the next run keeps the previous checkpoint).
+    checkpoint          timestamptz,
+    detail              jsonb NOT NULL DEFAULT '{}'::jsonb,
+    CHECK ((status = 'running') = (finished_at IS NULL))
+);
+
+CREATE INDEX reconcile_runs_started_idx ON crm.reconcile_runs (started_at DESC);
+CREATE INDEX reconcile_runs_checkpoint_idx ON crm.reconcile_runs (mode, checkpoint DESC) WHERE checkpoint IS NOT NULL;
+
+ALTER TABLE crm.reconcile_runs ENABLE ROW LEVEL SECURITY;
+
+-- ---- 0009 reminder cancel unrecorded ----
+-- Cancelling at Resend a reminder whose hand-off was never recorded (design invariant 3).
+--
+-- The gap: a dispatcher stores the reminder's exact request (email_messages.request), sends
+-- it to Resend with scheduled_at and a fixed idempotency key, and dies before recording the
+-- Resend id. If the invoice is paid (or voided, or marked uncollectible) before the claim's
+-- lease runs out, the reminder is cancelled here while it is still 'queued', nobody knows
+-- the Resend id, and the scheduled email would still go out.
+--
+-- The fix: a queued reminder that is cancelled while a stored request has no Resend id is
+-- flagged for the cancel worker like any other (resend_cancel = 'requested'), without an id.
+-- The worker replays the stored request under the same key: Resend answers with the first
+-- email's id (replayed for 24 h), or, if the first request never reached Resend, creates
+-- the scheduled email now; either way the worker records the id and cancels it at once.
+-- It never replays a request whose scheduled_at is not safely in the future: that replay
+-- could send the email right away. Such a reminder is recorded as 'possibly_sent'.
+--
+-- The flagging trigger (crm.flag_unrecorded_reminder_cancel) is in db/functions/40_reminders.sql.
+
+ALTER TABLE crm.reminders DROP CONSTRAINT reminders_resend_cancel_check;
+ALTER TABLE crm.reminders ADD CONSTRAINT reminders_resend_cancel_check
+    CHECK (resend_cancel IN ('requested', 'done', 'too_late', 'possibly_sent'));
+
+-- Was: a cancel at Resend needs a Resend id. Now a cancelled reminder may be flagged before
+-- its id is known (the worker finds it by replaying), or end as possibly sent without one.
+ALTER TABLE crm.reminders DROP CONSTRAINT reminders_check1;
+ALTER TABLE crm.reminders ADD CONSTRAINT reminders_resend_cancel_needs_id CHECK (
+    resend_cancel IS NULL OR resend_id IS NOT NULL
+    OR (status = 'cancelled' AND resend_cancel IN ('requested', 'possibly_sent')));
+
+-- ---- 0011 collections indexes ----
+-- Collections page at 1M invoices, and the reminder queue's cancel sweep (both found by the
+-- benchmarks: bench/, docs/PERFORMANCE.md).
+--
+-- Covering indexes: the page's windowed aggregates (26 weeks of payments and of sent
+-- invoices, 90 days of time to pay, the open balances) read their columns from the index
+-- alone (index-only scans) instead of visiting ~170k heap pages' worth of rows each time.
+
+-- Time to pay (tiles' medians, distribution, weekly median): paid_at window, sent_at.
+CREATE INDEX IF NOT EXISTS invoices_paid_at_sent_idx ON crm.invoices (paid_at) INCLUDE (sent_at)
+    WHERE paid_at IS NOT NULL;
+-- Invoiced per week, DSO's invoiced in 90 days, the funnel's sent invoices.
+CREATE INDEX IF NOT EXISTS invoices_sent_at_amount_idx ON crm.invoices (sent_at)
+    INCLUDE (id, status, amount_due_cents, paid_at) WHERE sent_at IS NOT NULL;
+-- Collected per week and this month (gross, fees).
+CREATE INDEX IF NOT EXISTS payments_paid_at_amount_idx ON crm.payments (paid_at) INCLUDE (amount_cents, fee_cents);
+-- Outstanding, overdue and AR aging: the open invoices' balances by due date and customer.
+CREATE INDEX IF NOT EXISTS invoices_open_balance_idx ON crm.invoices (due_date)
+    INCLUDE (customer_id, amount_due_cents, amount_paid_cents) WHERE status = 'open';
+-- The funnel's email stages per invoice email.
+CREATE INDEX IF NOT EXISTS email_messages_invoice_stages_idx ON crm.email_messages (invoice_id)
+    INCLUDE (delivered_at, first_opened_at, first_clicked_at) WHERE kind = 'invoice';
+-- What reminders did: reminders sent in the window and their invoices.
+CREATE INDEX IF NOT EXISTS reminders_sent_invoice_idx ON crm.reminders (sent_at) INCLUDE (invoice_id)
+    WHERE status = 'sent';
+
+-- The cancel sweep of crm.queue_due_reminders_within (db/functions/40_reminders.sql) is
+-- bounded by the hand-off window; this index serves it (live reminders by send_at).
+CREATE INDEX IF NOT EXISTS reminders_live_send_at_idx ON crm.reminders (send_at)
+    WHERE status IN ('pending', 'queued');

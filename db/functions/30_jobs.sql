@@ -1,3 +1,7 @@
+-- Job completion: a job completes when every non-void invoice on it is paid and at least
+-- one is, in the transaction of the event that paid (or voided) the last one; the audit
+-- row names that event.
+--
 -- Job completion takes FOR NO KEY UPDATE on the job instead of FOR UPDATE.
 -- A paid event writes its invoice row twice in one transaction; the second write re-checks
 -- the (job_id, customer_id) foreign key and so holds KEY SHARE on the job. FOR UPDATE
