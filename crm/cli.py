@@ -15,7 +15,7 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from crm.config import resolved_database_url
+    from db.config import resolved_database_url
     from db.migrate import migrate
 
     applied = migrate(resolved_database_url())

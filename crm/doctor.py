@@ -6,7 +6,7 @@ from crm.settings import load_settings, sandbox_url
 
 
 def run_doctor() -> int:
-    from crm.config import database_config, resolved_database_url
+    from db.config import database_config, resolved_database_url
     from db.pool import connect
     from db.status import database_status
 

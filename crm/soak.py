@@ -129,8 +129,8 @@ def main() -> int:
     os.environ.update(DATABASE_URL=url, WEBHOOK_RUN_WORKERS="0")
     os.environ.setdefault("CRM_SECRET_KEY", __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
     try:
-        from crm.config import resolved_database_url
         from crm.settings import save_setting
+        from db.config import resolved_database_url
         from db.migrate import migrate
 
         resolved_database_url.cache_clear()

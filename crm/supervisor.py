@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from crm.config import env_int, env_str, resolved_database_url
 from crm.settings import Settings, sandbox_url
+from db.config import env_int, env_str, resolved_database_url
 
 DEMO_OWNER = "owner@example.com"
 
@@ -53,9 +53,9 @@ def _spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[
 
 
 def run_all(seed: bool = True) -> int:
-    from crm.config import database_config
     from crm.seed import seed_demo
     from crm.settings import load_settings
+    from db.config import database_config
     from db.migrate import migrate
     from db.pool import connect
 
