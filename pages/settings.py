@@ -10,12 +10,12 @@ from crm import integrations as rules
 from crm.reminder_emails import parse_tones, tone_error
 from crm.secrets_store import mask
 from crm.settings import SPECS, save_setting, secret_hints
-from crm.ui import settings_actions as actions
-from crm.ui.session import require_owner
-from crm.ui.widgets import settings, show_flash
 from crm.validation import email_error, name_error
 from db import queries_activity
 from db.pool import connection
+from ui import settings_actions as actions
+from ui.session import require_owner
+from ui.widgets import settings, show_flash
 
 session = require_owner()
 st.title("Settings → Integrations")

@@ -10,9 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from crm.invoice_lines import parse_lines, price_text
-from crm.ui.widgets import flash, money
 from db.drafts import NotADraft, draft_lines, replace_lines
 from db.pool import connection
+from ui.widgets import flash, money
 
 
 def editor_key(invoice_id: int) -> str:
