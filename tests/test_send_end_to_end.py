@@ -16,8 +16,8 @@ import httpx
 import psycopg
 import pytest
 
-from crm.demo_setup import connect_sandbox
 from crm.send_invoice import SendOptions, SendRefused, SimulatedCrash, send_invoice
+from ops.demo_setup import connect_sandbox
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sandbox import BUSINESS_FROM
 from tests.fixtures.workflow import STAFF, MakeInvoice

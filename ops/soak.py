@@ -4,7 +4,7 @@ of webhook deliveries duplicated and 10% delayed (so reordered), all on loopback
 It reports events sent, applied, duplicates absorbed, lost (must be 0) and double-applied
 (must be 0). The full run makes its own throwaway Postgres, sandbox and sidecar:
 
-    SOAK_SECONDS=60 SOAK_RATE=4 .venv/bin/python -m crm.soak
+    SOAK_SECONDS=60 SOAK_RATE=4 .venv/bin/python -m ops.soak
 
 tests/test_soak.py runs `run_soak` for a few seconds against the test harness.
 """

@@ -1,4 +1,7 @@
-"""`python -m crm doctor`: a readable checklist of what works and what is missing."""
+"""`python -m crm doctor`: a readable checklist of what works and what is missing.
+
+It only reports: the database facts come from db/status.py, the integrations from crm/settings.py.
+"""
 
 from __future__ import annotations
 

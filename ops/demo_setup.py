@@ -1,9 +1,9 @@
 """Wiring the local demo to the sandbox: webhooks from the emulated Stripe and Resend reach the sidecar.
 
-`python -m crm up` calls `connect_sandbox` once the children are starting. When Stripe
-is sandboxed it registers the sidecar's /webhooks/stripe at the sandbox through the
-Stripe gateway (as an owner would at Stripe) and stores the returned signing secret
-as `stripe.<mode>.webhook_secrets`; when Resend is sandboxed it points the sandbox's
+`python -m crm up` (ops/supervisor.py) calls `connect_sandbox` once the children are
+starting. When Stripe is sandboxed it registers the sidecar's /webhooks/stripe at the
+sandbox through the Stripe gateway (as an owner would at Stripe) and stores the returned
+signing secret as `stripe.<mode>.webhook_secrets`; when Resend is sandboxed it points the sandbox's
 Resend webhook at /webhooks/resend with a secret stored as `resend.webhook_secret`.
 Running it again reuses what is registered (the sandbox keeps its state in ./.data).
 """
