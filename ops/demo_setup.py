@@ -17,8 +17,8 @@ import time
 
 import httpx
 
-from crm.integrations import WEBHOOK_EVENTS
 from crm.settings import Settings, load_settings, sandbox_url, save_setting
+from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
 from db.pool import Conn, connect
 
@@ -70,7 +70,7 @@ def _register_stripe_endpoint(conn: Conn, settings: Settings, url: str) -> str:
         if url in existing:
             # Its secret was lost (database reset): Stripe shows a secret only once, so start over.
             gateway.delete_webhook_endpoint(existing[url])
-        endpoint_id, secret = gateway.register_webhook_endpoint(url, list(WEBHOOK_EVENTS))
+        endpoint_id, secret = gateway.register_webhook_endpoint(url, list(HANDLED_EVENT_TYPES))
     except StripeGatewayError as exc:
         return f"could not register the Stripe webhook endpoint at the sandbox: {exc}"
     save_setting(conn, f"stripe.{target.mode}.webhook_secrets", secret)

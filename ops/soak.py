@@ -118,7 +118,7 @@ def main() -> int:
     """The full soak with its own Postgres (temp dir), sandbox and sidecar, all on loopback."""
     import uvicorn
 
-    from crm.reconcile import HANDLED_EVENT_TYPES
+    from crm.stripe_event_types import HANDLED_EVENT_TYPES
     from db.embedded import EmbeddedPostgres, free_port
     from sandbox.testing import run_sandbox
 
@@ -146,8 +146,9 @@ def main() -> int:
             while not server.started:
                 time.sleep(0.05)
             client = StripeClient(SOAK_KEY, base_addresses={"api": sbx.stripe_api_base})
+            events: list[str] = list(HANDLED_EVENT_TYPES)
             secret = client.v1.webhook_endpoints.create({"url": f"http://127.0.0.1:{port}/webhooks/stripe",
-                                                         "enabled_events": HANDLED_EVENT_TYPES}).secret  # type: ignore[typeddict-item]
+                                                         "enabled_events": events}).secret  # type: ignore[typeddict-item]
             save_setting(conn, "stripe.test.secret_key", SOAK_KEY)
             save_setting(conn, "stripe.test.webhook_secrets", str(secret))
             result = run_soak(conn, sbx.control, sbx.stripe_api_base, SOAK_KEY, seconds, rate)

@@ -9,7 +9,6 @@ from typing import Any
 
 import psycopg
 
-from crm.reconcile import HANDLED_EVENT_TYPES
 from ops.soak import run_soak
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sandbox import TEST_STRIPE_KEY
@@ -20,7 +19,7 @@ Conn = psycopg.Connection[dict[str, Any]]
 
 def test_short_soak_loses_nothing_and_applies_nothing_twice(db: Conn, crm_sandbox: RunningSandbox,
                                                            sidecar: Any) -> None:
-    wire_sidecar(db, sidecar.url, HANDLED_EVENT_TYPES)
+    wire_sidecar(db, sidecar.url)
     seconds = float(os.environ.get("SOAK_TEST_SECONDS", "8"))
 
     result = run_soak(db, crm_sandbox.control, crm_sandbox.stripe_api_base, TEST_STRIPE_KEY, seconds, rate=3)
