@@ -20,10 +20,10 @@ import httpx
 import psycopg
 import pytest
 
-from crm import seed
 from db.customers import CustomerInput, create_customer
 from db.embedded import free_port
 from db.jobs import JobInput, create_job
+from ops import seed
 from sandbox.testing import RunningSandbox
 from tests.fixtures.dashboard import OWNER_EMAIL, PASSWORD, ROOT
 
