@@ -2,7 +2,12 @@
 
 Each function returns a handful of rows (a tile's numbers, one row per bucket or week),
 never the invoices themselves. Windows and 'today' are parameters, so tests fix them.
-Weeks are cut in the business's time zone.
+Weeks and days are cut in the business's time zone.
+
+The windowed charts (invoiced and collected per week, time to pay by bucket, the funnel)
+and the tiles' sums read the daily roll-up crm.collections_daily, whole local days, brought
+up to date first by `refresh_daily` (only the days that changed are recomputed); the open
+balances, aging, exact medians and reminders read the tables themselves.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from db.pool import Conn
 FUNNEL_STAGES = ("sent", "delivered", "opened", "clicked", "paid")
 
 # Upper bounds (seconds) of the time-to-pay buckets: minutes to months, roughly log-spaced.
+# crm.time_to_pay_bounds() (db/functions/90_collections_daily.sql) holds the same numbers.
 TIME_TO_PAY_BOUNDS = (5 * 60, 15 * 60, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400,
                       60 * 86400)
 TIME_TO_PAY_LABELS = ("< 5 min", "5–15 min", "15–60 min", "1–4 h", "4–24 h", "1–3 days", "3–7 days",
@@ -39,16 +45,30 @@ def _without_jit(conn: Conn) -> Iterator[None]:
         yield
 
 
-def tiles(conn: Conn, today: date, month_start: datetime, now: datetime) -> dict[str, Any]:
-    """Outstanding, overdue, collected this month (gross, fees, net), medians, DSO inputs."""
-    # One pass per source, each an index-only scan of a covering index (0011): the open
-    # balances, 60 days of time to pay (both medians), 90 days of sent invoices, this
-    # month's payments. This runs on every live refresh of the page.
+def refresh_daily(conn: Conn, tz: str) -> int:
+    """Bring crm.collections_daily up to date for the business's time zone: only the local
+    days that changed since the last refresh are recomputed (db/functions/90_collections_daily.sql);
+    returns how many. Every reader below calls it first."""
+    row = conn.execute("SELECT crm.refresh_collections_daily(%s) AS days", (tz,)).fetchone()
+    assert row is not None
+    return int(row["days"])
+
+
+def tiles(conn: Conn, today: date, month_start: datetime, now: datetime, tz: str = "UTC") -> dict[str, Any]:
+    """Outstanding, overdue, collected this month (gross, fees, net), medians, DSO inputs, and
+    the share of invoices paid the same day they were sent and within an hour (last 30 days
+    against the 30 before)."""
+    # The open balances and the exact medians come from the invoices (index-only scans of
+    # covering indexes, 0011); the windowed sums from the daily roll-up. This runs on every
+    # live refresh of the page.
+    refresh_daily(conn, tz)
     row = conn.execute(
         """
         SELECT o.outstanding_cents, o.overdue_cents, o.overdue_count,
-               p.gross_cents, p.fee_cents, p.gross_cents - p.fee_cents AS net_cents, p.payments,
-               t.median_s_last30, t.median_s_prev30, s.invoiced_90d_cents
+               r.gross_cents, r.fee_cents, r.gross_cents - r.fee_cents AS net_cents, r.payments,
+               t.median_s_last30, t.median_s_prev30, r.invoiced_90d_cents,
+               r.sent_last30, r.same_day_last30, r.within_hour_last30,
+               r.sent_prev30, r.same_day_prev30, r.within_hour_prev30
         FROM (SELECT coalesce(sum(amount_due_cents - amount_paid_cents), 0) AS outstanding_cents,
                      coalesce(sum(amount_due_cents - amount_paid_cents) FILTER (WHERE due_date < %(today)s), 0)
                        AS overdue_cents,
@@ -60,47 +80,65 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime) -> dict
                        FILTER (WHERE paid_at < %(now)s - interval '30 days') AS median_s_prev30
               FROM crm.invoices WHERE paid_at >= %(now)s - interval '60 days' AND paid_at < %(now)s
                AND sent_at IS NOT NULL) t,
-             (SELECT coalesce(sum(amount_due_cents), 0) AS invoiced_90d_cents FROM crm.invoices
-              WHERE sent_at >= %(now)s - interval '90 days' AND sent_at < %(now)s
-                AND status IN ('open', 'paid', 'uncollectible')) s,
-             (SELECT coalesce(sum(amount_cents), 0) AS gross_cents, coalesce(sum(fee_cents), 0) AS fee_cents,
-                     count(*) AS payments
-              FROM crm.payments WHERE paid_at >= %(month)s AND paid_at < %(now)s) p
+             (SELECT coalesce(sum(collected_cents) FILTER (WHERE day >= %(month)s), 0) AS gross_cents,
+                     coalesce(sum(fee_cents) FILTER (WHERE day >= %(month)s), 0) AS fee_cents,
+                     coalesce(sum(payments) FILTER (WHERE day >= %(month)s), 0) AS payments,
+                     coalesce(sum(sent_cents) FILTER (WHERE day > %(today)s - 90), 0) AS invoiced_90d_cents,
+                     coalesce(sum(sent_invoices) FILTER (WHERE day > %(today)s - 30), 0) AS sent_last30,
+                     coalesce(sum(paid_same_day) FILTER (WHERE day > %(today)s - 30), 0) AS same_day_last30,
+                     coalesce(sum(paid_within_hour) FILTER (WHERE day > %(today)s - 30), 0) AS within_hour_last30,
+                     coalesce(sum(sent_invoices) FILTER (WHERE day <= %(today)s - 30 AND day > %(today)s - 60), 0)
+                       AS sent_prev30,
+                     coalesce(sum(paid_same_day) FILTER (WHERE day <= %(today)s - 30 AND day > %(today)s - 60), 0)
+                       AS same_day_prev30,
+                     coalesce(sum(paid_within_hour) FILTER (WHERE day <= %(today)s - 30 AND day > %(today)s - 60),
+                              0) AS within_hour_prev30
+              FROM crm.collections_daily
+              WHERE day > least(%(today)s - 90, %(month)s::date - 1) AND day <= %(today)s) r
         """,
-        {"today": today, "month": month_start, "now": now},
+        {"today": today, "month": month_start.date(), "now": now},
     ).fetchone()
     assert row is not None
     return dict(row)
 
 
-def time_to_pay_distribution(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any]]:
+def _day_window(until: datetime, since: datetime, tz: str) -> tuple[date, date]:
+    """[first, last] local days of the half-open window [since, until) cut at local midnights."""
+    zone = ZoneInfo(tz)
+    return since.astimezone(zone).date(), (until.astimezone(zone) - timedelta(microseconds=1)).date()
+
+
+def time_to_pay_distribution(conn: Conn, since: datetime, until: datetime, tz: str = "UTC") -> list[dict[str, Any]]:
     """How many invoices paid in the window took how long from send to payment, by bucket."""
+    refresh_daily(conn, tz)
+    first, last = _day_window(until, since, tz)
     rows = conn.execute(
         """
-        SELECT width_bucket(extract(epoch FROM paid_at - sent_at)::float8, %(bounds)s::float8[]) AS bucket,
-               count(*) AS invoices
-        FROM crm.invoices
-        WHERE paid_at >= %(since)s AND paid_at < %(until)s AND sent_at IS NOT NULL
+        SELECT b.ord - 1 AS bucket, sum(b.n) AS invoices
+        FROM crm.collections_daily d, unnest(d.time_to_pay_buckets) WITH ORDINALITY AS b(n, ord)
+        WHERE d.day BETWEEN %(first)s AND %(last)s
         GROUP BY 1 ORDER BY 1
         """,
-        {"bounds": list(TIME_TO_PAY_BOUNDS), "since": since, "until": until},
+        {"first": first, "last": last},
     ).fetchall()
     counts = {int(r["bucket"]): int(r["invoices"]) for r in rows}
     return [{"bucket": i, "label": label, "invoices": counts.get(i, 0)} for i, label in enumerate(TIME_TO_PAY_LABELS)]
 
 
 def weekly_median_time_to_pay(conn: Conn, since: datetime, until: datetime, tz: str) -> list[dict[str, Any]]:
-    return conn.execute(
-        """
-        SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM paid_at - sent_at)) AS median_s,
-               count(*) AS invoices
-        FROM crm.invoices
-        WHERE paid_at >= %(since)s AND paid_at < %(until)s AND sent_at IS NOT NULL
-        GROUP BY 1 ORDER BY 1
-        """,
-        {"since": since, "until": until, "tz": tz},
-    ).fetchall()
+    # Exact medians, from the invoices (a median does not roll up by day).
+    with _without_jit(conn):
+        return conn.execute(
+            """
+            SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM paid_at - sent_at)) AS median_s,
+                   count(*) AS invoices
+            FROM crm.invoices
+            WHERE paid_at >= %(since)s AND paid_at < %(until)s AND sent_at IS NOT NULL
+            GROUP BY 1 ORDER BY 1
+            """,
+            {"since": since, "until": until, "tz": tz},
+        ).fetchall()
 
 
 _AGING = """
@@ -141,52 +179,41 @@ def aging_totals(conn: Conn, today: date) -> list[dict[str, Any]]:
 
 
 def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, tz: str) -> list[dict[str, Any]]:
-    """Per week: amount invoiced (sent) and amount collected (payments), zero-filled."""
-    with _without_jit(conn):
-        rows = conn.execute(
-            """
-            WITH weeks AS (
-                SELECT generate_series(date_trunc('week', %(since)s AT TIME ZONE %(tz)s),
-                                       date_trunc('week', %(until)s AT TIME ZONE %(tz)s),
-                                       interval '1 week')::date AS week
-            ), invoiced AS (
-                SELECT date_trunc('week', sent_at AT TIME ZONE %(tz)s)::date AS week, sum(amount_due_cents) AS cents
-                FROM crm.invoices WHERE sent_at >= %(since)s AND sent_at < %(until)s AND status <> 'void'
-                GROUP BY 1
-            ), collected AS (
-                SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week, sum(amount_cents) AS cents
-                FROM crm.payments WHERE paid_at >= %(since)s AND paid_at < %(until)s GROUP BY 1
-            )
-            SELECT w.week, coalesce(i.cents, 0) AS invoiced_cents, coalesce(c.cents, 0) AS collected_cents
-            FROM weeks w LEFT JOIN invoiced i USING (week) LEFT JOIN collected c USING (week)
-            ORDER BY w.week
-            """,
-            {"since": since, "until": until, "tz": tz},
-        ).fetchall()
-    return rows
+    """Per week: amount invoiced (sent, not void) and amount collected (payments), zero-filled."""
+    refresh_daily(conn, tz)
+    first, last = _day_window(until, since, tz)
+    return conn.execute(
+        """
+        WITH weeks AS (
+            SELECT generate_series(date_trunc('week', %(first)s::date), date_trunc('week', %(last)s::date),
+                                   interval '1 week')::date AS week
+        ), sums AS (
+            SELECT date_trunc('week', day)::date AS week, sum(sent_cents) AS invoiced_cents,
+                   sum(collected_cents) AS collected_cents
+            FROM crm.collections_daily WHERE day BETWEEN %(first)s AND %(last)s GROUP BY 1
+        )
+        SELECT w.week, coalesce(s.invoiced_cents, 0) AS invoiced_cents,
+               coalesce(s.collected_cents, 0) AS collected_cents
+        FROM weeks w LEFT JOIN sums s USING (week)
+        ORDER BY w.week
+        """,
+        {"first": first, "last": last},
+    ).fetchall()
 
 
-def funnel(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """Invoices sent in the window, and how many of them reached each later stage."""
-    with _without_jit(conn):
-        row = conn.execute(
-            """
-            SELECT count(*) AS sent, count(*) FILTER (WHERE m.delivered) AS delivered,
-                   count(*) FILTER (WHERE m.opened) AS opened, count(*) FILTER (WHERE m.clicked) AS clicked,
-                   count(*) FILTER (WHERE i.paid_at IS NOT NULL) AS paid
-            FROM crm.invoices i
-            -- Per sent invoice, its invoice emails by invoice_id (an index-only lookup), so the
-            -- cost follows the window rather than every invoice email ever sent.
-            LEFT JOIN LATERAL (
-                SELECT bool_or(e.delivered_at IS NOT NULL) AS delivered,
-                       bool_or(e.first_opened_at IS NOT NULL) AS opened,
-                       bool_or(e.first_clicked_at IS NOT NULL) AS clicked
-                FROM crm.email_messages e WHERE e.invoice_id = i.id AND e.kind = 'invoice'
-            ) m ON true
-            WHERE i.sent_at >= %(since)s AND i.sent_at < %(until)s AND i.status <> 'void'
-            """,
-            {"since": since, "until": until},
-        ).fetchone()
+def funnel(conn: Conn, since: datetime, until: datetime, tz: str = "UTC") -> list[dict[str, Any]]:
+    """Invoices sent in the window (not void), and how many of them reached each later stage."""
+    refresh_daily(conn, tz)
+    first, last = _day_window(until, since, tz)
+    row = conn.execute(
+        """
+        SELECT coalesce(sum(sent_invoices), 0) AS sent, coalesce(sum(funnel_delivered), 0) AS delivered,
+               coalesce(sum(funnel_opened), 0) AS opened, coalesce(sum(funnel_clicked), 0) AS clicked,
+               coalesce(sum(funnel_paid), 0) AS paid
+        FROM crm.collections_daily WHERE day BETWEEN %(first)s AND %(last)s
+        """,
+        {"first": first, "last": last},
+    ).fetchone()
     assert row is not None
     return [{"stage": stage, "invoices": int(row[stage])} for stage in FUNNEL_STAGES]
 
@@ -216,11 +243,11 @@ def chart_data(conn: Conn, today: date, tz: str) -> dict[str, Any]:
     (90 days, 26 weeks): the page and the benchmark both read exactly this."""
     until = datetime.combine(today + timedelta(days=1), datetime.min.time(), ZoneInfo(tz))
     return {
-        "distribution": time_to_pay_distribution(conn, until - timedelta(days=90), until),
+        "distribution": time_to_pay_distribution(conn, until - timedelta(days=90), until, tz),
         "weekly_median": weekly_median_time_to_pay(conn, until - timedelta(days=182), until, tz),
         "aging": aging_by_customer(conn, today),
         "aging_totals": aging_totals(conn, today),
         "weekly": collected_vs_invoiced_weekly(conn, until - timedelta(weeks=26), until, tz),
-        "funnel": funnel(conn, until - timedelta(days=90), until),
+        "funnel": funnel(conn, until - timedelta(days=90), until, tz),
         "reminders": reminder_effect(conn, until - timedelta(days=90), until),
     }

@@ -45,6 +45,15 @@ def test_tiles_match_the_demo_business(db: psycopg.Connection[Any], demo: list[s
     last30 = [(i.paid_at - i.sent_at).total_seconds() for i in invoices
               if i.paid_at and i.sent_at and NOW - timedelta(days=30) <= i.paid_at < NOW]
     assert t["median_s_last30"] == pytest.approx(statistics.median(last30), abs=1e-3)
+    # The seed's promise: paid the same (local) day as sent, and within an hour, by send day.
+    for window, first, last in (("last30", TODAY - timedelta(days=29), TODAY),
+                                ("prev30", TODAY - timedelta(days=59), TODAY - timedelta(days=30))):
+        sent = [i for i in invoices if i.sent_at and i.status != "void" and first <= i.sent_at.date() <= last]
+        assert t[f"sent_{window}"] == len(sent) > 0
+        assert t[f"same_day_{window}"] == sum(1 for i in sent if i.paid_at and i.paid_at.date() == i.sent_at.date())
+        assert t[f"within_hour_{window}"] == sum(1 for i in sent
+                                                 if i.paid_at and i.paid_at - i.sent_at <= timedelta(hours=1))
+    assert 0 < t["within_hour_last30"] <= t["same_day_last30"]
 
 
 def test_aging_buckets_add_up_to_outstanding(db: psycopg.Connection[Any], demo: list[seed.DemoCustomer]) -> None:
@@ -61,7 +70,9 @@ def test_aging_buckets_add_up_to_outstanding(db: psycopg.Connection[Any], demo: 
 
 def test_distribution_funnel_and_reminders(db: psycopg.Connection[Any], demo: list[seed.DemoCustomer]) -> None:
     invoices = _invoices(demo)
-    since, until = NOW - timedelta(days=90), NOW
+    # The roll-up counts whole local days: the window is cut at midnights.
+    until = datetime(2026, 6, 16, tzinfo=UTC)
+    since = until - timedelta(days=90)
     paid = [i for i in invoices if i.paid_at and i.sent_at and since <= i.paid_at < until]
     dist = q.time_to_pay_distribution(db, since, until)
     assert [d["label"] for d in dist] == list(q.TIME_TO_PAY_LABELS)

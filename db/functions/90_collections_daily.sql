@@ -1,0 +1,202 @@
+-- The Collections page's daily roll-up (crm.collections_daily, 0016): what records a
+-- change, and the refresh the page calls before it reads.
+--
+-- Maintained incrementally: triggers on invoices, payments and invoice emails append the
+-- times whose local days changed (sent_at, paid_at, old and new) to crm.collections_changes;
+-- crm.refresh_collections_daily(tz) recomputes only those days, each from its own rows
+-- (one index range per run of consecutive days), and rebuilds everything when the roll-up
+-- was built for another time zone (or never). A page read that finds nothing changed costs
+-- one empty DELETE.
+
+-- Upper bounds (seconds) of the time-to-pay buckets; db/queries_collections.TIME_TO_PAY_BOUNDS
+-- says the same (a test holds them equal).
+CREATE OR REPLACE FUNCTION crm.time_to_pay_bounds()
+RETURNS float8[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY[300, 900, 3600, 14400, 86400, 259200, 604800, 1209600, 2592000, 5184000]::float8[];
+$$;
+
+
+CREATE OR REPLACE FUNCTION crm.collections_note_invoice() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO crm.collections_changes (at)
+        SELECT DISTINCT t FROM unnest(ARRAY[NEW.sent_at, NEW.paid_at]) t WHERE t IS NOT NULL;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO crm.collections_changes (at)
+        SELECT DISTINCT t FROM unnest(ARRAY[OLD.sent_at, OLD.paid_at, NEW.sent_at, NEW.paid_at]) t
+         WHERE t IS NOT NULL;
+    ELSE
+        INSERT INTO crm.collections_changes (at)
+        SELECT DISTINCT t FROM unnest(ARRAY[OLD.sent_at, OLD.paid_at]) t WHERE t IS NOT NULL;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER invoices_collections_insert AFTER INSERT ON crm.invoices
+    FOR EACH ROW WHEN (NEW.sent_at IS NOT NULL OR NEW.paid_at IS NOT NULL)
+    EXECUTE FUNCTION crm.collections_note_invoice();
+CREATE OR REPLACE TRIGGER invoices_collections_update AFTER UPDATE ON crm.invoices
+    FOR EACH ROW WHEN (OLD.sent_at IS DISTINCT FROM NEW.sent_at OR OLD.paid_at IS DISTINCT FROM NEW.paid_at
+                       OR ((OLD.status IS DISTINCT FROM NEW.status
+                            OR OLD.amount_due_cents IS DISTINCT FROM NEW.amount_due_cents)
+                           AND (NEW.sent_at IS NOT NULL OR NEW.paid_at IS NOT NULL)))
+    EXECUTE FUNCTION crm.collections_note_invoice();
+CREATE OR REPLACE TRIGGER invoices_collections_delete AFTER DELETE ON crm.invoices
+    FOR EACH ROW WHEN (OLD.sent_at IS NOT NULL OR OLD.paid_at IS NOT NULL)
+    EXECUTE FUNCTION crm.collections_note_invoice();
+
+
+CREATE OR REPLACE FUNCTION crm.collections_note_payment() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO crm.collections_changes (at) VALUES (OLD.paid_at);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.paid_at IS DISTINCT FROM OLD.paid_at) THEN
+        INSERT INTO crm.collections_changes (at) VALUES (NEW.paid_at);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER payments_collections_insert AFTER INSERT OR DELETE ON crm.payments
+    FOR EACH ROW EXECUTE FUNCTION crm.collections_note_payment();
+CREATE OR REPLACE TRIGGER payments_collections_update AFTER UPDATE ON crm.payments
+    FOR EACH ROW WHEN (OLD.paid_at IS DISTINCT FROM NEW.paid_at OR OLD.amount_cents IS DISTINCT FROM NEW.amount_cents
+                       OR OLD.fee_cents IS DISTINCT FROM NEW.fee_cents)
+    EXECUTE FUNCTION crm.collections_note_payment();
+
+
+-- An invoice email's tracking moves its invoice's send day in the funnel.
+CREATE OR REPLACE FUNCTION crm.collections_note_email() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO crm.collections_changes (at)
+    SELECT i.sent_at FROM crm.invoices i WHERE i.id = NEW.invoice_id AND i.sent_at IS NOT NULL;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER email_messages_collections_insert AFTER INSERT ON crm.email_messages
+    FOR EACH ROW WHEN (NEW.kind = 'invoice' AND NEW.invoice_id IS NOT NULL)
+    EXECUTE FUNCTION crm.collections_note_email();
+CREATE OR REPLACE TRIGGER email_messages_collections_update AFTER UPDATE ON crm.email_messages
+    FOR EACH ROW WHEN (NEW.kind = 'invoice' AND NEW.invoice_id IS NOT NULL
+                       AND (OLD.delivered_at IS DISTINCT FROM NEW.delivered_at
+                            OR OLD.first_opened_at IS DISTINCT FROM NEW.first_opened_at
+                            OR OLD.first_clicked_at IS DISTINCT FROM NEW.first_clicked_at))
+    EXECUTE FUNCTION crm.collections_note_email();
+
+
+-- The roll-up rows of every local day (in p_tz) from p_from to p_until (local midnights).
+CREATE OR REPLACE FUNCTION crm.collections_day_rows(p_tz text, p_from timestamptz, p_until timestamptz)
+RETURNS SETOF crm.collections_daily
+LANGUAGE plpgsql STABLE
+-- A full rebuild crosses jit_above_cost; compiling would cost more than it saves.
+SET jit = off AS $$
+BEGIN
+    RETURN QUERY
+    WITH days AS (
+        SELECT generate_series((p_from AT TIME ZONE p_tz)::date, (p_until AT TIME ZONE p_tz)::date - 1,
+                               interval '1 day')::date AS day
+    ), sent AS (
+        SELECT (i.sent_at AT TIME ZONE p_tz)::date AS day, count(*)::int AS n, sum(i.amount_due_cents)::bigint AS cents,
+               count(*) FILTER (WHERE (i.paid_at AT TIME ZONE p_tz)::date = (i.sent_at AT TIME ZONE p_tz)::date)::int
+                   AS same_day,
+               count(*) FILTER (WHERE i.paid_at - i.sent_at <= interval '1 hour')::int AS within_hour,
+               count(*) FILTER (WHERE m.delivered)::int AS delivered, count(*) FILTER (WHERE m.opened)::int AS opened,
+               count(*) FILTER (WHERE m.clicked)::int AS clicked, count(*) FILTER (WHERE i.paid_at IS NOT NULL)::int
+                   AS paid
+          FROM crm.invoices i
+          LEFT JOIN LATERAL (
+              SELECT bool_or(e.delivered_at IS NOT NULL) AS delivered,
+                     bool_or(e.first_opened_at IS NOT NULL) AS opened,
+                     bool_or(e.first_clicked_at IS NOT NULL) AS clicked
+                FROM crm.email_messages e WHERE e.invoice_id = i.id AND e.kind = 'invoice'
+          ) m ON true
+         WHERE i.sent_at >= p_from AND i.sent_at < p_until AND i.status <> 'void'
+         GROUP BY 1
+    ), ttp AS (
+        SELECT (paid_at AT TIME ZONE p_tz)::date AS day,
+               width_bucket(extract(epoch FROM paid_at - sent_at)::float8, crm.time_to_pay_bounds()) AS bucket,
+               count(*)::int AS n
+          FROM crm.invoices
+         WHERE paid_at >= p_from AND paid_at < p_until AND sent_at IS NOT NULL
+         GROUP BY 1, 2
+    ), ttp_days AS (
+        SELECT dd.day, sum(coalesce(t.n, 0))::int AS n, array_agg(coalesce(t.n, 0) ORDER BY b.b) AS buckets
+          FROM (SELECT DISTINCT day FROM ttp) dd
+         CROSS JOIN generate_series(0, 10) AS b(b)
+          LEFT JOIN ttp t ON t.day = dd.day AND t.bucket = b.b
+         GROUP BY dd.day
+    ), pay AS (
+        SELECT (paid_at AT TIME ZONE p_tz)::date AS day, count(*)::int AS n, sum(amount_cents)::bigint AS cents,
+               coalesce(sum(fee_cents), 0)::bigint AS fees
+          FROM crm.payments
+         WHERE paid_at >= p_from AND paid_at < p_until
+         GROUP BY 1
+    )
+    SELECT d.day, p_tz, coalesce(s.n, 0), coalesce(s.cents, 0), coalesce(s.same_day, 0), coalesce(s.within_hour, 0),
+           coalesce(s.delivered, 0), coalesce(s.opened, 0), coalesce(s.clicked, 0), coalesce(s.paid, 0),
+           coalesce(p.n, 0), coalesce(p.cents, 0), coalesce(p.fees, 0),
+           coalesce(t.n, 0), coalesce(t.buckets, array_fill(0, ARRAY[11])),
+           now()
+      FROM days d
+      LEFT JOIN sent s ON s.day = d.day
+      LEFT JOIN pay p ON p.day = d.day
+      LEFT JOIN ttp_days t ON t.day = d.day;
+END;
+$$;
+
+
+-- Bring the roll-up up to date for p_tz; returns how many days it recomputed.
+CREATE OR REPLACE FUNCTION crm.refresh_collections_daily(p_tz text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_built text;
+    v_lo timestamptz;
+    v_hi timestamptz;
+    v_days integer := 0;
+    r record;
+BEGIN
+    -- One refresh at a time (two dashboards refreshing at once: the second finds nothing left).
+    PERFORM pg_advisory_xact_lock(7302113016);
+    SELECT tz INTO v_built FROM crm.collections_daily_state;
+    IF v_built IS DISTINCT FROM p_tz THEN
+        DELETE FROM crm.collections_changes;
+        DELETE FROM crm.collections_daily;
+        SELECT least(min(sent_at), min(paid_at)), greatest(max(sent_at), max(paid_at))
+          INTO v_lo, v_hi FROM crm.invoices;
+        SELECT least(v_lo, min(paid_at)), greatest(v_hi, max(paid_at)) INTO v_lo, v_hi FROM crm.payments;
+        IF v_lo IS NOT NULL THEN
+            INSERT INTO crm.collections_daily
+            SELECT * FROM crm.collections_day_rows(
+                p_tz, ((v_lo AT TIME ZONE p_tz)::date)::timestamp AT TIME ZONE p_tz,
+                ((v_hi AT TIME ZONE p_tz)::date + 1)::timestamp AT TIME ZONE p_tz);
+            GET DIAGNOSTICS v_days = ROW_COUNT;
+        END IF;
+        INSERT INTO crm.collections_daily_state (singleton, tz, built_at) VALUES (true, p_tz, now())
+        ON CONFLICT (singleton) DO UPDATE SET tz = EXCLUDED.tz, built_at = EXCLUDED.built_at;
+        RETURN v_days;
+    END IF;
+    -- The changed local days, in runs of consecutive days (gaps and islands): one index
+    -- range per run. Rows committed after this DELETE stay for the next refresh.
+    FOR r IN
+        WITH gone AS (DELETE FROM crm.collections_changes RETURNING at),
+             d AS (SELECT DISTINCT (at AT TIME ZONE p_tz)::date AS day FROM gone),
+             runs AS (SELECT day, day - (row_number() OVER (ORDER BY day))::int AS grp FROM d)
+        SELECT min(day) AS lo, max(day) AS hi FROM runs GROUP BY grp ORDER BY 1
+    LOOP
+        DELETE FROM crm.collections_daily WHERE day BETWEEN r.lo AND r.hi;
+        INSERT INTO crm.collections_daily
+        SELECT * FROM crm.collections_day_rows(p_tz, r.lo::timestamp AT TIME ZONE p_tz,
+                                               (r.hi + 1)::timestamp AT TIME ZONE p_tz);
+        v_days := v_days + (r.hi - r.lo) + 1;
+    END LOOP;
+    RETURN v_days;
+END;
+$$;
