@@ -84,3 +84,21 @@ def window(today: date, days: int) -> tuple[date, date]:
     """[start, end) of the last `days` days, ending tomorrow so today counts."""
     end = today + timedelta(days=1)
     return end - timedelta(days=days), end
+
+
+def share_percent(part: int, whole: int) -> int | None:
+    """Whole percent of `whole`, rounded half up; None when there is nothing to divide."""
+    if whole <= 0:
+        return None
+    return int((Decimal(part) * 100 / Decimal(whole)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def share_label(percent: int | None) -> str:
+    return "—" if percent is None else f"{percent}%"
+
+
+def points_change(current: int | None, previous: int | None) -> str | None:
+    """'+6 pts' from 66% to 72%; None without both."""
+    if current is None or previous is None:
+        return None
+    return f"{current - previous:+d} pts"

@@ -26,22 +26,31 @@ st.title("Collections")
 def live_tiles() -> None:
     now = clock(current)
     with connection() as conn:
-        t = q.tiles(conn, now.today, now.month_start, now.now)
+        t = q.tiles(conn, now.today, now.month_start, now.now, now.tz)
     dso = rules.dso_days(int(t["outstanding_cents"]), int(t["invoiced_90d_cents"]))
-    row1 = st.columns(4)
-    row1[0].metric("Outstanding", money(t["outstanding_cents"], currency))
-    row1[1].metric("Overdue", money(t["overdue_cents"], currency), f"{t['overdue_count']} invoices",
-                   delta_color="off")
-    row1[2].metric("Median time to pay (30 days)", rules.human_duration(t["median_s_last30"]),
-                   rules.change_label(t["median_s_last30"], t["median_s_prev30"]), delta_color="inverse",
-                   help=f"Previous 30 days: {rules.human_duration(t['median_s_prev30'])}")
-    row1[3].metric("DSO", "—" if dso is None else f"{dso} days", help=rules.DSO_FORMULA)
+    # The promise of pay links first: paid the same day the invoice went out, or within the hour.
+    top = st.columns(4)
+    for col, key, label in ((top[0], "same_day", "Paid same day"), (top[1], "within_hour", "Paid within 1 h")):
+        last = rules.share_percent(int(t[f"{key}_last30"]), int(t["sent_last30"]))
+        prev = rules.share_percent(int(t[f"{key}_prev30"]), int(t["sent_prev30"]))
+        col.metric(label, rules.share_label(last), rules.points_change(last, prev),
+                   help=f"Of the {t['sent_last30']} invoices sent in the last 30 days (by the day they were sent); "
+                        f"the change is against the 30 days before: {rules.share_label(prev)} of {t['sent_prev30']}.")
+    top[2].metric("Median time to pay", rules.human_duration(t["median_s_last30"]),
+                  rules.change_label(t["median_s_last30"], t["median_s_prev30"]), delta_color="inverse",
+                  help="Invoices paid in the last 30 days, from sent to paid; the change is against the 30 days "
+                       f"before ({rules.human_duration(t['median_s_prev30'])}).")
+    top[3].metric("DSO", "—" if dso is None else f"{dso} days", help=rules.DSO_FORMULA)
     row2 = st.columns(4)
-    row2[0].metric("Collected this month (gross)", money(t["gross_cents"], currency), f"{t['payments']} payments",
+    row2[0].metric("Outstanding", money(t["outstanding_cents"], currency))
+    row2[1].metric("Overdue", money(t["overdue_cents"], currency), f"{t['overdue_count']} invoices",
                    delta_color="off")
-    row2[1].metric("Stripe fees", money(t["fee_cents"], currency))
-    row2[2].metric("Net", money(t["net_cents"], currency))
-    row2[3].caption(f"{rules.DSO_FORMULA}. Live: refreshes every {LIVE_REFRESH}, updated {now.local:%H:%M:%S}.")
+    row2[2].metric("Collected this month", money(t["gross_cents"], currency), f"{t['payments']} payments",
+                   delta_color="off", help="Gross: what customers paid, before Stripe's fees.")
+    row2[3].metric("Net of Stripe fees", money(t["net_cents"], currency),
+                   f"fees {money(t['fee_cents'], currency)}", delta_color="off")
+    st.caption(f"Last 30 days against the 30 before. {rules.DSO_FORMULA}. Live: refreshes every {LIVE_REFRESH}, "
+               f"updated {now.local:%H:%M:%S} {now.tz_label}.")
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -84,7 +93,8 @@ left, right = st.columns(2)
 with left:
     st.subheader("Funnel (sent in the last 90 days)")
     st.altair_chart(charts.funnel(data["funnel"]), width="stretch")
-    st.dataframe(pd.DataFrame(data["funnel"]), hide_index=True)
+    st.dataframe(pd.DataFrame([{"Stage": r["stage"].capitalize(), "Invoices": r["invoices"]} for r in data["funnel"]]),
+                 hide_index=True)
 with right:
     st.subheader("Reminders (last 90 days)")
     r = data["reminders"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-import pandas as pd
 import streamlit as st
 
 from db import drafts, jobs
@@ -15,7 +14,7 @@ from db.customers import customer_choices
 from db.pool import connection
 from ui import line_editor, send_panel
 from ui.session import require_login
-from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, money, pager, settings, show_flash
+from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, settings, show_flash, table
 
 session = require_login()
 current = settings()
@@ -56,17 +55,26 @@ def live_list() -> None:
                 delta_color="off")
     t[2].metric("Paid today", money(tiles["paid_cents"], currency), f"{tiles['paid_count']} invoices",
                 delta_color="off")
-    t[3].caption(f"Live: refreshes every {LIVE_REFRESH}. Updated {now.local:%H:%M:%S}.")
-    table = pd.DataFrame([{
-        "ID": r["id"], "Number": r["number"], "Customer": r["customer"], "Kind": r["kind"], "Status": r["status"],
-        "Amount": money(r["amount_due_cents"], r["currency"]), "Due": r["due_date"],
-        "Days overdue": r["days_overdue"], "Email": r["email_signal"] or "", "Mode": r["mode"] or "",
-        "Attention": r["attention"] or "",
-    } for r in rows])
-    if table.empty:
+    t[3].caption(f"Live: refreshes every {LIVE_REFRESH}. Updated {now.local:%H:%M:%S} {now.tz_label}.")
+    shown = [{**r, "amount": money(r["amount_due_cents"], r["currency"]),
+              "state": r["status"] + (f" {r['days_overdue']}d" if r["days_overdue"] else ""),
+              "signal": " · ".join(x for x in (r["email_signal"], r["attention"]) if x)} for r in rows]
+    columns = {"number": "Invoice", "customer": "Customer", "amount": "Amount", "state": "Status", "due_date": "Due"}
+    if st.session_state.get("inv_more_columns"):
+        columns |= {"kind": "Kind", "signal": "Email / attention", "mode": "Mode", "created_at": "Created",
+                    "id": "ID"}
+    if not shown:
         st.info("No invoices match these filters.")
     else:
-        st.dataframe(table, hide_index=True, width="stretch", key="invoice_table")
+        picked = table(frame(shown, columns, now.tz), key="invoice_table", select=True)
+        # Act on a new click only: the list refreshes every few seconds and a row that moved
+        # under an old selection must not open by itself.
+        if picked != st.session_state.get("inv_clicked"):
+            st.session_state["inv_clicked"] = picked
+            if picked is not None and shown[picked]["id"] != st.session_state.get("open_invoice"):
+                st.session_state["open_invoice"] = int(shown[picked]["id"])
+                st.rerun(scope="app")
+    st.caption("Newest first (by when the invoice was created). Click a row to open the invoice.")
     st.session_state["inv_total"] = total
 
 
@@ -88,7 +96,8 @@ def live_header(invoice_id: int, shown_status: str) -> None:
     st.subheader(f"Invoice #{invoice['id']} · {invoice['stripe_invoice_number'] or 'draft'} · {status}")
     st.caption(f"{invoice['customer']} <{invoice['customer_email'] or 'no email'}> · job #{invoice['job_id']} "
                f"{invoice['job_title']} · {invoice['kind']} · due {invoice['due_date'] or '—'}"
-               f" · mode {invoice['mode'] or '—'}")
+               + (f" · Stripe {invoice['mode']} mode" if invoice["mode"] else "")
+               + (" · demo data (not at Stripe)" if invoice.get("demo") else ""))
     m = st.columns(3)
     m[0].metric("Amount due", money(invoice["amount_due_cents"], invoice["currency"]))
     m[1].metric("Paid", money(invoice["amount_paid_cents"], invoice["currency"]))
@@ -97,7 +106,10 @@ def live_header(invoice_id: int, shown_status: str) -> None:
         st.warning(f"Needs attention: {invoice['attention']} — {invoice['attention_detail'] or ''}")
 
 
-pager("inv_page", int(st.session_state.get("inv_total", 0)))
+more, pages_slot = st.columns([1, 2])
+more.toggle("More columns", key="inv_more_columns")
+with pages_slot:
+    pager("inv_page", int(st.session_state.get("inv_total", 0)))
 
 st.divider()
 left, right = st.columns([1, 2])
@@ -121,10 +133,12 @@ with left, st.expander("New draft from a job", icon=":material/add:"):
             st.session_state["_flash"] = ("success", f"Draft #{new_id} created: add its lines below.")
             st.rerun()
 
-with right:
-    if "invoice" in st.query_params and "open_invoice" not in st.session_state:
-        st.session_state["open_invoice"] = int(st.query_params["invoice"])
-    invoice_id = st.number_input("Open invoice (ID from the list)", min_value=0, step=1, key="open_invoice")
+if "invoice" in st.query_params and "open_invoice" not in st.session_state:
+    st.session_state["open_invoice"] = int(st.query_params["invoice"])
+invoice_id = st.session_state.get("open_invoice")
+if invoice_id and right.button("Close invoice", key="close_invoice", icon=":material/close:"):
+    st.session_state.pop("open_invoice", None)
+    st.rerun()
 
 if invoice_id:
     with connection() as conn:
@@ -138,7 +152,9 @@ if invoice_id:
         line_editor.render(int(invoice["id"]), invoice["currency"], session.email)
     if invoice["status"] in ("draft", "sending"):
         send_panel.send_button(invoice, session)
-    send_panel.show_result(int(invoice["id"]), session)
+    # The pay link once: under the open invoice's actions, or with the result of a Send that
+    # did not leave it open.
+    send_panel.show_result(int(invoice["id"]), session, pay_link=invoice["status"] != "open")
     if invoice["status"] == "open":
         send_panel.open_invoice_actions(invoice, session)
     elif invoice["hosted_invoice_url"]:
@@ -147,7 +163,8 @@ if invoice_id:
     with connection() as conn:
         timeline = q.invoice_timeline(conn, int(invoice["id"]))
     if timeline:
-        st.dataframe(pd.DataFrame(timeline).rename(columns={"at": "When", "source": "Source", "what": "What",
-                                                           "who": "By"}), hide_index=True, width="stretch")
+        tz = clock(current).tz
+        table(frame(list(reversed(timeline)), {"at": "When", "source": "Source", "what": "What", "who": "By"}, tz))
+        st.caption(f"Newest first. Times in {clock(current).tz_label}.")
     else:
         st.caption("Nothing yet.")

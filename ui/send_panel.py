@@ -49,15 +49,17 @@ def _run_send(invoice_id: int, session: Session) -> None:
     st.rerun()
 
 
-def show_result(invoice_id: int, session: Session) -> None:
+def show_result(invoice_id: int, session: Session, pay_link: bool = True) -> None:
+    """The last Send's outcome; `pay_link=False` when the page shows the link elsewhere (an open
+    invoice's actions), so it appears once."""
     result: dict[str, Any] | None = st.session_state.get(_result_key(invoice_id))
     if not result:
         return
     if result["ok"]:
         st.success(f"Sent. {result['message']}")
-        if result["pay_url"]:
+        if result["pay_url"] and pay_link:
             st.markdown("Pay link (copy with the button on the right):")
-            st.code(result["pay_url"], language=None)
+            st.code(result["pay_url"], language=None, wrap_lines=True)
         return
     where = STEP_LABELS.get(result["failed_step"] or "", result["failed_step"] or "")
     st.error(f"Not sent — {where}: {result['message']}" if where else f"Not sent: {result['message']}")
@@ -91,8 +93,8 @@ def open_invoice_actions(invoice: dict[str, Any], session: Session) -> None:
     """Resend the email, copy the pay link, void (with a confirmation)."""
     invoice_id = int(invoice["id"])
     if invoice.get("hosted_invoice_url"):
-        st.markdown("Pay link:")
-        st.code(invoice["hosted_invoice_url"], language=None)
+        st.markdown("Pay link (copy with the button on the right):")
+        st.code(invoice["hosted_invoice_url"], language=None, wrap_lines=True)
     left, right = st.columns(2)
     if left.button("Resend email", key=f"resend_{invoice_id}", icon=":material/forward_to_inbox:"):
         from crm.send_invoice import SendRefused, resend_invoice_email

@@ -1,15 +1,21 @@
-"""Small helpers the pages share: the business clock, flash messages, a pager, money.
+"""Small helpers the pages share: the business clock, flash messages, a pager, money, and
+tables (human column labels, times in the business's time zone, blanks for missing values,
+a row click that opens the row).
 
 No queries of their own beyond reading settings; pages call db/* for data.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
 import streamlit as st
 
 from crm.money import format_cents
@@ -43,6 +49,18 @@ class Clock:
     def month_start(self) -> datetime:
         return self.day_start.replace(day=1)
 
+    @property
+    def tz_label(self) -> str:
+        """The zone named, with its current abbreviation: 'America/Chicago (CST)'."""
+        short = f"{self.local:%Z}"
+        return self.tz if not short or short == self.tz else f"{self.tz} ({short})"
+
+    def show(self, value: datetime | None, seconds: bool = False) -> str:
+        """A moment as the business reads it: local time, no offset; '' for none."""
+        if value is None:
+            return ""
+        return f"{value.astimezone(ZoneInfo(self.tz)):%Y-%m-%d %H:%M{':%S' if seconds else ''}}"
+
 
 def settings() -> Settings:
     with connection() as conn:
@@ -60,6 +78,54 @@ def clock(current: Settings | None = None) -> Clock:
 
 def money(cents: Any, currency: str = "usd") -> str:
     return "" if cents is None else format_cents(int(cents), currency)
+
+
+def cell(value: Any, tz: str) -> Any:
+    """One table cell: times in the business's zone, blanks for missing values, no raw objects."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return f"{value.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str) if value else ""
+    return value
+
+
+def frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str], tz: str) -> pd.DataFrame:
+    """rows -> a DataFrame of just `columns` (key -> human label), in that order.
+
+    A column that has any blank becomes text, so a missing number shows as an empty cell
+    rather than 'None'."""
+    data: dict[str, list[Any]] = {}
+    for key, label in columns.items():
+        values = [cell(r.get(key), tz) for r in rows]
+        if any(v == "" for v in values) and not all(isinstance(v, str) for v in values):
+            values = [str(v) for v in values]
+        data[label] = values
+    return pd.DataFrame(data, columns=list(columns.values()))
+
+
+def table(df: pd.DataFrame, key: str | None = None, select: bool = False, height: int | None = None) -> int | None:
+    """Show a table; with `select`, a click on a row selects it: returns its position (or None)."""
+    kwargs: dict[str, Any] = {"hide_index": True, "width": "stretch"}
+    if height is not None:
+        kwargs["height"] = height
+    if not select:
+        st.dataframe(df, key=key, **kwargs)
+        return None
+    event = st.dataframe(df, key=key, on_select="rerun", selection_mode="single-row", **kwargs)
+    rows = list(getattr(getattr(event, "selection", None), "rows", None) or [])
+    return int(rows[0]) if rows and int(rows[0]) < len(df) else None
+
+
+def sort_caption(what: str, tz: str) -> None:
+    st.caption(f"{what}. Times in {tz}.")
 
 
 def flash(message: str, kind: str = "success") -> None:
