@@ -10,11 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from crm.invoice_lines import Line
 from crm.money import format_cents
+
+if TYPE_CHECKING:
+    from crm.statements import Statement
 
 _DIR = Path(__file__).parent / "templates"
 _html_env = Environment(loader=FileSystemLoader(_DIR), autoescape=True, undefined=StrictUndefined)
@@ -65,3 +69,40 @@ def render_invoice_email(*, business_name: str, customer_name: str, number: str,
 def invoice_tags(invoice_id: int) -> list[dict[str, str]]:
     """Resend tags (ASCII letters, digits, _ and - only) that tie webhooks back to the invoice."""
     return [{"name": "crm_invoice_id", "value": str(int(invoice_id))}, {"name": "kind", "value": "invoice"}]
+
+
+def _statement_context(statement: Statement) -> dict[str, object]:
+    return {
+        "business_name": statement.business_name,
+        "customer_name": statement.customer_name,
+        "customer_email": statement.customer_email or "",
+        "customer_address": statement.customer_address or "",
+        "as_of": format_due(statement.as_of),
+        "total": statement.total_label(),
+        "overdue_total": statement.total_label(overdue=True) if statement.overdue_totals() else "",
+        "lines": [{"number": ln.number, "job": ln.job, "sent": format_due(ln.sent_on) if ln.sent_on else "",
+                   "due": format_due(ln.due) if ln.due else "on receipt", "days_overdue": ln.days_overdue or 0,
+                   "balance": ln.balance, "pay_url": ln.pay_url or ""} for ln in statement.lines],
+    }
+
+
+def render_statement_email(statement: Statement) -> InvoiceEmail:
+    """The statement email: every open invoice with its balance, due date, days overdue, pay link."""
+    context = _statement_context(statement)
+    count = len(statement.lines)
+    subject = " ".join(f"Statement from {statement.business_name} — {count} open invoice{'s' if count != 1 else ''}, "
+                       f"{statement.total_label()} due".split())
+    return InvoiceEmail(
+        subject=subject,
+        html=_html_env.get_template("statement_email.html").render(context),
+        text=_text_env.get_template("statement_email.txt").render(context),
+    )
+
+
+def render_statement_page(statement: Statement) -> str:
+    """A standalone, printable HTML page of the statement (what the owner downloads or prints)."""
+    return _html_env.get_template("statement_print.html").render(_statement_context(statement))
+
+
+def statement_tags(customer_id: int) -> list[dict[str, str]]:
+    return [{"name": "crm_customer_id", "value": str(int(customer_id))}, {"name": "kind", "value": "statement"}]

@@ -25,12 +25,18 @@ def _blank_to_none(value: str | None) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
-def list_customers(conn: Conn, search: str = "", limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    """Customers by name, with their open balance (open invoices' amount due minus paid)."""
+CUSTOMER_SORTS = {"newest": "c.created_at DESC, c.id DESC", "name": "lower(c.name), c.id",
+                  "balance": "coalesce(b.balance_cents, 0) DESC, c.id DESC"}
+
+
+def list_customers(conn: Conn, search: str = "", limit: int = 50, offset: int = 0,
+                   sort: str = "newest") -> list[dict[str, Any]]:
+    """Customers, newest first (or by name, or by balance), with their open balance (open
+    invoices' amount due minus paid)."""
     pattern = f"%{search.strip().lower()}%" if search.strip() else None
     return conn.execute(
         """
-        SELECT c.id, c.name, c.email, c.phone, c.reminders_opt_out,
+        SELECT c.id, c.name, c.email, c.phone, c.reminders_opt_out, c.created_at,
                coalesce(b.balance_cents, 0) AS balance_cents, coalesce(b.open_invoices, 0) AS open_invoices
         FROM crm.customers c
         LEFT JOIN LATERAL (
@@ -38,7 +44,7 @@ def list_customers(conn: Conn, search: str = "", limit: int = 50, offset: int = 
             FROM crm.invoices i WHERE i.customer_id = c.id AND i.status = 'open'
         ) b ON true
         WHERE %(p)s::text IS NULL OR lower(c.name) LIKE %(p)s OR lower(coalesce(c.email, '')) LIKE %(p)s
-        ORDER BY lower(c.name), c.id
+        ORDER BY """ + CUSTOMER_SORTS[sort] + """
         LIMIT %(limit)s OFFSET %(offset)s
         """,
         {"p": pattern, "limit": limit, "offset": offset},
