@@ -24,9 +24,15 @@ from tests.fixtures.workflow import STAFF, MakeInvoice
 Conn = psycopg.Connection[dict[str, Any]]
 
 
+def _customer_of(db: Conn, invoice_id: int) -> int:
+    row = db.execute("SELECT customer_id FROM crm.invoices WHERE id = %s", (invoice_id,)).fetchone()
+    assert row is not None
+    return int(row["customer_id"])
+
+
 def _open_invoices(db: Conn, make_invoice: MakeInvoice, count: int) -> tuple[int, list[int]]:
     first = make_invoice(name="Dana Whitfield", email="dana@example.com")
-    customer_id = int(db.execute("SELECT customer_id FROM crm.invoices WHERE id = %s", (first,)).fetchone()["customer_id"])  # type: ignore[index]
+    customer_id = _customer_of(db, first)
     ids = [first] + [make_invoice(customer_id=customer_id, lines=[(f"Visit {n}", 1, 10000 + n)])
                      for n in range(1, count)]
     for invoice_id in ids:
@@ -100,7 +106,7 @@ def test_statement_email_has_three_working_pay_links(db: Conn, crm_sandbox: Runn
 def test_statement_refuses_without_open_invoices_or_email(db: Conn, crm_sandbox: RunningSandbox,
                                                           make_invoice: MakeInvoice) -> None:
     draft = make_invoice(name="No Open", email="no.open@example.com")
-    customer_id = int(db.execute("SELECT customer_id FROM crm.invoices WHERE id = %s", (draft,)).fetchone()["customer_id"])  # type: ignore[index]
+    customer_id = _customer_of(db, draft)
     with pytest.raises(StatementRefused, match="no open invoices"):
         send_statement(customer_id, STAFF)
     db.execute("UPDATE crm.customers SET email = NULL WHERE id = %s", (customer_id,))
