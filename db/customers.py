@@ -133,3 +133,33 @@ def _audit(conn: Conn, customer_id: int, before: str | None, after: str, actor: 
         "VALUES ('customer', %s, %s, %s, 'user', %s)",
         (customer_id, before, after, actor),
     )
+
+
+def customer_timeline(conn: Conn, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    """What happened with one customer, newest first: changes and statements (audit log),
+    and every email sent to them (statements, invoice emails, reminders) with its tracking."""
+    return conn.execute(
+        """
+        SELECT * FROM (
+            SELECT a.created_at AS at, 'change' AS source,
+                   CASE a.to_status WHEN 'statement_sent' THEN 'statement emailed: '
+                            || jsonb_array_length(coalesce(a.detail -> 'invoices', '[]'::jsonb)) || ' open invoice(s)'
+                        ELSE coalesce(a.to_status, '') END AS what,
+                   a.actor AS who
+            FROM crm.audit_log a WHERE a.entity = 'customer' AND a.entity_id = %(id)s
+          UNION ALL
+            SELECT coalesce(m.sent_at, m.created_at), 'email',
+                   m.kind || ' email ' || m.status
+                   || CASE WHEN m.first_clicked_at IS NOT NULL THEN ', clicked'
+                           WHEN m.first_opened_at IS NOT NULL THEN ', opened' ELSE '' END
+                   || ': ' || m.subject,
+                   m.to_address
+            FROM crm.email_messages m
+            WHERE m.customer_id = %(id)s
+               OR m.invoice_id IN (SELECT i.id FROM crm.invoices i WHERE i.customer_id = %(id)s)
+        ) t
+        ORDER BY at DESC
+        LIMIT %(limit)s
+        """,
+        {"id": customer_id, "limit": limit},
+    ).fetchall()

@@ -12,7 +12,7 @@ from typing import Any
 from db.pool import Conn
 
 STRIPE_OUTCOMES = ("applied", "duplicate", "ignored", "unmatched", "rejected")
-EMAIL_KINDS = ("invoice", "reminder", "test")
+EMAIL_KINDS = ("invoice", "reminder", "statement", "test")
 REMINDER_STATUSES = ("pending", "queued", "scheduled", "sent", "cancelled")
 
 

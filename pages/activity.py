@@ -3,23 +3,43 @@ their states, each with filters; reconcile runs and a button to run one."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from crm.reconcile import latest_runs, run_reconcile
 from db import queries_activity as q
 from db.pool import connection
 from ui.session import require_login
+from ui.widgets import clock, frame, settings, table
 
 session = require_login()
+now = clock(settings())
 st.title("Activity")
+st.caption(f"Newest first. Times in {now.tz_label}.")
 stripe_tab, email_tab, reminder_tab, reconcile_tab = st.tabs(
     ["Stripe events", "Emails", "Reminders", "Reconcile with Stripe"])
 
+STRIPE_COLUMNS = {"received_at": "Received", "type": "Type", "outcome": "Outcome", "invoice_id": "Invoice",
+                  "mode": "Mode", "duplicate_deliveries": "Extra deliveries", "source": "Source",
+                  "object_id": "Stripe object", "id": "Event", "detail": "Detail"}
+EMAIL_COLUMNS = {"created_at": "Created", "kind": "Kind", "status": "Status", "to_address": "To",
+                 "subject": "Subject", "invoice_id": "Invoice", "sent_at": "Sent", "delivered_at": "Delivered",
+                 "first_opened_at": "Opened", "first_clicked_at": "Clicked", "open_count": "Opens",
+                 "click_count": "Clicks", "events": "Events", "error": "Error", "id": "Email"}
+EMAIL_EVENT_COLUMNS = {"occurred_at": "When", "type": "Event", "kind": "Email kind", "invoice_id": "Invoice",
+                       "to_address": "To", "resend_id": "Resend email", "id": "Delivery (svix id)"}
+REMINDER_COLUMNS = {"send_at": "Goes out", "customer": "Customer", "invoice_id": "Invoice", "sequence": "Reminder",
+                    "offset_days": "Days after due", "status": "Status", "cancel_reason": "Cancel reason",
+                    "resend_cancel": "Resend cancel", "attempts": "Attempts", "last_error": "Last error",
+                    "sent_at": "Sent", "cancelled_at": "Cancelled", "id": "ID"}
+RUN_COLUMNS = {"started_at": "Started", "actor": "By", "mode": "Mode", "status": "Status",
+               "events_seen": "Events seen", "events_applied": "Applied", "events_duplicate": "Duplicates",
+               "invoices_checked": "Invoices checked", "invoices_repaired": "Repaired", "errors": "Errors",
+               "id": "Run"}
 
-def table(rows: list[dict], empty: str) -> None:
+
+def rows_table(rows: list[dict], columns: dict[str, str], empty: str, key: str) -> None:
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        table(frame(rows, columns, now.tz), key=key)
     else:
         st.info(empty)
 
@@ -31,7 +51,7 @@ with stripe_tab:
     type_prefix = b.text_input("Event type starts with", placeholder="invoice.", key="act_type")
     with connection() as conn:
         events = q.stripe_events(conn, None if outcome == "all" else outcome, type_prefix)
-    table(events, "No Stripe events yet.")
+    rows_table(events, STRIPE_COLUMNS, "No Stripe events yet.", "stripe_events_table")
 
 with email_tab:
     a, b = st.columns(2)
@@ -41,18 +61,19 @@ with email_tab:
     with connection() as conn:
         mails = q.emails(conn, None if kind == "all" else kind, None if status == "all" else status)
         mail_events = q.email_events(conn)
-    table(mails, "No emails yet.")
+    rows_table(mails, EMAIL_COLUMNS, "No emails yet.", "emails_table")
     st.markdown("**Email events** (Resend webhooks)")
-    table(mail_events, "No email events yet.")
+    rows_table(mail_events, EMAIL_EVENT_COLUMNS, "No email events yet.", "email_events_table")
 
 with reminder_tab:
     state = st.selectbox("State", ["all", *q.REMINDER_STATUSES], key="act_reminder_state")
     with connection() as conn:
         reminders = q.reminders(conn, None if state == "all" else state)
-    table(reminders, "No reminders.")
-    st.caption("resend_cancel: requested = being cancelled at Resend; done = cancelled there; too_late = Resend had "
-               "already sent it; possibly_sent = its hand-off was never recorded and it was too close to its send "
-               "time to check safely, so it may have gone out (see last_error).")
+    rows_table(reminders, REMINDER_COLUMNS, "No reminders.", "reminders_table")
+    st.caption("Latest first, by when each goes (or went) out. Resend cancel: requested = being cancelled at Resend; "
+               "done = cancelled there; too_late = Resend had already sent it; possibly_sent = its hand-off was never "
+               "recorded and it was too close to its send time to check safely, so it may have gone out (see Last "
+               "error).")
 
 with reconcile_tab:
     st.caption("Lists Stripe's events since the last run and applies any the webhook missed, then compares every "
@@ -70,9 +91,7 @@ with reconcile_tab:
             st.warning(text)
     with connection() as conn:
         runs = latest_runs(conn, 20)
-    table([{k: r[k] for k in ("id", "started_at", "actor", "mode", "status", "events_seen", "events_applied",
-                              "events_duplicate", "invoices_checked", "invoices_repaired", "errors")}
-           for r in runs], "No reconcile runs yet.")
+    rows_table(runs, RUN_COLUMNS, "No reconcile runs yet.", "reconcile_runs_table")
     if runs:
         detail = runs[0]["detail"] or {}
         with st.expander(f"Run {runs[0]['id']}: what it found"):

@@ -1,18 +1,21 @@
 """Customers: search and list with balances, create, edit (email validated), their jobs
-and invoices, opt out of reminders."""
+and invoices, opt out of reminders, their statement (email it, or print it) and timeline."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
+from crm.email_templates import render_statement_page
+from crm.statements import StatementRefused, build_statement, send_statement
 from crm.validation import email_error, name_error, phone_error, text_error
 from db import customers as c
 from db.pool import connection
 from ui.session import require_login
-from ui.widgets import PAGE_SIZE, money, pager, show_flash
+from ui.widgets import PAGE_SIZE, clock, frame, money, pager, settings, show_flash, table
 
 session = require_login()
+current = settings()
+currency = str(current["business.currency"])
 st.title("Customers")
 show_flash()
 
@@ -50,17 +53,25 @@ def customer_form(key: str, existing: dict | None = None) -> c.CustomerInput | N
                            opt_out)
 
 
-search = st.text_input("Search by name or email", key="cust_search")
+SORTS = {"newest": "Newest first", "name": "Name, A to Z", "balance": "Balance, highest first"}
+now = clock(current)
+left, right = st.columns([2, 1])
+search = left.text_input("Search by name or email", key="cust_search")
+sort = right.selectbox("Sort", list(SORTS), format_func=SORTS.__getitem__, key="cust_sort")
 with connection() as conn:
     total = c.count_customers(conn, search)
     offset = (int(st.session_state.get("cust_page", 1)) - 1) * PAGE_SIZE
-    rows = c.list_customers(conn, search, PAGE_SIZE, offset)
+    rows = c.list_customers(conn, search, PAGE_SIZE, offset, sort)
 if rows:
-    st.dataframe(pd.DataFrame([{
-        "ID": r["id"], "Name": r["name"], "Email": r["email"] or "", "Phone": r["phone"] or "",
-        "Open invoices": r["open_invoices"], "Balance": money(r["balance_cents"]),
-        "Reminders": "off" if r["reminders_opt_out"] else "on",
-    } for r in rows]), hide_index=True, width="stretch")
+    shown = [{**r, "balance": money(r["balance_cents"], currency),
+              "reminders": "off" if r["reminders_opt_out"] else "on"} for r in rows]
+    picked = table(frame(shown, {"name": "Name", "email": "Email", "open_invoices": "Open invoices",
+                                 "balance": "Balance", "phone": "Phone", "reminders": "Reminders",
+                                 "created_at": "Customer since"}, now.tz),
+                   key="customer_table", select=True)
+    if picked is not None:
+        st.session_state["open_customer"] = int(shown[picked]["id"])
+    st.caption(f"{SORTS[sort]}. Click a row to open the customer.")
 else:
     st.info("No customers yet." if not search else "No customer matches.")
 pager("cust_page", total)
@@ -74,17 +85,23 @@ with st.expander("New customer", icon=":material/person_add:"):
         st.session_state["open_customer"] = new_id
         st.rerun()
 
-customer_id = st.number_input("Open customer (ID)", min_value=0, step=1, key="open_customer")
+customer_id = st.session_state.get("open_customer")
 if customer_id:
     with connection() as conn:
         customer = c.get_customer(conn, int(customer_id))
     if customer is None:
         st.warning(f"There is no customer {customer_id}.")
         st.stop()
-    st.subheader(customer["name"])
+    st.divider()
+    head, close = st.columns([4, 1])
+    head.subheader(customer["name"])
+    if close.button("Close", key="close_customer", icon=":material/close:"):
+        st.session_state.pop("open_customer", None)
+        st.rerun()
+    st.caption(" · ".join(x for x in (customer["email"] or "no email", customer["phone"], customer["address"]) if x))
     m = st.columns(3)
-    m[0].metric("Balance (open)", money(customer["balance_cents"]))
-    m[1].metric("Paid to date", money(customer["paid_cents"]))
+    m[0].metric("Balance (open)", money(customer["balance_cents"], currency))
+    m[1].metric("Paid to date", money(customer["paid_cents"], currency))
     m[2].metric("Reminders", "opted out" if customer["reminders_opt_out"] else "on")
     with st.expander("Edit", icon=":material/edit:"):
         data = customer_form(f"edit_customer_{customer_id}", customer)
@@ -93,20 +110,72 @@ if customer_id:
                 c.update_customer(conn, int(customer_id), data, session.email)
             st.session_state["_flash"] = ("success", f"Customer {data.name} saved.")
             st.rerun()
+
+    st.markdown("**Statement** (open invoices)")
+    with connection() as conn:
+        statement = build_statement(conn, int(customer_id), current, now.today)
+    if not statement.lines:
+        st.caption("No open invoices: nothing to put on a statement.")
+    else:
+        table(frame([{"number": ln.number, "sent": ln.sent_on, "due": ln.due, "late": ln.days_overdue,
+                      "balance": ln.balance, "link": ln.pay_url or "no pay link (demo data)"}
+                     for ln in statement.lines],
+                    {"number": "Invoice", "sent": "Sent", "due": "Due", "late": "Days overdue", "balance": "Balance",
+                     "link": "Pay link"}, now.tz), key="statement_table")
+        st.caption(f"Total due {statement.total_label()}"
+                   + (f", of which {statement.total_label(overdue=True)} is past due" if statement.overdue_totals()
+                      else "") + f". As of {now.today:%Y-%m-%d}, oldest due first.")
+        send_col, print_col = st.columns(2)
+        if send_col.button("Email statement", key=f"email_statement_{customer_id}", type="primary",
+                           icon=":material/outgoing_mail:",
+                           help=f"One email to {customer['email'] or 'the customer'} listing every open invoice "
+                                "with its pay link."):
+            try:
+                with st.spinner("Emailing the statement…"):
+                    result = send_statement(int(customer_id), session.email)
+            except StatementRefused as exc:
+                st.error(str(exc))
+            else:
+                (st.success if result.ok else st.error)(result.message)
+        print_col.download_button("Printable statement", render_statement_page(statement),
+                                  file_name=f"statement-{customer_id}-{now.today:%Y-%m-%d}.html",
+                                  mime="text/html", icon=":material/print:", key=f"print_statement_{customer_id}",
+                                  help="An HTML page to open and print (or save as PDF from the browser).")
+
     with connection() as conn:
         cjobs = c.customer_jobs(conn, int(customer_id))
         cinvoices = c.customer_invoices(conn, int(customer_id))
+        timeline = c.customer_timeline(conn, int(customer_id))
     st.markdown("**Jobs**")
     if cjobs:
-        st.dataframe(pd.DataFrame(cjobs), hide_index=True, width="stretch")
+        picked_job = table(frame(cjobs, {"title": "Title", "status": "Status", "scheduled_for": "Scheduled",
+                                         "completed_at": "Completed", "created_at": "Created"}, now.tz),
+                           key="customer_jobs_table", select=True)
+        st.caption("Newest first. Click a job to open it.")
+        if picked_job is not None:
+            st.session_state["open_job"] = int(cjobs[picked_job]["id"])
+            st.switch_page("pages/jobs.py")
     else:
         st.caption("No jobs.")
     st.markdown("**Invoices**")
     if cinvoices:
-        st.dataframe(pd.DataFrame([{
-            "ID": r["id"], "Number": r["stripe_invoice_number"] or "draft", "Kind": r["kind"], "Status": r["status"],
-            "Amount": money(r["amount_due_cents"], r["currency"]), "Paid": money(r["amount_paid_cents"], r["currency"]),
-            "Due": r["due_date"], "Sent": r["sent_at"], "Paid at": r["paid_at"],
-        } for r in cinvoices]), hide_index=True, width="stretch")
+        shown_inv = [{**r, "number": r["stripe_invoice_number"] or f"draft #{r['id']}",
+                      "amount": money(r["amount_due_cents"], r["currency"]),
+                      "paid": money(r["amount_paid_cents"], r["currency"])} for r in cinvoices]
+        picked_inv = table(frame(shown_inv, {"number": "Invoice", "status": "Status", "amount": "Amount",
+                                             "paid": "Paid", "due_date": "Due", "sent_at": "Sent",
+                                             "paid_at": "Paid at", "kind": "Kind"}, now.tz),
+                           key="customer_invoices_table", select=True)
+        st.caption("Newest first. Click an invoice to open it.")
+        if picked_inv is not None:
+            st.session_state["open_invoice"] = int(cinvoices[picked_inv]["id"])
+            st.switch_page("pages/invoices.py")
     else:
         st.caption("No invoices.")
+    st.markdown("**Timeline**")
+    if timeline:
+        table(frame(timeline, {"at": "When", "source": "Source", "what": "What", "who": "By / to"}, now.tz),
+              key="customer_timeline_table")
+        st.caption(f"Newest first. Times in {now.tz_label}.")
+    else:
+        st.caption("Nothing yet.")

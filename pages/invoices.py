@@ -66,14 +66,12 @@ def live_list() -> None:
     if not shown:
         st.info("No invoices match these filters.")
     else:
+        # A new click opens that invoice (the whole page follows); the list refreshing under
+        # an old selection opens nothing.
         picked = table(frame(shown, columns, now.tz), key="invoice_table", select=True)
-        # Act on a new click only: the list refreshes every few seconds and a row that moved
-        # under an old selection must not open by itself.
-        if picked != st.session_state.get("inv_clicked"):
-            st.session_state["inv_clicked"] = picked
-            if picked is not None and shown[picked]["id"] != st.session_state.get("open_invoice"):
-                st.session_state["open_invoice"] = int(shown[picked]["id"])
-                st.rerun(scope="app")
+        if picked is not None and shown[picked]["id"] != st.session_state.get("open_invoice"):
+            st.session_state["open_invoice"] = int(shown[picked]["id"])
+            st.rerun(scope="app")
     st.caption("Newest first (by when the invoice was created). Click a row to open the invoice.")
     st.session_state["inv_total"] = total
 

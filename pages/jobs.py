@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-import pandas as pd
 import streamlit as st
 
 from crm.validation import name_error, text_error
@@ -13,7 +12,7 @@ from db import jobs as j
 from db.customers import customer_choices
 from db.pool import connection
 from ui.session import require_login
-from ui.widgets import PAGE_SIZE, clock, money, pager, settings, show_flash
+from ui.widgets import PAGE_SIZE, clock, frame, money, pager, settings, show_flash, table
 
 session = require_login()
 current = settings()
@@ -33,12 +32,15 @@ with connection() as conn:
     rows = j.list_jobs(conn, None if status == "all" else status, customer_id, search, PAGE_SIZE + 1, offset)
 more = len(rows) > PAGE_SIZE
 rows = rows[:PAGE_SIZE]
+now = clock(current)
 if rows:
-    st.dataframe(pd.DataFrame([{
-        "ID": r["id"], "Title": r["title"], "Customer": r["customer"], "Status": r["status"],
-        "Invoices": r["invoices"], "Scheduled": r["scheduled_for"], "Completed": r["completed_at"],
-        "Completed by": r["completed_by_event_id"] or ("staff" if r["completed_at"] else ""),
-    } for r in rows]), hide_index=True, width="stretch")
+    shown = [{**r, "by": r["completed_by_event_id"] or ("staff" if r["completed_at"] else "")} for r in rows]
+    picked = table(frame(shown, {"title": "Title", "customer": "Customer", "status": "Status", "invoices": "Invoices",
+                                 "scheduled_for": "Scheduled", "completed_at": "Completed", "by": "Completed by",
+                                 "created_at": "Created"}, now.tz), key="job_table", select=True)
+    if picked is not None:
+        st.session_state["open_job"] = int(shown[picked]["id"])
+    st.caption(f"Newest first (by when the job was created). Click a row to open the job. Times in {now.tz_label}.")
 else:
     st.info("No jobs match.")
 pager("job_page", offset + len(rows) + (1 if more else 0))
@@ -72,7 +74,7 @@ with st.expander("New job", icon=":material/add:"):
             else:
                 st.caption("Nothing was saved.")
 
-job_id = st.number_input("Open job (ID)", min_value=0, step=1, key="open_job")
+job_id = st.session_state.get("open_job")
 if job_id:
     with connection() as conn:
         job = j.get_job(conn, int(job_id))
@@ -81,11 +83,17 @@ if job_id:
     if job is None:
         st.warning(f"There is no job {job_id}.")
         st.stop()
-    st.subheader(f"Job #{job['id']} · {job['title']} · {job['status']}")
-    st.caption(f"{job['customer']} · site {job['site_address'] or '—'} · scheduled {job['scheduled_for'] or '—'}")
+    st.divider()
+    head, close = st.columns([4, 1])
+    head.subheader(f"Job #{job['id']} · {job['title']} · {job['status']}")
+    if close.button("Close", key="close_job", icon=":material/close:"):
+        st.session_state.pop("open_job", None)
+        st.rerun()
+    st.caption(f"{job['customer']} · site {job['site_address'] or '—'} · scheduled "
+               f"{now.show(job['scheduled_for']) or '—'}")
     if job["status"] == "completed":
         by = job["completed_by_event_id"] or (completion["actor"] if completion else "staff")
-        st.success(f"Completed {job['completed_at']:%Y-%m-%d %H:%M} by {by}.")
+        st.success(f"Completed {now.show(job['completed_at'])} ({now.tz_label}) by {by}.")
     with st.form(f"edit_job_{job_id}"):
         new_title = st.text_input("Title", value=job["title"])
         title_msg = st.empty()
@@ -109,10 +117,15 @@ if job_id:
             st.rerun()
     st.markdown("**Invoices** (deposit and final)")
     if invoices:
-        st.dataframe(pd.DataFrame([{
-            "ID": r["id"], "Kind": r["kind"], "Status": r["status"],
-            "Amount": money(r["amount_due_cents"], r["currency"]),
-            "Paid": money(r["amount_paid_cents"], r["currency"]), "Due": r["due_date"], "Paid at": r["paid_at"],
-        } for r in invoices]), hide_index=True, width="stretch")
+        shown_inv = [{**r, "number": r.get("stripe_invoice_number") or f"#{r['id']}",
+                      "amount": money(r["amount_due_cents"], r["currency"]),
+                      "paid": money(r["amount_paid_cents"], r["currency"])} for r in invoices]
+        picked_inv = table(frame(shown_inv, {"number": "Invoice", "kind": "Kind", "status": "Status",
+                                             "amount": "Amount", "paid": "Paid", "due_date": "Due",
+                                             "paid_at": "Paid at"}, now.tz), key="job_invoices_table", select=True)
+        st.caption("Click an invoice to open it.")
+        if picked_inv is not None:
+            st.session_state["open_invoice"] = int(invoices[picked_inv]["id"])
+            st.switch_page("pages/invoices.py")
     else:
         st.caption("No invoices yet: create a draft on the Invoices page.")

@@ -16,7 +16,7 @@ from db import queries_activity
 from db.pool import connection
 from ui import settings_actions as actions
 from ui.session import require_owner
-from ui.widgets import settings, show_flash
+from ui.widgets import clock, frame, settings, show_flash, table
 
 session = require_owner()
 st.title("Settings → Integrations")
@@ -48,19 +48,22 @@ def save(values: dict[str, object], message: str, clear: tuple[str, ...] = ()) -
 
 # --- Health -------------------------------------------------------------------------------
 st.subheader("Health")
+now = clock(current)
 h = st.columns(4)
-h[0].metric("Stripe", ("SANDBOX" if current.stripe_sandboxed else "configured") + f" · {mode} mode")
+h[0].metric(f"Stripe ({mode} mode)", "SANDBOX" if current.stripe_sandboxed else "configured")
 h[1].metric("Resend", "SANDBOX" if current.resend_sandboxed else "configured")
 h[2].metric("Webhook secret", "set" if current.stripe_webhook_secrets(mode) else "missing")
 last = health[f"last_stripe_{mode}"]
-h[3].metric("Last Stripe webhook", f"{last:%Y-%m-%d %H:%M:%S}" if last else "never")
+h[3].metric("Last Stripe webhook", f"{now.show(last)[5:]}" if last else "never",
+            help=f"{now.show(last, seconds=True)} {now.tz_label}" if last else None)
 if current.stripe_sandboxed or current.resend_sandboxed:
     st.info("SANDBOX: no key is configured for " + " and ".join(
         n for n, s in (("Stripe", current.stripe_sandboxed), ("Resend", current.resend_sandboxed)) if s)
         + ", so the local emulators stand in. No real money moves and no real email is sent.")
 if health["workers"]:
-    st.dataframe(health["workers"], hide_index=True)
-st.caption(f"Last Resend webhook: {health['last_resend'] or 'never'}")
+    table(frame(health["workers"], {"worker": "Worker", "last_run_at": "Last run", "last_ok_at": "Last success",
+                                    "last_error": "Last error"}, now.tz), key="workers_table")
+st.caption(f"Last Resend webhook: {now.show(health['last_resend']) or 'never'}. Times in {now.tz_label}.")
 
 # --- Stripe ---------------------------------------------------------------------------------
 st.subheader("Stripe")

@@ -3,7 +3,6 @@ cannot be disabled, so nobody is locked out of the owner pages."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from crm.passwords import WeakPasswordError
@@ -12,18 +11,18 @@ from crm.validation import email_error, text_error
 from db import users
 from db.pool import connection
 from ui.session import require_owner
-from ui.widgets import show_flash
+from ui.widgets import clock, frame, settings, show_flash, table
 
 session = require_owner()
 st.title("Users")
 show_flash()
 with connection() as conn:
     people = users.list_users(conn)
-st.dataframe(pd.DataFrame([{
-    "ID": p["id"], "Email": p["email"], "Name": p["name"], "Role": p["role"],
-    "Active": p["active"], "Failed logins": p["failed_logins"], "Locked until": p["locked_until"],
-    "Last login": p["last_login_at"],
-} for p in people]), hide_index=True, width="stretch")
+now = clock(settings())
+table(frame(people, {"email": "Email", "name": "Name", "role": "Role", "active": "Active",
+                     "failed_logins": "Failed logins", "locked_until": "Locked until", "last_login_at": "Last login",
+                     "id": "ID"}, now.tz), key="users_table")
+st.caption(f"Times in {now.tz_label}.")
 
 with st.expander("Add a user", icon=":material/person_add:"):
     with st.form("add_user"):

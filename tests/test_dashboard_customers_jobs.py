@@ -79,6 +79,7 @@ def test_job_page_lists_the_jobs_invoices(db: psycopg.Connection[Any], app_as: C
     drafts.create_draft(db, job, "deposit", None, "usd", "test")
     drafts.create_draft(db, job, "final", None, "usd", "test")
     at = app_as("staff", "pages/jobs.py")
-    at.number_input(key="open_job").set_value(job).run()
+    at.session_state["open_job"] = job
+    at.run()
     table = at.dataframe[-1].value
     assert list(table["Kind"]) == ["deposit", "final"]

@@ -12,7 +12,8 @@ from sandbox.testing import RunningSandbox
 
 
 def _open(at: Any, invoice_id: int) -> Any:
-    at.number_input(key="open_invoice").set_value(invoice_id).run()
+    at.session_state["open_invoice"] = invoice_id
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

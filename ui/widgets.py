@@ -112,16 +112,24 @@ def frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str], tz: str
 
 
 def table(df: pd.DataFrame, key: str | None = None, select: bool = False, height: int | None = None) -> int | None:
-    """Show a table; with `select`, a click on a row selects it: returns its position (or None)."""
+    """Show a table; with `select` (and a key), a click on a row returns that row's position,
+    once: a selection that merely persists across reruns (a live list refreshing, a return to
+    the page) returns None, so a row never opens by itself."""
     kwargs: dict[str, Any] = {"hide_index": True, "width": "stretch"}
     if height is not None:
         kwargs["height"] = height
     if not select:
         st.dataframe(df, key=key, **kwargs)
         return None
+    assert key, "a selectable table needs a key"
     event = st.dataframe(df, key=key, on_select="rerun", selection_mode="single-row", **kwargs)
     rows = list(getattr(getattr(event, "selection", None), "rows", None) or [])
-    return int(rows[0]) if rows and int(rows[0]) < len(df) else None
+    picked = int(rows[0]) if rows and int(rows[0]) < len(df) else None
+    last = f"_{key}_clicked"
+    if picked == st.session_state.get(last):
+        return None
+    st.session_state[last] = picked
+    return picked
 
 
 def sort_caption(what: str, tz: str) -> None:
