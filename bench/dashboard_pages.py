@@ -27,10 +27,13 @@ def _clock(now: datetime) -> tuple[date, datetime, datetime]:
 
 
 def collections_page(conn: psycopg.Connection[Any], now: datetime) -> dict[str, Any]:
+    """The live tiles, then the chart data, with today changed since the last read (a payment
+    has just arrived): each run recomputes today's roll-up row, as the live page does."""
     from db import queries_collections as q
 
     today, month_start, _ = _clock(now)
-    return {"tiles": q.tiles(conn, today, month_start, now), **q.chart_data(conn, today, TZ)}
+    conn.execute("INSERT INTO crm.collections_changes (at) VALUES (%s)", (now,))
+    return {"tiles": q.tiles(conn, today, month_start, now, TZ), **q.chart_data(conn, today, TZ)}
 
 
 def invoices_page(conn: psycopg.Connection[Any], now: datetime) -> dict[str, Any]:

@@ -137,14 +137,33 @@ def dashboard_notes(res: Any) -> str:
         top = sorted(b.items(), key=lambda kv: -kv[1])[:4]
         notes.append("Slowest Collections queries at this size: " +
                      ", ".join(f"`{k}` {fmt_ms(v)} ms" for k, v in top) + ".")
+    notes.append(COLLECTIONS_ROLLUP)
     notes.append(COLLECTIONS_FINDINGS)
     if sql and sql.median_ms >= 500:
         notes.append(COLLECTIONS_STILL_MISSED)
     return "\n\n".join(notes)
 
 
+COLLECTIONS_ROLLUP = (
+    "**Changed to meet the target: the daily roll-up (db/migrations/0016_statements_rollup.sql, "
+    "db/functions/90_collections_daily.sql).** `crm.collections_daily` holds one row per local day of the "
+    "business's time zone: by send day, the invoices sent (not void) and their amount, how many were paid the "
+    "same local day and within an hour (the page's new top tiles), and the funnel stages; by payment day, the "
+    "payments, gross and fees, and the invoices paid by time-to-pay bucket. Triggers on invoices, payments and "
+    "invoice emails append each changed `sent_at`/`paid_at` (old and new) to `crm.collections_changes`: plain "
+    "inserts without a key, so concurrent webhooks never wait on each other there. Every read first calls "
+    "`crm.refresh_collections_daily(tz)`, which deletes those rows and recomputes only their local days, each "
+    "run of consecutive days from one index range (a payment today for an invoice sent in May recomputes two "
+    "days, not the months between); a roll-up built for another time zone is rebuilt. The weekly sums, the "
+    "time-to-pay buckets, the funnel, invoiced in 90 days and this month's payments read ~200 rows; the "
+    "medians stay exact (they come from the invoices: a median does not add up by day), as do aging and "
+    "reminders. Each measured run above starts with one change today (as after a payment), so it includes "
+    "recomputing today's row (`refresh_daily`). Rejected: a trigger that adds to the day's row in place (that "
+    "row would be a lock every payment webhook of the day queues on, and the funnel's 'any of the invoice's "
+    "emails was opened' cannot be kept by increments); weekly medians from the histogram (approximate).")
+
 COLLECTIONS_FINDINGS = (
-    "**Changed to approach the target (db/queries_collections.py, db/migrations/0011_collections_indexes.sql)."
+    "**Changed before (issue 11) to approach the target (db/queries_collections.py, 0011's covering indexes)."
     "** The run before measured, per warm query at 1M: `funnel` 616 ms, `collected_vs_invoiced_weekly` 540, "
     "`tiles` 438, `weekly_median_time_to_pay` 260, `time_to_pay_distribution` 141, `reminder_effect` 128, "
     "`aging_by_customer` 103, `aging_totals` 76; the page data 2330 ms. Three causes, found with "
@@ -166,7 +185,8 @@ COLLECTIONS_FINDINGS = (
     "only `tiles` runs on every 3 s live refresh.")
 
 COLLECTIONS_STILL_MISSED = (
-    "**Why the page is still over 500 ms at 1M, and what would close it.** What remains is work per row of "
+    "**Why the page is still over 500 ms at 1M, and what would close it.** (The analysis of issue 11, before "
+    "the roll-up.) What remains is work per row of "
     "the window, not per row of the table: the funnel's one index lookup per invoice sent in 90 days "
     "(~70k), the weekly medians' sort of 26 weeks of paid invoices (~160k), and the weekly sums over 26 "
     "weeks of sent invoices and payments (~330k index tuples, each with a time-zone conversion). Indexes "
@@ -290,8 +310,9 @@ WEBHOOK_P99_WHY = ("at 200/s one pause of a single process (the sidecar's, or Po
                    "the same port (WEBHOOK_WORKERS=2) on a machine with cores to spare, so one stalled process "
                    "does not hold the queue, and a longer window (60 s) for a steadier p99")
 DASHBOARD_TIME_WHY: dict[str, str] = {
-    "collections": "what is left is work per row of the 90-day and 26-week windows (index-only now: funnel "
-                   "lookups, weekly median sorts); a daily roll-up would close it (see Dashboard data)",
+    "collections": "with the daily roll-up what is left is the exact medians (weekly and the tiles' 60 days), the "
+                   "open balances and aging, and reminders, read from the tables; see the per-query table under "
+                   "Dashboard data",
     "invoices": "see the per-query table under Dashboard data",
 }
 QUEUE_WHY = ("see the plans under Reminder queueing for the statement that grew")

@@ -102,6 +102,10 @@ def _dashboard(report: Report, res: Any) -> None:
                            str(r.reps), fmt_mb(r.rss_delta_mb), fmt_mb(r.rss_peak_mb),
                            "–" if r.traced_peak_mb < 0 else fmt_mb(r.traced_peak_mb)])
     s.table(t)
+    if getattr(res, "rollup_build_ms", None):
+        s.add("Building the Collections roll-up (`crm.collections_daily`) from scratch, once per size before the "
+              "runs above (what the first read after migration 0016, or after a time zone change, does): " +
+              ", ".join(f"{size_label(x)} {fmt_ms(ms)} ms" for x, ms in sorted(res.rollup_build_ms.items())) + ".")
     s.add("Where the time goes (one warm run, milliseconds per query function):")
     names = sorted({(page, fn) for b in res.breakdown.values() for page, d in b.items() for fn in d})
     sizes = sorted(res.breakdown)

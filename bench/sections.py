@@ -41,6 +41,7 @@ class Results:
     loads: list[LoadResult] = field(default_factory=list)
     dashboard: dict[int, list[dashboard_bench.PageResult]] = field(default_factory=dict)
     breakdown: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
+    rollup_build_ms: dict[int, float] = field(default_factory=dict)  # size -> first build of collections_daily
     queue: dict[int, queue_bench.QueueRun] = field(default_factory=dict)
     webhook: object | None = None
     webhook_size: int = 0
@@ -109,6 +110,8 @@ class Runner:
         big = size >= 1_000_000
         reps = 2 if self.cfg.smoke else (3 if big else 5)
         print(f"[{label}] dashboard ...", flush=True)
+        self.results.rollup_build_ms[size] = dashboard_bench.build_rollup(url)
+        print(f"[{label}]   collections roll-up built in {self.results.rollup_build_ms[size]:.0f} ms", flush=True)
         self.results.dashboard[size] = dashboard_bench.run(url, self.cfg.started_at, reps, 1, trace_naive=not big)
         self.results.breakdown[size] = dashboard_bench.breakdown(url, self.cfg.started_at)
         for r in self.results.dashboard[size]:
