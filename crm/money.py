@@ -49,3 +49,20 @@ def format_cents(cents: int, currency: str = "usd") -> str:
 def percent_of(cents: int, basis_points: int) -> int:
     """A share of an amount, rounded half up to the cent (for fees and estimates)."""
     return int((Decimal(cents) * basis_points / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+# ISO 4217 currencies without minor units (Stripe's list of zero-decimal currencies).
+ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+                          "xaf", "xof", "xpf"})
+
+
+def decimal_amount(minor_units: int, currency: str = "usd") -> str:
+    """Integer minor units as a plain decimal string in the currency's units, for files other
+    programs read: 123450 usd -> '1234.50', 5000 jpy -> '5000', -250 usd -> '-2.50'. No
+    symbol, no thousands separator, never a float."""
+    cents = int(minor_units)
+    if currency.lower() in ZERO_DECIMAL:
+        return str(cents)
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{frac:02d}"

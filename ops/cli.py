@@ -1,8 +1,9 @@
 """`python -m crm ...`: the operator's commands (crm/__main__.py calls `main`).
 
 Owns argument parsing for migrate, create-user, seed-demo, doctor, up (the whole local
-system) and reconcile. Each command is a small function; the work lives in crm/ (users,
-reconcile), db/ (migrations) and the other ops/ tools.
+system), reconcile and export (the accountant's CSV files). Each command is a small
+function; the work lives in crm/ (users, reconcile, export), db/ (migrations) and the
+other ops/ tools.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import getpass
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -89,6 +92,31 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from crm.accounting_export import ExportError, export_to
+    from crm.settings import load_settings
+    from db.pool import connect
+
+    with connect() as conn:
+        tz = str(load_settings(conn)["business.timezone"])
+        try:
+            result, paths = export_to(conn, args.start, args.end, tz, Path(args.out))
+        except ExportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print("\n".join(result.summary()))
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "migrate": cmd_migrate,
     "create-user": cmd_create_user,
@@ -96,6 +124,7 @@ COMMANDS: dict[str, Command] = {
     "doctor": cmd_doctor,
     "up": cmd_up,
     "reconcile": cmd_reconcile,
+    "export": cmd_export,
 }
 
 
@@ -113,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="run the whole system locally: database, sandbox, sidecar, dashboard")
     p.add_argument("--no-seed", action="store_true", help="do not load the demo business")
     sub.add_parser("reconcile", help="catch up with Stripe: apply missed events, repair drifted invoices (repeatable)")
+    p = sub.add_parser("export", help="CSV files for QuickBooks Online: invoices, payments, fees, refunds, disputes")
+    p.add_argument("--from", dest="start", type=_day, required=True, help="first day (YYYY-MM-DD, business time zone)")
+    p.add_argument("--to", dest="end", type=_day, required=True, help="last day, included (YYYY-MM-DD)")
+    p.add_argument("--out", required=True, help="folder to write the CSV files into (created if missing)")
     return parser
 
 

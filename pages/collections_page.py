@@ -1,15 +1,17 @@
-"""Collections (owner): live tiles, time to pay, AR aging, collected vs invoiced, the
-email-to-payment funnel and what reminders did. Every number comes from SQL aggregates."""
+"""Collections (owner): live tiles (paid the same day and within the hour first), time to pay,
+AR aging, collected vs invoiced, the email-to-payment funnel, what reminders did, and the
+accountant's export. Every number comes from SQL aggregates."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from crm import collections as rules
+from crm.accounting_export import ExportError, build_export
 from db import queries_collections as q
 from db.pool import connection
 from ui import charts
@@ -101,3 +103,27 @@ with right:
     st.metric("Reminders sent", int(r["reminders_sent"]))
     st.metric("Invoices reminded", int(r["invoices_reminded"]))
     st.metric("Paid after a reminder", int(r["paid_after_reminder"]))
+
+st.subheader("Accountant export")
+st.caption("Invoices, payments, Stripe fees, refunds and disputes for a date range, as CSV files for QuickBooks "
+           "Online (Settings → Import data: invoices.csv as Invoices, the others as Journal entries). The README "
+           "says which column holds what.")
+last_month_end = now.today.replace(day=1) - timedelta(days=1)
+c1, c2 = st.columns(2)
+start = c1.date_input("From", value=last_month_end.replace(day=1), key="export_from")
+end = c2.date_input("To (included)", value=last_month_end, key="export_to")
+if st.button("Prepare export", key="export_prepare", icon=":material/table_view:"):
+    try:
+        with connection() as conn:
+            result = build_export(conn, start, end, now.tz)
+    except ExportError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state["export_ready"] = (f"{start:%Y-%m-%d}_{end:%Y-%m-%d}", result.zip_bytes(), result.summary())
+ready = st.session_state.get("export_ready")
+if ready:
+    label, data, summary = ready
+    for line in summary:
+        st.caption(line)
+    st.download_button("Download the CSV files (zip)", data, file_name=f"quickbooks-export-{label}.zip",
+                       mime="application/zip", type="primary", icon=":material/download:", key="export_download")
