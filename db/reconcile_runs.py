@@ -58,12 +58,13 @@ def finish_run(conn: Conn, run_id: int, *, ok: bool, counts: dict[str, int], che
 
 
 def invoices_to_check(conn: Conn, mode: str) -> list[dict[str, Any]]:
-    """CRM invoices of `mode` that Stripe may have moved on: open, sending or uncollectible."""
+    """CRM invoices of `mode` that Stripe may have moved on: open, sending or uncollectible.
+    The demo business (ops/seed.py, `demo`) never existed at Stripe: it is not asked about."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT id, status, stripe_invoice_id, amount_paid_cents, send_lease_until, "
             "       send_lease_until IS NULL OR send_lease_until < now() AS lease_expired "
-            "FROM crm.invoices WHERE mode = %s AND stripe_invoice_id IS NOT NULL "
+            "FROM crm.invoices WHERE mode = %s AND stripe_invoice_id IS NOT NULL AND NOT demo "
             "AND status IN ('open', 'sending', 'uncollectible') ORDER BY id",
             (mode,),
         ).fetchall()

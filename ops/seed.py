@@ -206,7 +206,7 @@ def _load_invoice(conn: Conn, inv: DemoInvoice, job_id: int, customer_id: int, p
     row = conn.execute(
         "INSERT INTO crm.invoices (job_id, customer_id, kind, status, amount_due_cents, amount_paid_cents, "
         "due_date, mode, stripe_invoice_id, stripe_invoice_number, hosted_invoice_url, sent_at, paid_at, "
-        "voided_at, created_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id",
+        "voided_at, created_at, demo) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, true) RETURNING id",
         (job_id, customer_id, inv.kind, inv.status, inv.total if sent else 0,
          inv.total if inv.status == "paid" else 0, inv.due_date, "test" if sent else None, stripe_id,
          f"DEMO-{n:04d}" if sent else None, None, inv.sent_at, inv.paid_at,
