@@ -20,7 +20,7 @@ with connection() as conn:
     people = users.list_users(conn)
 now = clock(settings())
 table(frame(people, {"email": "Email", "name": "Name", "role": "Role", "active": "Active",
-                     "failed_logins": "Failed logins", "locked_until": "Locked until", "last_login_at": "Last login",
+                     "failed_logins": "Failed logins since last login", "last_login_at": "Last login",
                      "id": "ID"}, now.tz), key="users_table")
 st.caption(f"Times in {now.tz_label}.")
 
