@@ -34,6 +34,42 @@ SHOTS = ROOT / ("docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") == "1
 pytestmark = pytest.mark.browser
 
 
+PAGES = [("Jobs", "Jobs"), ("Customers", "Customers"), ("Activity", "Activity"), ("Collections", "Collections"),
+         ("Settings", "Settings → Integrations"), ("Users", "Users"), ("Invoices", "Invoices")]
+
+
+def click_first_row(page: Any, table: int) -> None:
+    """Click the first row of a selectable table (its row marker, left of the cells)."""
+    grid = page.get_by_test_id("stDataFrame").nth(table)
+    grid.scroll_into_view_if_needed()
+    grid.click(position={"x": 18, "y": 52})
+    page.wait_for_timeout(1500)
+
+
+def assert_no_sideways_scroll(page: Any, what: str) -> None:
+    """Nothing on the page is wider than the screen (tables scroll inside themselves)."""
+    widths = page.evaluate("""() => {
+        const main = document.querySelector('[data-testid="stMain"]') || document.body;
+        return [document.documentElement.scrollWidth, window.innerWidth, main.scrollWidth, main.clientWidth];
+    }""")
+    assert widths[0] <= widths[1] and widths[2] <= widths[3], f"{what} scrolls sideways at phone width: {widths}"
+
+
+def statement_customer(db: psycopg.Connection[Any], customer: int, send: bool = True) -> int:
+    """Another invoice for the customer (sent, unless send=False: then a draft with its lines)."""
+    from crm.send_invoice import send_invoice
+    from db import drafts
+
+    job = create_job(db, JobInput(customer, "Thermostat install"), "test")
+    invoice = drafts.create_draft(db, job, "standard", None, "usd", "test")
+    db.execute("INSERT INTO crm.invoice_lines (invoice_id, position, description, quantity, unit_amount_cents) "
+               "VALUES (%s, 0, 'Smart thermostat', 1, 24900), (%s, 1, 'Installation', 1, 9500)", (invoice, invoice))
+    db.execute("UPDATE crm.invoices SET amount_due_cents = 34400 WHERE id = %s", (invoice,))
+    if send:
+        assert send_invoice(invoice, "owner@example.com").ok
+    return invoice
+
+
 @pytest.fixture
 def dashboard_url(db: psycopg.Connection[Any], crm_sandbox: RunningSandbox, tmp_path: Path) -> Iterator[str]:
     """`streamlit run dashboard.py` against the test database and the sandbox."""
@@ -139,12 +175,83 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
 
         # The demo business, so the other pages have something to show; sidebar links keep the session.
         seed.seed_demo(db)
-        for title, heading in [("Jobs", "Jobs"), ("Customers", "Customers"), ("Activity", "Activity"),
-                               ("Collections", "Collections"), ("Settings", "Settings → Integrations"),
-                               ("Users", "Users"), ("Invoices", "Invoices")]:
+        for title, heading in PAGES:
             page.get_by_role("link", name=title).click()
             expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
             page.wait_for_timeout(2000)  # charts and tables finish drawing
             assert not page.get_by_test_id("stException").count(), f"{title} raised"
             page.screenshot(path=str(SHOTS / f"{title.lower()}.png"))
+
+        # A click on a customer's row opens the customer: their statement, jobs, invoices, timeline.
+        page.get_by_role("link", name="Customers").click()
+        expect(page.get_by_role("heading", name="Customers", exact=True)).to_be_visible()
+        page.get_by_role("combobox", name="Sort").click()
+        page.get_by_role("option", name="Balance, highest first").click()
+        page.wait_for_timeout(1500)
+        click_first_row(page, 0)
+        expect(page.get_by_text("Statement", exact=False).first).to_be_visible()
+        expect(page.get_by_role("button", name="Email statement")).to_be_visible()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "customer-statement.png"), full_page=True)
+
+        # A statement for Dana (one open invoice from the Send above was paid; send two more).
+        statement_customer(db, customer)
+        page.get_by_role("link", name="Invoices").click()
+        page.get_by_role("link", name="Customers").click()
+        page.get_by_role("textbox", name="Search by name or email").fill("Dana")
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(1500)
+        click_first_row(page, 0)
+        page.get_by_role("button", name="Email statement").click()
+        expect(page.get_by_text("emailed to dana@example.com")).to_be_visible()
+        mail = browser.new_page(viewport={"width": 1000, "height": 900})
+        mail.goto(f"{crm_sandbox.base_url}/mailbox")
+        mail.get_by_role("link", name="Statement from", exact=False).first.click()
+        mail.wait_for_timeout(1000)
+        mail.screenshot(path=str(SHOTS / "statement-email.png"), full_page=True)
+        from crm.email_templates import render_statement_page
+        from crm.settings import load_settings
+        from crm.statements import build_statement, business_today
+
+        current = load_settings(db)
+        mail.set_content(render_statement_page(build_statement(db, customer, current, business_today(current))))
+        mail.screenshot(path=str(SHOTS / "statement-print.png"), full_page=True)
+
+        # Phone width: every page usable without scrolling sideways, and an invoice sent from the phone.
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                    has_touch=True)
+        mobile = phone.new_page()
+        mobile.set_default_timeout(30_000)
+        mobile.goto(dashboard_url)
+        mobile.get_by_role("textbox", name="Email").fill(OWNER_EMAIL)
+        mobile.get_by_role("textbox", name="Password").fill(PASSWORD)
+        mobile.get_by_role("button", name="Log in").click()
+        expect(mobile.get_by_role("heading", name="Invoices")).to_be_visible()
+        mobile.wait_for_timeout(2000)
+        assert_no_sideways_scroll(mobile, "Invoices")
+        mobile.screenshot(path=str(SHOTS / "invoices-phone.png"))
+        phone_draft = statement_customer(db, customer, send=False)
+        mobile.reload()
+        expect(mobile.get_by_role("heading", name="Invoices")).to_be_visible()
+        mobile.wait_for_timeout(2000)
+        click_first_row(mobile, 0)  # the newest invoice: the draft just made
+        expect(mobile.get_by_role("heading", name=f"Invoice #{phone_draft} · draft · draft")).to_be_visible()
+        mobile.get_by_role("button", name="Send via Stripe").scroll_into_view_if_needed()
+        assert_no_sideways_scroll(mobile, "a draft")
+        mobile.screenshot(path=str(SHOTS / "invoice-draft-phone.png"), full_page=True)
+        mobile.get_by_role("button", name="Send via Stripe").click()
+        mobile.get_by_role("button", name="Confirm send").click()
+        expect(mobile.get_by_text("Sent.", exact=False).first).to_be_visible()
+        expect(mobile.get_by_role("heading", name="· open")).to_be_visible()
+        assert_no_sideways_scroll(mobile, "a sent invoice")
+        mobile.screenshot(path=str(SHOTS / "invoice-sent-phone.png"), full_page=True)
+        for title, heading in PAGES:
+            mobile.get_by_test_id("stExpandSidebarButton").click()
+            mobile.get_by_role("link", name=title).click()
+            expect(mobile.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+            mobile.wait_for_timeout(2000)
+            assert not mobile.get_by_test_id("stException").count(), f"{title} raised at phone width"
+            assert_no_sideways_scroll(mobile, title)
+            mobile.screenshot(path=str(SHOTS / f"{title.lower()}-phone.png"))
+        phone.close()
         browser.close()
