@@ -154,13 +154,18 @@ COLLECTIONS_ROLLUP = (
     "inserts without a key, so concurrent webhooks never wait on each other there. Every read first calls "
     "`crm.refresh_collections_daily(tz)`, which deletes those rows and recomputes only their local days, each "
     "run of consecutive days from one index range (a payment today for an invoice sent in May recomputes two "
-    "days, not the months between); a roll-up built for another time zone is rebuilt. The weekly sums, the "
-    "time-to-pay buckets, the funnel, invoiced in 90 days and this month's payments read ~200 rows; the "
-    "medians stay exact (they come from the invoices: a median does not add up by day), as do aging and "
-    "reminders. Each measured run above starts with one change today (as after a payment), so it includes "
-    "recomputing today's row (`refresh_daily`). Rejected: a trigger that adds to the day's row in place (that "
-    "row would be a lock every payment webhook of the day queues on, and the funnel's 'any of the invoice's "
-    "emails was opened' cannot be kept by increments); weekly medians from the histogram (approximate).")
+    "days, not the months between), then the exact median time to pay of those days' weeks "
+    "(`crm.collections_weekly`: a median does not add up from days, so a changed week is recomputed from its own "
+    "invoices, ~1/26 of the chart's window); a roll-up built for another time zone is rebuilt. By reminder day it "
+    "also keeps reminders sent, invoices whose first reminder went out that day and how many of them were paid "
+    "after it ('what reminders did' now counts invoices by their first reminder: the same numbers over any window "
+    "that starts before an invoice's first reminder). The weekly sums, the time-to-pay buckets, the funnel, the "
+    "weekly medians, what reminders did, invoiced in 90 days and this month's payments read ~200 rows; the open "
+    "balances, aging and the tiles' rolling 30-day medians still read the invoices (index-only). Each measured "
+    "run above starts with one change today (as after a payment), so it includes recomputing today's row and "
+    "this week's median (`refresh_daily`). Rejected: a trigger that adds to the day's row in place (that row "
+    "would be a lock every payment webhook of the day queues on, and the funnel's 'any of the invoice's emails "
+    "was opened' cannot be kept by increments); weekly medians from the histogram (approximate).")
 
 COLLECTIONS_FINDINGS = (
     "**Changed before (issue 11) to approach the target (db/queries_collections.py, 0011's covering indexes)."
@@ -310,9 +315,8 @@ WEBHOOK_P99_WHY = ("at 200/s one pause of a single process (the sidecar's, or Po
                    "the same port (WEBHOOK_WORKERS=2) on a machine with cores to spare, so one stalled process "
                    "does not hold the queue, and a longer window (60 s) for a steadier p99")
 DASHBOARD_TIME_WHY: dict[str, str] = {
-    "collections": "with the daily roll-up what is left is the exact medians (weekly and the tiles' 60 days), the "
-                   "open balances and aging, and reminders, read from the tables; see the per-query table under "
-                   "Dashboard data",
+    "collections": "with the daily roll-up what is left is read from the tables: the tiles' rolling 30-day "
+                   "medians, the open balances and aging; see the per-query table under Dashboard data",
     "invoices": "see the per-query table under Dashboard data",
 }
 QUEUE_WHY = ("see the plans under Reminder queueing for the statement that grew")

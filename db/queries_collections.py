@@ -6,14 +6,14 @@ Weeks and days are cut in the business's time zone.
 
 The windowed charts (invoiced and collected per week, time to pay by bucket, the funnel)
 and the tiles' sums read the daily roll-up crm.collections_daily, whole local days, brought
-up to date first by `refresh_daily` (only the days that changed are recomputed); the open
-balances, aging, exact medians and reminders read the tables themselves.
+up to date first by `refresh_daily` (only the days that changed are recomputed), as do the
+weekly medians (crm.collections_weekly, exact, recomputed for the weeks that changed) and
+what reminders did; the open balances, aging and the tiles' rolling 30-day medians read the
+tables themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,20 +29,6 @@ TIME_TO_PAY_BOUNDS = (5 * 60, 15 * 60, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 864
                       60 * 86400)
 TIME_TO_PAY_LABELS = ("< 5 min", "5–15 min", "15–60 min", "1–4 h", "4–24 h", "1–3 days", "3–7 days",
                       "7–14 days", "14–30 days", "30–60 days", "60+ days")
-
-
-@contextmanager
-def _without_jit(conn: Conn) -> Iterator[None]:
-    """Plan and run the enclosed query with JIT compilation off.
-
-    Postgres JIT-compiles any plan costed over jit_above_cost (100,000 by default); these
-    aggregates over a few hundred thousand index-only rows cross it, and at 1M invoices the
-    compilation took 20-190 ms per query, more than the execution it sped up. SET LOCAL ends
-    with the transaction (a savepoint inside the caller's, or its own in autocommit).
-    """
-    with conn.transaction():
-        conn.execute("SET LOCAL jit = off")
-        yield
 
 
 def refresh_daily(conn: Conn, tz: str) -> int:
@@ -126,19 +112,18 @@ def time_to_pay_distribution(conn: Conn, since: datetime, until: datetime, tz: s
 
 
 def weekly_median_time_to_pay(conn: Conn, since: datetime, until: datetime, tz: str) -> list[dict[str, Any]]:
-    # Exact medians, from the invoices (a median does not roll up by day).
-    with _without_jit(conn):
-        return conn.execute(
-            """
-            SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM paid_at - sent_at)) AS median_s,
-                   count(*) AS invoices
-            FROM crm.invoices
-            WHERE paid_at >= %(since)s AND paid_at < %(until)s AND sent_at IS NOT NULL
-            GROUP BY 1 ORDER BY 1
-            """,
-            {"since": since, "until": until, "tz": tz},
-        ).fetchall()
+    """Per local week (Monday) that has payments: the exact median time to pay of the invoices
+    paid in it, from crm.collections_weekly (kept with the days; whole weeks)."""
+    refresh_daily(conn, tz)
+    first, last = _day_window(until, since, tz)
+    return conn.execute(
+        """
+        SELECT week, median_s, invoices FROM crm.collections_weekly
+        WHERE week BETWEEN date_trunc('week', %(first)s::date)::date AND %(last)s AND invoices > 0
+        ORDER BY week
+        """,
+        {"first": first, "last": last},
+    ).fetchall()
 
 
 _AGING = """
@@ -218,21 +203,19 @@ def funnel(conn: Conn, since: datetime, until: datetime, tz: str = "UTC") -> lis
     return [{"stage": stage, "invoices": int(row[stage])} for stage in FUNNEL_STAGES]
 
 
-def reminder_effect(conn: Conn, since: datetime, until: datetime) -> dict[str, Any]:
-    """Reminders sent in the window; invoices that got one, and how many were paid after it."""
+def reminder_effect(conn: Conn, since: datetime, until: datetime, tz: str = "UTC") -> dict[str, Any]:
+    """Reminders sent in the window; invoices whose first reminder went out in it, and how many
+    of those were paid after that reminder (from the roll-up, by reminder day)."""
+    refresh_daily(conn, tz)
+    first, last = _day_window(until, since, tz)
     row = conn.execute(
         """
-        WITH first_reminder AS (
-            SELECT r.invoice_id, min(r.sent_at) AS first_sent, count(*) AS sent
-            FROM crm.reminders r
-            WHERE r.status = 'sent' AND r.sent_at >= %(since)s AND r.sent_at < %(until)s
-            GROUP BY 1
-        )
-        SELECT coalesce(sum(f.sent), 0) AS reminders_sent, count(*) AS invoices_reminded,
-               count(*) FILTER (WHERE i.paid_at > f.first_sent) AS paid_after_reminder
-        FROM first_reminder f JOIN crm.invoices i ON i.id = f.invoice_id
+        SELECT coalesce(sum(reminders_sent), 0) AS reminders_sent,
+               coalesce(sum(first_reminded), 0) AS invoices_reminded,
+               coalesce(sum(paid_after_first), 0) AS paid_after_reminder
+        FROM crm.collections_daily WHERE day BETWEEN %(first)s AND %(last)s
         """,
-        {"since": since, "until": until},
+        {"first": first, "last": last},
     ).fetchone()
     assert row is not None
     return dict(row)
@@ -249,5 +232,5 @@ def chart_data(conn: Conn, today: date, tz: str) -> dict[str, Any]:
         "aging_totals": aging_totals(conn, today),
         "weekly": collected_vs_invoiced_weekly(conn, until - timedelta(weeks=26), until, tz),
         "funnel": funnel(conn, until - timedelta(days=90), until, tz),
-        "reminders": reminder_effect(conn, until - timedelta(days=90), until),
+        "reminders": reminder_effect(conn, until - timedelta(days=90), until, tz),
     }

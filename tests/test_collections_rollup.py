@@ -14,13 +14,18 @@ from ops import seed
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 COLUMNS = ("day", "sent_invoices", "sent_cents", "paid_same_day", "paid_within_hour", "funnel_delivered",
            "funnel_opened", "funnel_clicked", "funnel_paid", "payments", "collected_cents", "fee_cents",
-           "paid_invoices", "time_to_pay_buckets")
+           "paid_invoices", "time_to_pay_buckets", "reminders_sent", "first_reminded", "paid_after_first")
 
 
 def _rows(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-    # Days with nothing on them are zero rows inside a run; compare the days that have data.
-    return [tuple(r[c] for c in COLUMNS) for r in db.execute(
-        "SELECT * FROM crm.collections_daily WHERE sent_invoices + payments + paid_invoices > 0 ORDER BY day")]
+    # Days with nothing on them are zero rows inside a run; compare the days that have data,
+    # and the weekly medians.
+    days = [tuple(r[c] for c in COLUMNS) for r in db.execute(
+        "SELECT * FROM crm.collections_daily WHERE sent_invoices + payments + paid_invoices + reminders_sent > 0 "
+        "ORDER BY day")]
+    weeks = [(r["week"], round(r["median_s"], 6), r["invoices"]) for r in db.execute(
+        "SELECT * FROM crm.collections_weekly WHERE invoices > 0 ORDER BY week")]
+    return [*days, *weeks]
 
 
 def _rebuilt(db: psycopg.Connection[Any], tz: str) -> list[tuple[Any, ...]]:
@@ -55,15 +60,27 @@ def test_rollup_follows_payments_voids_and_email_tracking(db: psycopg.Connection
                (open_inv["id"], open_inv["amount_due_cents"], open_inv["amount_due_cents"] - 100, paid_at))
     db.execute("UPDATE crm.invoices SET status = 'void', voided_at = now() WHERE id = "
                "(SELECT id FROM crm.invoices WHERE status = 'open' ORDER BY sent_at DESC LIMIT 1)")
+    # A reminder goes out for an open invoice (its first, or a later one).
+    db.execute("UPDATE crm.reminders SET status = 'sent', sent_at = %s, resend_id = 'rollup-r1' WHERE id = "
+               "(SELECT r.id FROM crm.reminders r JOIN crm.invoices i ON i.id = r.invoice_id "
+               " WHERE r.status = 'pending' AND i.status = 'open' ORDER BY r.id LIMIT 1)", (NOW - timedelta(hours=1),))
     db.execute("UPDATE crm.email_messages SET first_opened_at = sent_at + interval '1 minute' WHERE id = "
                "(SELECT m.id FROM crm.email_messages m JOIN crm.invoices i ON i.id = m.invoice_id "
                " WHERE m.first_opened_at IS NULL AND i.status = 'open' LIMIT 1)")
     changed = q.refresh_daily(db, tz)
-    assert 0 < changed < 20  # only the changed days (and the gaps inside a run), not all 180
+    assert 0 < changed < 40  # only the changed days (and the gaps inside a run), not all 180
     incremental = _rows(db)
     assert incremental != built
     assert incremental == _rebuilt(db, tz)
 
+    # The weekly medians are the exact ones, week by week.
+    direct = {r["week"]: (round(r["m"], 6), r["n"]) for r in db.execute(
+        "SELECT date_trunc('week', paid_at AT TIME ZONE %s)::date AS week, count(*) AS n, "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM paid_at - sent_at)) AS m "
+        "FROM crm.invoices WHERE paid_at IS NOT NULL AND sent_at IS NOT NULL GROUP BY 1", (tz,))}
+    stored = {r["week"]: (round(r["median_s"], 6), r["invoices"]) for r in db.execute(
+        "SELECT * FROM crm.collections_weekly WHERE invoices > 0")}
+    assert stored == direct
     today = date(2026, 6, 15)
     t = q.tiles(db, today, datetime(2026, 6, 1, tzinfo=UTC), NOW, tz)
     assert t["payments"] > 0 and t["gross_cents"] >= open_inv["amount_due_cents"]
@@ -72,9 +89,9 @@ def test_rollup_follows_payments_voids_and_email_tracking(db: psycopg.Connection
 def test_rollup_is_rebuilt_for_another_time_zone(db: psycopg.Connection[Any]) -> None:
     seed.load(db, seed.generate(NOW), NOW)
     q.refresh_daily(db, "UTC")
-    utc = {r[0]: r for r in _rows(db)}
+    utc = {r[0]: r for r in _rows(db) if len(r) == len(COLUMNS)}
     q.refresh_daily(db, "Asia/Tokyo")
-    tokyo = {r[0]: r for r in _rows(db)}
+    tokyo = {r[0]: r for r in _rows(db) if len(r) == len(COLUMNS)}
     state = db.execute("SELECT tz FROM crm.collections_daily_state").fetchone()
     assert state == {"tz": "Asia/Tokyo"}
     assert utc != tokyo

@@ -112,7 +112,7 @@ def test_a_changed_functions_file_is_reapplied_and_the_others_skipped(scratch_da
         body = conn.execute("SELECT pg_get_functiondef('crm.reconcile_lock_key'::regproc)").fetchone()
         assert body is not None
         held = conn.execute("SELECT checksum FROM crm.schema_functions WHERE file = '80_reconcile.sql'").fetchone()
-    assert held == (discover_functions(functions)[-1].checksum,)
+    assert held == (next(f for f in discover_functions(functions) if f.key == "80_reconcile.sql").checksum,)
     assert migrate(scratch_database, MIGRATIONS_DIR, functions) == []
 
 

@@ -4,8 +4,9 @@
 -- Maintained incrementally: triggers on invoices, payments and invoice emails append the
 -- times whose local days changed (sent_at, paid_at, old and new) to crm.collections_changes;
 -- crm.refresh_collections_daily(tz) recomputes only those days, each from its own rows
--- (one index range per run of consecutive days), and rebuilds everything when the roll-up
--- was built for another time zone (or never). A page read that finds nothing changed costs
+-- (one index range per run of consecutive days), and the exact weekly medians of their weeks
+-- (crm.collections_weekly), and rebuilds everything when the roll-up was built for another
+-- time zone (or never). A page read that finds nothing changed costs
 -- one empty DELETE.
 
 -- Upper bounds (seconds) of the time-to-pay buckets; db/queries_collections.TIME_TO_PAY_BOUNDS
@@ -27,6 +28,12 @@ BEGIN
         INSERT INTO crm.collections_changes (at)
         SELECT DISTINCT t FROM unnest(ARRAY[OLD.sent_at, OLD.paid_at, NEW.sent_at, NEW.paid_at]) t
          WHERE t IS NOT NULL;
+        -- 'Paid after its first reminder' is counted on the day of that reminder.
+        IF OLD.paid_at IS DISTINCT FROM NEW.paid_at THEN
+            INSERT INTO crm.collections_changes (at)
+            SELECT min(r.sent_at) FROM crm.reminders r WHERE r.invoice_id = NEW.id AND r.status = 'sent'
+            HAVING min(r.sent_at) IS NOT NULL;
+        END IF;
     ELSE
         INSERT INTO crm.collections_changes (at)
         SELECT DISTINCT t FROM unnest(ARRAY[OLD.sent_at, OLD.paid_at]) t WHERE t IS NOT NULL;
@@ -91,6 +98,28 @@ CREATE OR REPLACE TRIGGER email_messages_collections_update AFTER UPDATE ON crm.
     EXECUTE FUNCTION crm.collections_note_email();
 
 
+-- A reminder that went out (or stopped counting as sent) changes its day.
+CREATE OR REPLACE FUNCTION crm.collections_note_reminder() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.status = 'sent' AND OLD.sent_at IS NOT NULL THEN
+        INSERT INTO crm.collections_changes (at) VALUES (OLD.sent_at);
+    END IF;
+    IF NEW.status = 'sent' AND NEW.sent_at IS NOT NULL THEN
+        INSERT INTO crm.collections_changes (at) VALUES (NEW.sent_at);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER reminders_collections_insert AFTER INSERT ON crm.reminders
+    FOR EACH ROW WHEN (NEW.status = 'sent') EXECUTE FUNCTION crm.collections_note_reminder();
+CREATE OR REPLACE TRIGGER reminders_collections_update AFTER UPDATE ON crm.reminders
+    FOR EACH ROW WHEN ((OLD.status IS DISTINCT FROM NEW.status OR OLD.sent_at IS DISTINCT FROM NEW.sent_at)
+                       AND (OLD.status = 'sent' OR NEW.status = 'sent'))
+    EXECUTE FUNCTION crm.collections_note_reminder();
+
+
 -- The roll-up rows of every local day (in p_tz) from p_from to p_until (local midnights).
 CREATE OR REPLACE FUNCTION crm.collections_day_rows(p_tz text, p_from timestamptz, p_until timestamptz)
 RETURNS SETOF crm.collections_daily
@@ -132,6 +161,20 @@ BEGIN
          CROSS JOIN generate_series(0, 10) AS b(b)
           LEFT JOIN ttp t ON t.day = dd.day AND t.bucket = b.b
          GROUP BY dd.day
+    ), rem AS (
+        -- A reminder is an invoice's first when no sent reminder of that invoice went out earlier.
+        SELECT f.day, sum(f.sent)::int AS sent, count(*) FILTER (WHERE f.first_at IS NOT NULL)::int AS first,
+               count(*) FILTER (WHERE f.first_at IS NOT NULL AND i.paid_at > f.first_at)::int AS paid_after
+          FROM (SELECT (r.sent_at AT TIME ZONE p_tz)::date AS day, r.invoice_id, count(*) AS sent,
+                       min(r.sent_at) FILTER (WHERE NOT EXISTS (
+                           SELECT 1 FROM crm.reminders e
+                            WHERE e.invoice_id = r.invoice_id AND e.status = 'sent' AND e.sent_at < r.sent_at))
+                           AS first_at
+                  FROM crm.reminders r
+                 WHERE r.status = 'sent' AND r.sent_at >= p_from AND r.sent_at < p_until
+                 GROUP BY 1, 2) f
+          JOIN crm.invoices i ON i.id = f.invoice_id
+         GROUP BY f.day
     ), pay AS (
         SELECT (paid_at AT TIME ZONE p_tz)::date AS day, count(*)::int AS n, sum(amount_cents)::bigint AS cents,
                coalesce(sum(fee_cents), 0)::bigint AS fees
@@ -143,11 +186,29 @@ BEGIN
            coalesce(s.delivered, 0), coalesce(s.opened, 0), coalesce(s.clicked, 0), coalesce(s.paid, 0),
            coalesce(p.n, 0), coalesce(p.cents, 0), coalesce(p.fees, 0),
            coalesce(t.n, 0), coalesce(t.buckets, array_fill(0, ARRAY[11])),
+           coalesce(r.sent, 0), coalesce(r.first, 0), coalesce(r.paid_after, 0),
            now()
       FROM days d
       LEFT JOIN sent s ON s.day = d.day
       LEFT JOIN pay p ON p.day = d.day
-      LEFT JOIN ttp_days t ON t.day = d.day;
+      LEFT JOIN ttp_days t ON t.day = d.day
+      LEFT JOIN rem r ON r.day = d.day;
+END;
+$$;
+
+
+-- The weekly medians of the local weeks (Mondays) from p_from to p_until (local midnights).
+CREATE OR REPLACE FUNCTION crm.collections_week_rows(p_tz text, p_from timestamptz, p_until timestamptz)
+RETURNS SETOF crm.collections_weekly
+LANGUAGE plpgsql STABLE
+SET jit = off AS $$
+BEGIN
+    RETURN QUERY
+    SELECT date_trunc('week', paid_at AT TIME ZONE p_tz)::date, p_tz,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM paid_at - sent_at)), count(*)::int, now()
+      FROM crm.invoices
+     WHERE paid_at >= p_from AND paid_at < p_until AND sent_at IS NOT NULL
+     GROUP BY 1;
 END;
 $$;
 
@@ -160,7 +221,10 @@ DECLARE
     v_built text;
     v_lo timestamptz;
     v_hi timestamptz;
+    v_from timestamptz;
+    v_until timestamptz;
     v_days integer := 0;
+    v_changed date[];
     r record;
 BEGIN
     -- One refresh at a time (two dashboards refreshing at once: the second finds nothing left).
@@ -169,15 +233,18 @@ BEGIN
     IF v_built IS DISTINCT FROM p_tz THEN
         DELETE FROM crm.collections_changes;
         DELETE FROM crm.collections_daily;
+        DELETE FROM crm.collections_weekly;
         SELECT least(min(sent_at), min(paid_at)), greatest(max(sent_at), max(paid_at))
           INTO v_lo, v_hi FROM crm.invoices;
         SELECT least(v_lo, min(paid_at)), greatest(v_hi, max(paid_at)) INTO v_lo, v_hi FROM crm.payments;
+        SELECT least(v_lo, min(sent_at)), greatest(v_hi, max(sent_at)) INTO v_lo, v_hi
+          FROM crm.reminders WHERE status = 'sent';
         IF v_lo IS NOT NULL THEN
-            INSERT INTO crm.collections_daily
-            SELECT * FROM crm.collections_day_rows(
-                p_tz, ((v_lo AT TIME ZONE p_tz)::date)::timestamp AT TIME ZONE p_tz,
-                ((v_hi AT TIME ZONE p_tz)::date + 1)::timestamp AT TIME ZONE p_tz);
+            v_from := ((v_lo AT TIME ZONE p_tz)::date)::timestamp AT TIME ZONE p_tz;
+            v_until := ((v_hi AT TIME ZONE p_tz)::date + 1)::timestamp AT TIME ZONE p_tz;
+            INSERT INTO crm.collections_daily SELECT * FROM crm.collections_day_rows(p_tz, v_from, v_until);
             GET DIAGNOSTICS v_days = ROW_COUNT;
+            INSERT INTO crm.collections_weekly SELECT * FROM crm.collections_week_rows(p_tz, v_from, v_until);
         END IF;
         INSERT INTO crm.collections_daily_state (singleton, tz, built_at) VALUES (true, p_tz, now())
         ON CONFLICT (singleton) DO UPDATE SET tz = EXCLUDED.tz, built_at = EXCLUDED.built_at;
@@ -185,10 +252,14 @@ BEGIN
     END IF;
     -- The changed local days, in runs of consecutive days (gaps and islands): one index
     -- range per run. Rows committed after this DELETE stay for the next refresh.
+    WITH gone AS (DELETE FROM crm.collections_changes RETURNING at)
+    SELECT array_agg(DISTINCT (at AT TIME ZONE p_tz)::date) INTO v_changed FROM gone;
+    IF v_changed IS NULL THEN
+        RETURN 0;
+    END IF;
     FOR r IN
-        WITH gone AS (DELETE FROM crm.collections_changes RETURNING at),
-             d AS (SELECT DISTINCT (at AT TIME ZONE p_tz)::date AS day FROM gone),
-             runs AS (SELECT day, day - (row_number() OVER (ORDER BY day))::int AS grp FROM d)
+        WITH runs AS (SELECT day, day - (row_number() OVER (ORDER BY day))::int AS grp
+                        FROM unnest(v_changed) AS day)
         SELECT min(day) AS lo, max(day) AS hi FROM runs GROUP BY grp ORDER BY 1
     LOOP
         DELETE FROM crm.collections_daily WHERE day BETWEEN r.lo AND r.hi;
@@ -196,6 +267,14 @@ BEGIN
         SELECT * FROM crm.collections_day_rows(p_tz, r.lo::timestamp AT TIME ZONE p_tz,
                                                (r.hi + 1)::timestamp AT TIME ZONE p_tz);
         v_days := v_days + (r.hi - r.lo) + 1;
+    END LOOP;
+    -- And the weeks those days are in.
+    FOR r IN SELECT DISTINCT date_trunc('week', day)::date AS week FROM unnest(v_changed) AS day ORDER BY 1
+    LOOP
+        DELETE FROM crm.collections_weekly WHERE week = r.week;
+        INSERT INTO crm.collections_weekly
+        SELECT * FROM crm.collections_week_rows(p_tz, r.week::timestamp AT TIME ZONE p_tz,
+                                                (r.week + 7)::timestamp AT TIME ZONE p_tz);
     END LOOP;
     RETURN v_days;
 END;

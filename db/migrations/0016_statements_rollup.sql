@@ -24,7 +24,9 @@ UPDATE crm.invoices SET demo = true WHERE stripe_invoice_id LIKE 'in\_demo\_%';
 --   by send day: invoices sent (not void), their amount, how many were paid the same local
 --     day and within an hour of sending, and the email funnel (delivered, opened, clicked, paid);
 --   by payment day: payments, gross, fees; invoices paid, by time-to-pay bucket (the
---     bounds of db/queries_collections.TIME_TO_PAY_BOUNDS).
+--     bounds of db/queries_collections.TIME_TO_PAY_BOUNDS);
+--   by reminder day: reminders sent, invoices whose first reminder went out that day, and
+--     how many of those were paid after it.
 CREATE TABLE crm.collections_daily (
     day                 date PRIMARY KEY,
     tz                  text NOT NULL,
@@ -41,7 +43,21 @@ CREATE TABLE crm.collections_daily (
     fee_cents           bigint NOT NULL DEFAULT 0,
     paid_invoices       integer NOT NULL DEFAULT 0,
     time_to_pay_buckets integer[] NOT NULL DEFAULT '{}',
+    reminders_sent      integer NOT NULL DEFAULT 0,
+    first_reminded      integer NOT NULL DEFAULT 0,
+    paid_after_first    integer NOT NULL DEFAULT 0,
     refreshed_at        timestamptz NOT NULL DEFAULT now()
+);
+
+-- The exact median time to pay of the invoices paid in each local week (Monday), kept with
+-- the days: a refresh recomputes the weeks of the days that changed (a median does not add
+-- up from days).
+CREATE TABLE crm.collections_weekly (
+    week            date PRIMARY KEY,
+    tz              text NOT NULL,
+    median_s        float8,
+    invoices        integer NOT NULL DEFAULT 0,
+    refreshed_at    timestamptz NOT NULL DEFAULT now()
 );
 
 -- The time zone the roll-up was built for (one row). Another zone, or no row: rebuild.
@@ -59,5 +75,6 @@ CREATE TABLE crm.collections_changes (
 );
 
 ALTER TABLE crm.collections_daily ENABLE ROW LEVEL SECURITY;
+ALTER TABLE crm.collections_weekly ENABLE ROW LEVEL SECURITY;
 ALTER TABLE crm.collections_daily_state ENABLE ROW LEVEL SECURITY;
 ALTER TABLE crm.collections_changes ENABLE ROW LEVEL SECURITY;
