@@ -155,6 +155,10 @@ BEGIN
             THEN crm.apply_stripe_invoice_payment(v_id, v_obj, p_mode)
         WHEN v_type IN ('charge.refunded', 'refund.created', 'refund.updated', 'refund.failed')
             THEN crm.apply_stripe_refund_event(v_id, v_type, v_obj, p_mode)
+        WHEN v_type IN ('payment_intent.processing', 'payment_intent.payment_failed')
+            THEN crm.apply_stripe_payment_intent_event(v_id, v_type, v_obj, p_mode)
+        WHEN v_type LIKE 'charge.dispute.%'
+            THEN crm.apply_stripe_dispute_event(v_id, v_type, v_obj, p_mode)
         ELSE jsonb_build_object('outcome', 'ignored', 'detail', 'event type not handled')
     END;
 
