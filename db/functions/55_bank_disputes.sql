@@ -141,8 +141,10 @@ BEGIN
     UPDATE crm.invoices
        SET processing_payment_intent_id = NULL, processing_amount_cents = NULL, processing_since = NULL
      WHERE id = NEW.invoice_id AND processing_payment_intent_id = NEW.stripe_payment_intent_id;
-    IF FOUND AND (SELECT status FROM crm.invoices WHERE id = NEW.invoice_id) = 'open' THEN
-        -- Partly paid and open: the rest is asked for again.
+    IF FOUND AND (SELECT status = 'open' AND amount_due_cents > (SELECT sum(amount_cents) FROM crm.payments p
+                                                                  WHERE p.invoice_id = NEW.invoice_id)
+                    FROM crm.invoices WHERE id = NEW.invoice_id) THEN
+        -- Settled for part of the invoice: it is open for the rest (paid in full, invoice.paid says so).
         INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
         VALUES ('invoice', NEW.invoice_id, 'processing', 'open', 'stripe_event', coalesce(NEW.stripe_event_id, 'system'),
                 NEW.stripe_event_id, jsonb_build_object('payment_intent', NEW.stripe_payment_intent_id,
