@@ -44,7 +44,7 @@ def collected_this_month(db: Conn) -> int:
 
 
 def shown(db: Conn, invoice_id: int) -> str:
-    return str([r for r in list_invoices(db, InvoiceFilter(), date.today()) if r["id"] == invoice_id][0]["status"])
+    return str(next(r for r in list_invoices(db, InvoiceFilter(), date.today()) if r["id"] == invoice_id)["status"])
 
 
 def test_dispute_opened_then_lost_shows_disputed_then_reduces_collected(
@@ -142,7 +142,8 @@ def test_dispute_closed_is_final_whatever_arrives_after_it(sidecar: Sidecar) -> 
     pi, ch = sp.stripe_id("pi"), sp.stripe_id("ch")
     sidecar.post(sp.event("invoice_payment.paid", sp.invoice_payment(inv["stripe_invoice_id"], pi, 10_000)))
 
-    assert sidecar.post(sp.event("charge.dispute.closed", dispute_payload(ch, pi, "lost"))).json()["outcome"] == "applied"
+    closed = sidecar.post(sp.event("charge.dispute.closed", dispute_payload(ch, pi, "lost")))
+    assert closed.json()["outcome"] == "applied"
     late = sidecar.post(sp.event("charge.dispute.created", dispute_payload(ch, pi, "needs_response")))
 
     assert late.json()["outcome"] == "ignored"
