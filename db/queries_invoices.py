@@ -130,8 +130,9 @@ def invoice_disputes(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
 
 
 def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict[str, Any]]:
-    """Everything that happened to one invoice, oldest first: status changes (audit log),
-    emails and their Resend events, reminders, and the Stripe events that matched it."""
+    """Everything that happened to one invoice, oldest first: status changes (audit log, with
+    the derived ones: processing, disputed), payments, emails and their Resend events,
+    reminders, and the Stripe events that matched it."""
     return conn.execute(
         """
         SELECT * FROM (
@@ -155,6 +156,11 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
                            ELSE '' END AS what,
                    a.actor_type || ': ' || a.actor AS who
             FROM crm.audit_log a WHERE a.entity = 'invoice' AND a.entity_id = %(id)s
+          UNION ALL
+            SELECT p.paid_at, 'payment',
+                   'payment of ' || to_char(p.amount_cents::numeric / 100, 'FM999,999,990.00') || ' received',
+                   coalesce(p.stripe_payment_intent_id, p.stripe_payment_id)
+            FROM crm.payments p WHERE p.invoice_id = %(id)s
           UNION ALL
             SELECT coalesce(m.sent_at, m.created_at), 'email',
                    m.kind || ' email ' || m.status || ' to ' || m.to_address, coalesce(m.resend_id, '')
