@@ -89,7 +89,8 @@ def test_partial_payment_too_late_to_cancel_at_resend_does_not_send_a_second_rem
     assert rd.cancel_requested(db, gateway(db), now + timedelta(minutes=1))["too_late"] == 1
 
     slot = [r for r in reminders_of(db, inv["invoice_id"]) if r["offset_days"] == rows[0]["offset_days"]]
-    assert [(r["status"], r["cancel_reason"]) for r in slot] == [("sent", "amount_changed"), ("cancelled", "superseded")]
+    assert [(r["status"], r["cancel_reason"]) for r in slot] == [
+        ("sent", "amount_changed"), ("cancelled", "superseded")]
     assert queue_due(db, now + timedelta(minutes=1)) == 0
 
 
