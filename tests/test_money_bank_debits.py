@@ -59,7 +59,8 @@ def test_bank_payment_is_processing_with_reminders_paused_then_paid_when_it_sett
     # The reminder Resend held is cancelled there; its slot waits for after the debit.
     assert rd.cancel_requested(db, gateway(db), now + timedelta(minutes=1))["done"] == 1
     assert [e["last_event"] for e in reminder_emails(wired, inv["invoice_id"])] == ["canceled"]
-    slot = [r for r in reminders_of(db, inv["invoice_id"]) if r["offset_days"] == at_resend["offset_days"]]
+    slot = sorted((r for r in reminders_of(db, inv["invoice_id"]) if r["offset_days"] == at_resend["offset_days"]),
+                  key=lambda r: r["revision"])
     assert [(r["status"], r["cancel_reason"]) for r in slot] == [("cancelled", "payment_processing"),
                                                                 ("pending", None)]
     # While processing, nothing is queued or handed to Resend, however due it is.
@@ -109,7 +110,8 @@ def test_failed_bank_payment_opens_the_invoice_again_flagged_and_reminders_resum
     # Reminders resume: the kept slot is queued and handed to Resend again, as a new email.
     assert queue_due(db, now) == 1
     assert rd.dispatch_queued(db, gateway(db), now)["scheduled"] == 1
-    slot = [r for r in reminders_of(db, inv["invoice_id"]) if r["offset_days"] == at_resend["offset_days"]]
+    slot = sorted((r for r in reminders_of(db, inv["invoice_id"]) if r["offset_days"] == at_resend["offset_days"]),
+                  key=lambda r: r["revision"])
     assert [r["status"] for r in slot] == ["cancelled", "scheduled"]
     assert [e["last_event"] for e in reminder_emails(wired, inv["invoice_id"])] == ["canceled", "scheduled"]
 

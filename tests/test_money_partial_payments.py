@@ -60,7 +60,8 @@ def test_partial_payment_requeues_the_reminder_at_resend_with_the_remaining_amou
     assert [e["last_event"] for e in emails] == ["canceled", "scheduled"]
     assert "$150.00" in emails[1]["text"] and "$250.00" not in emails[1]["text"]
     assert "$150.00" in emails[1]["html"]
-    slot = [r for r in reminders_of(db, inv["invoice_id"]) if r["offset_days"] == rows[0]["offset_days"]]
+    slot = sorted((r for r in reminders_of(db, inv["invoice_id"]) if r["offset_days"] == rows[0]["offset_days"]),
+                  key=lambda r: r["revision"])
     assert [(r["revision"], r["status"], r["cancel_reason"]) for r in slot] == [
         (0, "cancelled", "amount_changed"), (1, "scheduled", None)]
     keys = db.execute("SELECT idempotency_key FROM crm.email_messages WHERE invoice_id = %s ORDER BY id",
@@ -88,7 +89,8 @@ def test_partial_payment_too_late_to_cancel_at_resend_does_not_send_a_second_rem
     partial_payment(db, inv, 10_000)
     assert rd.cancel_requested(db, gateway(db), now + timedelta(minutes=1))["too_late"] == 1
 
-    slot = [r for r in reminders_of(db, inv["invoice_id"]) if r["offset_days"] == rows[0]["offset_days"]]
+    slot = sorted((r for r in reminders_of(db, inv["invoice_id"]) if r["offset_days"] == rows[0]["offset_days"]),
+                  key=lambda r: r["revision"])
     assert [(r["status"], r["cancel_reason"]) for r in slot] == [
         ("sent", "amount_changed"), ("cancelled", "superseded")]
     assert queue_due(db, now + timedelta(minutes=1)) == 0
