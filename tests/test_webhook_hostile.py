@@ -72,9 +72,8 @@ def paid_event(hooks: Sidecar, **extra: Any) -> dict[str, Any]:
 
 JUNK_HEADERS = [
     ("stripe", {"Stripe-Signature": "t=1700000000,v1=é".encode()}, "malformed Stripe-Signature"),
-    ("stripe", {"Stripe-Signature": b"t=" + b"9" * 5000 + b",v1=00"}, "malformed Stripe-Signature"),
-    ("stripe", {"Stripe-Signature": "t=²,v1=00".encode()}, "malformed Stripe-Signature"),
-    ("resend", {"svix-id": "msg_1", "svix-timestamp": "²".encode(), "svix-signature": "v1,AAAA"},
+    # b"\xb2" is '²' as the server decodes headers (latin-1): str.isdigit() says yes, int() says no.
+    ("resend", {"svix-id": "msg_1", "svix-timestamp": b"\xb2", "svix-signature": "v1,AAAA"},
      "malformed svix-timestamp"),
     ("resend", {"svix-id": "msg_1", "svix-timestamp": "9" * 5000, "svix-signature": "v1,AAAA"},
      "malformed svix-timestamp"),
@@ -175,15 +174,15 @@ def test_future_timestamps_are_refused_on_both_routes(hooks: Sidecar, sidecar_lo
 
 header_bytes = st.binary(max_size=60).map(
     lambda b: bytes(c for c in b if c >= 0x21 and c != 0x7F) or b"x")  # what an HTTP client can send
-digits = st.sampled_from(["", "0", "1700000000", "²", "١٢٣", "9" * 5000, "-5", "1e9", "12 3", str(int(time.time()))])
+digits = st.sampled_from(["", "0", "1700000000", "\xb2", "١٢٣", "9" * 5000, "-5", "1e9", "12 3", str(int(time.time()))])
 stripe_header = st.one_of(
     header_bytes,
-    st.builds(lambda t, v: f"t={t},v1=".encode() + v, digits, header_bytes),
+    st.builds(lambda t, v: f"t={t},v1=".encode("latin-1", "replace") + v, digits, header_bytes),
     st.builds(lambda v: b"t=" + str(int(time.time())).encode() + b",v1=" + v + b",v0=" + v, header_bytes),
 )
 svix_headers_junk = st.fixed_dictionaries({}, optional={
     "svix-id": header_bytes,
-    "svix-timestamp": st.one_of(digits.map(str.encode), header_bytes),
+    "svix-timestamp": st.one_of(digits.map(lambda s: s.encode("latin-1", "replace")), header_bytes),
     "svix-signature": st.one_of(header_bytes, header_bytes.map(lambda b: b"v1," + b), header_bytes.map(
         lambda b: b"v1," + base64.b64encode(b) + b" v2," + b)),
 })

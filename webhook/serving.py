@@ -3,7 +3,8 @@
 uvicorn (h11) has no timeout for request headers: a client sending one byte every few
 seconds keeps a connection, and its file descriptor, forever. GuardedH11Protocol closes
 a connection whose request line and headers have not all arrived WEBHOOK_HEADER_TIMEOUT_S
-after it opened (or after the previous response on a kept-alive connection). The body
+after it opened (or, on a kept-alive connection, after the next request's first byte; an
+idle kept-alive connection is uvicorn's keep-alive timeout's business). The body
 has its own deadline (WEBHOOK_BODY_TIMEOUT_S, webhook/request_input.read_body); idle
 kept-alive connections close after WEBHOOK_KEEPALIVE_S; beyond WEBHOOK_MAX_CONNECTIONS
 open connections uvicorn answers 503 at once rather than queueing without bound.
@@ -40,21 +41,23 @@ class GuardedH11Protocol(H11Protocol):
 
     _header_timer: asyncio.TimerHandle | None = None
     _waiting_cycle: object | None = None
+    _partial = False  # bytes of a request whose headers are not complete have arrived
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
+        between_requests = self.cycle is None or self.cycle.response_complete
+        if between_requests:
+            self._partial = True
+            if self._header_timer is None:  # the first byte of the next request on a kept-alive connection
+                self._arm_header_timer()
         super().data_received(data)
         # A new cycle exists once h11 has parsed a complete request line and headers.
         if self._header_timer is not None and self.cycle is not self._waiting_cycle:
             self._cancel_header_timer()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_header_timer()  # the next request on this connection gets the same deadline
+            self._partial = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
@@ -76,8 +79,8 @@ class GuardedH11Protocol(H11Protocol):
             return
         if self.cycle is not self._waiting_cycle and self.cycle is not None and not self.cycle.response_complete:
             return  # a request is being served; its body has its own deadline
-        if self.cycle is None or self.cycle.response_complete:
-            # Between requests no response bytes are pending, so a 408 is well-formed.
+        if self._partial and (self.cycle is None or self.cycle.response_complete):
+            # The client has started a request and no response is pending: a 408 is well-formed.
             self.transport.write(_TIMEOUT_RESPONSE)
         self.transport.close()
         log.info("connection closed", extra={"fields": {
