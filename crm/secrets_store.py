@@ -14,9 +14,8 @@ raises UndecryptableSecret, whose message names the cause, never a key or a valu
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet

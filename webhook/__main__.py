@@ -17,7 +17,6 @@ def main() -> None:
     args = parser.parse_args()
     # Resolve the database once here so worker processes share one embedded server.
     from crm.config import resolved_database_url
-
     from webhook.serving import uvicorn_options
 
     resolved_database_url()

@@ -211,7 +211,8 @@ def _parse(raw: bytes, stamp: str) -> tuple[str, str | None, datetime, dict[str,
             or not payload["type"].startswith("email."):
         raise Answer(400, "rejected", "not a Resend email event")
     data = payload["data"] if isinstance(payload.get("data"), dict) else {}
-    resend_id = data.get("email_id")[:255] if isinstance(data.get("email_id"), str) else None
+    email_id = data.get("email_id")
+    resend_id = email_id[:255] if isinstance(email_id, str) else None
     try:
         occurred_at = datetime.fromisoformat(str(payload.get("created_at")).replace("Z", "+00:00"))
         if occurred_at.tzinfo is None:
