@@ -74,14 +74,14 @@ def verify_svix(body: bytes, headers: Mapping[str, str], secrets: list[str]) -> 
         raise SignatureRejected("malformed svix-id")
     if not _TIMESTAMP.fullmatch(stamp):
         raise SignatureRejected("malformed svix-timestamp")
+    offered = _signatures(header)
+    if not offered:
+        raise SignatureRejected("malformed svix-signature")
     offset = int(stamp) - time.time()
     if offset < -TOLERANCE_S:
         raise SignatureRejected(f"timestamp more than {TOLERANCE_S} s old")
     if offset > TOLERANCE_S:
         raise SignatureRejected(f"timestamp more than {TOLERANCE_S} s in the future")
-    offered = _signatures(header)
-    if not offered:
-        raise SignatureRejected("malformed svix-signature")
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
