@@ -51,7 +51,8 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime, tz: str
     row = conn.execute(
         """
         SELECT o.outstanding_cents, o.overdue_cents, o.overdue_count,
-               r.gross_cents, r.fee_cents, r.gross_cents - r.fee_cents AS net_cents, r.payments,
+               r.gross_cents - r.lost_cents AS gross_cents, r.fee_cents,
+               r.gross_cents - r.lost_cents - r.fee_cents AS net_cents, r.payments, r.lost_cents AS disputes_lost_cents,
                t.median_s_last30, t.median_s_prev30, r.invoiced_90d_cents,
                r.sent_last30, r.same_day_last30, r.within_hour_last30,
                r.sent_prev30, r.same_day_prev30, r.within_hour_prev30
@@ -66,7 +67,9 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime, tz: str
                        FILTER (WHERE paid_at < %(now)s - interval '30 days') AS median_s_prev30
               FROM crm.invoices WHERE paid_at >= %(now)s - interval '60 days' AND paid_at < %(now)s
                AND sent_at IS NOT NULL) t,
+             -- A lost dispute takes the money back: collected in the month it was lost.
              (SELECT coalesce(sum(collected_cents) FILTER (WHERE day >= %(month)s), 0) AS gross_cents,
+                     coalesce(sum(disputes_lost_cents) FILTER (WHERE day >= %(month)s), 0) AS lost_cents,
                      coalesce(sum(fee_cents) FILTER (WHERE day >= %(month)s), 0) AS fee_cents,
                      coalesce(sum(payments) FILTER (WHERE day >= %(month)s), 0) AS payments,
                      coalesce(sum(sent_cents) FILTER (WHERE day > %(today)s - 90), 0) AS invoiced_90d_cents,
@@ -164,7 +167,8 @@ def aging_totals(conn: Conn, today: date) -> list[dict[str, Any]]:
 
 
 def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, tz: str) -> list[dict[str, Any]]:
-    """Per week: amount invoiced (sent, not void) and amount collected (payments), zero-filled."""
+    """Per week: amount invoiced (sent, not void) and amount collected (payments, less the
+    disputes lost that week: they take the money back), zero-filled."""
     refresh_daily(conn, tz)
     first, last = _day_window(until, since, tz)
     return conn.execute(
@@ -174,7 +178,7 @@ def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, t
                                    interval '1 week')::date AS week
         ), sums AS (
             SELECT date_trunc('week', day)::date AS week, sum(sent_cents) AS invoiced_cents,
-                   sum(collected_cents) AS collected_cents
+                   sum(collected_cents - disputes_lost_cents) AS collected_cents
             FROM crm.collections_daily WHERE day BETWEEN %(first)s AND %(last)s GROUP BY 1
         )
         SELECT w.week, coalesce(s.invoiced_cents, 0) AS invoiced_cents,
@@ -219,6 +223,22 @@ def reminder_effect(conn: Conn, since: datetime, until: datetime, tz: str = "UTC
     ).fetchone()
     assert row is not None
     return dict(row)
+
+
+def open_disputes(conn: Conn, limit: int = 50) -> list[dict[str, Any]]:
+    """Disputes still open (chargebacks the owner may answer), soonest evidence deadline first."""
+    return conn.execute(
+        """
+        SELECT d.stripe_dispute_id, d.amount_cents, d.currency, d.reason, d.status, d.evidence_due_by, d.opened_at,
+               d.invoice_id, coalesce(i.stripe_invoice_number, '#' || i.id) AS number, c.name AS customer
+        FROM crm.disputes d
+        LEFT JOIN crm.invoices i ON i.id = d.invoice_id LEFT JOIN crm.customers c ON c.id = i.customer_id
+        WHERE d.closed_at IS NULL
+        ORDER BY d.evidence_due_by NULLS LAST, d.id
+        LIMIT %(limit)s
+        """,
+        {"limit": limit},
+    ).fetchall()
 
 
 def chart_data(conn: Conn, today: date, tz: str) -> dict[str, Any]:

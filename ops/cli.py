@@ -117,6 +117,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_secret_key(args: argparse.Namespace) -> int:
+    from crm.secret_rotation import run_rotation
+
+    return run_rotation()
+
+
 COMMANDS: dict[str, Command] = {
     "migrate": cmd_migrate,
     "create-user": cmd_create_user,
@@ -125,6 +131,7 @@ COMMANDS: dict[str, Command] = {
     "up": cmd_up,
     "reconcile": cmd_reconcile,
     "export": cmd_export,
+    "rotate-secret-key": cmd_rotate_secret_key,
 }
 
 
@@ -146,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", type=_day, required=True, help="first day (YYYY-MM-DD, business time zone)")
     p.add_argument("--to", dest="end", type=_day, required=True, help="last day, included (YYYY-MM-DD)")
     p.add_argument("--out", required=True, help="folder to write the CSV files into (created if missing)")
+    sub.add_parser("rotate-secret-key", help="re-encrypt every stored secret with CRM_SECRET_KEY "
+                                             "(old keys in CRM_SECRET_KEYS_OLD)")
     return parser
 
 

@@ -44,11 +44,14 @@ def live_tiles() -> None:
                        f"before ({rules.human_duration(t['median_s_prev30'])}).")
     top[3].metric("DSO", "—" if dso is None else f"{dso} days", help=rules.DSO_FORMULA)
     row2 = st.columns(4)
+    lost = int(t["disputes_lost_cents"])
     row2[0].metric("Outstanding", money(t["outstanding_cents"], currency))
     row2[1].metric("Overdue", money(t["overdue_cents"], currency), f"{t['overdue_count']} invoices",
                    delta_color="off")
-    row2[2].metric("Collected this month", money(t["gross_cents"], currency), f"{t['payments']} payments",
-                   delta_color="off", help="Gross: what customers paid, before Stripe's fees.")
+    row2[2].metric("Collected this month", money(t["gross_cents"], currency),
+                   f"{t['payments']} payments" + (f", {money(lost, currency)} lost to disputes" if lost else ""),
+                   delta_color="off", help="Gross: payments received, before Stripe's fees, less disputes lost "
+                                           "this month.")
     row2[3].metric("Net of Stripe fees", money(t["net_cents"], currency),
                    f"fees {money(t['fee_cents'], currency)}", delta_color="off")
     st.caption(f"Last 30 days against the 30 before. {rules.DSO_FORMULA}. Live: refreshes every {LIVE_REFRESH}, "
@@ -63,6 +66,25 @@ def chart_data(today: date, tz: str) -> dict[str, Any]:
 
 
 live_tiles()
+
+
+@st.fragment(run_every=LIVE_REFRESH)
+def live_disputes() -> None:
+    with connection() as conn:
+        rows = q.open_disputes(conn)
+    if not rows:
+        return
+    st.subheader("Open disputes")
+    st.caption("Chargebacks the customer's bank opened: answer each in Stripe's Dashboard before its evidence "
+               "deadline, or the money stays with the customer.")
+    st.dataframe(pd.DataFrame([{
+        "Invoice": r["number"] or "not matched yet", "Customer": r["customer"] or "", "At stake":
+        money(r["amount_cents"], r["currency"]), "Reason": r["reason"] or "", "Status": r["status"].replace("_", " "),
+        "Evidence due by": clock(current).show(r["evidence_due_by"]), "Dispute": r["stripe_dispute_id"],
+    } for r in rows]), hide_index=True, width="stretch", key="open_disputes")
+
+
+live_disputes()
 now = clock(current)
 data = chart_data(now.today, now.tz)
 

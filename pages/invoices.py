@@ -57,12 +57,14 @@ def live_list() -> None:
                 delta_color="off")
     t[3].caption(f"Live: refreshes every {LIVE_REFRESH}. Updated {now.local:%H:%M:%S} {now.tz_label}.")
     shown = [{**r, "amount": money(r["amount_due_cents"], r["currency"]),
+              "paid": money(r["amount_paid_cents"], r["currency"]),
+              "remaining": money(r["amount_remaining_cents"], r["currency"]),
               "state": r["status"] + (f" {r['days_overdue']}d" if r["days_overdue"] else ""),
               "signal": " · ".join(x for x in (r["email_signal"], r["attention"]) if x)} for r in rows]
     columns = {"number": "Invoice", "customer": "Customer", "amount": "Amount", "state": "Status", "due_date": "Due"}
     if st.session_state.get("inv_more_columns"):
-        columns |= {"kind": "Kind", "signal": "Email / attention", "mode": "Mode", "created_at": "Created",
-                    "id": "ID"}
+        columns |= {"paid": "Paid", "remaining": "Remaining", "kind": "Kind", "signal": "Email / attention",
+                    "mode": "Mode", "created_at": "Created", "id": "ID"}
     if not shown:
         st.info("No invoices match these filters.")
     else:
@@ -81,25 +83,47 @@ live_list()
 
 @st.fragment(run_every=LIVE_REFRESH)
 def live_header(invoice_id: int, shown_status: str) -> None:
-    """The open invoice's status and amounts, live; a status change reruns the whole page
-    so its actions (send, resend, void) follow."""
+    """The open invoice's status (derived: overdue, processing, disputed) and amounts, live; a
+    status change reruns the whole page so its actions (send, resend, void) follow."""
     with connection() as conn:
-        invoice = q.get_invoice(conn, invoice_id)
+        invoice = q.get_invoice(conn, invoice_id, clock(current).today)
+        payments = q.invoice_payments(conn, invoice_id)
+        disputes = q.invoice_disputes(conn, invoice_id)
     assert invoice is not None
-    if invoice["status"] != shown_status:
+    if invoice["shown_status"] != shown_status:
         st.rerun(scope="app")
-    today = clock(current).today
-    status = "overdue" if invoice["status"] == "open" and invoice["due_date"] and invoice["due_date"] < today \
-        else invoice["status"]
+    status = invoice["shown_status"]
     st.subheader(f"Invoice #{invoice['id']} · {invoice['stripe_invoice_number'] or 'draft'} · {status}")
     st.caption(f"{invoice['customer']} <{invoice['customer_email'] or 'no email'}> · job #{invoice['job_id']} "
                f"{invoice['job_title']} · {invoice['kind']} · due {invoice['due_date'] or '—'}"
                + (f" · Stripe {invoice['mode']} mode" if invoice["mode"] else "")
                + (" · demo data (not at Stripe)" if invoice.get("demo") else ""))
-    m = st.columns(3)
-    m[0].metric("Amount due", money(invoice["amount_due_cents"], invoice["currency"]))
-    m[1].metric("Paid", money(invoice["amount_paid_cents"], invoice["currency"]))
-    m[2].metric("Refunded", money(invoice["amount_refunded_cents"], invoice["currency"]))
+    cur = invoice["currency"]
+    m = st.columns(4)
+    m[0].metric("Amount due", money(invoice["amount_due_cents"], cur))
+    m[1].metric("Paid", money(invoice["amount_paid_cents"], cur),
+                f"{len(payments)} payments" if len(payments) > 1 else None, delta_color="off")
+    m[2].metric("Remaining", money(invoice["amount_remaining_cents"] if invoice["status"] == "open" else 0, cur))
+    m[3].metric("Refunded", money(invoice["amount_refunded_cents"], cur))
+    if invoice["processing_payment_intent_id"] and invoice["status"] == "open":
+        st.info(f"Processing: a bank payment of {money(invoice['processing_amount_cents'] or 0, cur)} is on its way "
+                f"(since {clock(current).show(invoice['processing_since'])}). Bank debits take up to four business "
+                "days; reminders are paused until Stripe says it settled or failed.", icon=":material/schedule:")
+    for d in disputes:
+        due = clock(current).show(d["evidence_due_by"]) or "—"
+        if d["open"]:
+            st.error(f"Disputed: {money(d['amount_cents'], d['currency'])} at stake ({d['reason'] or 'no reason'}, "
+                     f"{d['status'].replace('_', ' ')}). Evidence due by {due} — answer it in Stripe's Dashboard.",
+                     icon=":material/gavel:")
+        else:
+            st.caption(f"Dispute {d['stripe_dispute_id']} for {money(d['amount_cents'], d['currency'])}: "
+                       f"{d['status']}" + (" — the amount was taken back." if d["status"] == "lost" else "."))
+    if len(payments) > 1 or (payments and invoice["status"] == "open"):
+        st.markdown("**Payments**")
+        table(frame([{**p, "amount": money(p["amount_cents"], p["currency"]),
+                      "payment": p["stripe_payment_intent_id"] or p["stripe_payment_id"]} for p in payments],
+                    {"paid_at": "Paid at", "amount": "Amount", "payment": "Payment"}, clock(current).tz),
+              key="invoice_payments")
     if invoice["attention"]:
         st.warning(f"Needs attention: {invoice['attention']} — {invoice['attention_detail'] or ''}")
 
@@ -140,11 +164,11 @@ if invoice_id and right.button("Close invoice", key="close_invoice", icon=":mate
 
 if invoice_id:
     with connection() as conn:
-        invoice = q.get_invoice(conn, int(invoice_id))
+        invoice = q.get_invoice(conn, int(invoice_id), clock(current).today)
     if invoice is None:
         st.warning(f"There is no invoice {invoice_id}.")
         st.stop()
-    live_header(int(invoice["id"]), str(invoice["status"]))
+    live_header(int(invoice["id"]), str(invoice["shown_status"]))
     if invoice["status"] == "draft":
         st.markdown("**Lines**")
         line_editor.render(int(invoice["id"]), invoice["currency"], session.email)

@@ -98,6 +98,24 @@ CREATE OR REPLACE TRIGGER email_messages_collections_update AFTER UPDATE ON crm.
     EXECUTE FUNCTION crm.collections_note_email();
 
 
+-- A dispute lost (or no longer lost) changes the day it closed: the money went back then.
+CREATE OR REPLACE FUNCTION crm.collections_note_dispute() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status = 'lost' AND OLD.closed_at IS NOT NULL THEN
+        INSERT INTO crm.collections_changes (at) VALUES (OLD.closed_at);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status = 'lost' AND NEW.closed_at IS NOT NULL THEN
+        INSERT INTO crm.collections_changes (at) VALUES (NEW.closed_at);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER disputes_collections AFTER INSERT OR UPDATE OR DELETE ON crm.disputes
+    FOR EACH ROW EXECUTE FUNCTION crm.collections_note_dispute();
+
+
 -- A reminder that went out (or stopped counting as sent) changes its day.
 CREATE OR REPLACE FUNCTION crm.collections_note_reminder() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -181,10 +199,15 @@ BEGIN
           FROM crm.payments
          WHERE paid_at >= p_from AND paid_at < p_until
          GROUP BY 1
+    ), lost AS (
+        SELECT (closed_at AT TIME ZONE p_tz)::date AS day, sum(amount_cents)::bigint AS cents
+          FROM crm.disputes
+         WHERE status = 'lost' AND closed_at >= p_from AND closed_at < p_until
+         GROUP BY 1
     )
     SELECT d.day, p_tz, coalesce(s.n, 0), coalesce(s.cents, 0), coalesce(s.same_day, 0), coalesce(s.within_hour, 0),
            coalesce(s.delivered, 0), coalesce(s.opened, 0), coalesce(s.clicked, 0), coalesce(s.paid, 0),
-           coalesce(p.n, 0), coalesce(p.cents, 0), coalesce(p.fees, 0),
+           coalesce(p.n, 0), coalesce(p.cents, 0), coalesce(p.fees, 0), coalesce(l.cents, 0),
            coalesce(t.n, 0), coalesce(t.buckets, array_fill(0, ARRAY[11])),
            coalesce(r.sent, 0), coalesce(r.first, 0), coalesce(r.paid_after, 0),
            now()
@@ -192,7 +215,8 @@ BEGIN
       LEFT JOIN sent s ON s.day = d.day
       LEFT JOIN pay p ON p.day = d.day
       LEFT JOIN ttp_days t ON t.day = d.day
-      LEFT JOIN rem r ON r.day = d.day;
+      LEFT JOIN rem r ON r.day = d.day
+      LEFT JOIN lost l ON l.day = d.day;
 END;
 $$;
 
@@ -239,6 +263,8 @@ BEGIN
         SELECT least(v_lo, min(paid_at)), greatest(v_hi, max(paid_at)) INTO v_lo, v_hi FROM crm.payments;
         SELECT least(v_lo, min(sent_at)), greatest(v_hi, max(sent_at)) INTO v_lo, v_hi
           FROM crm.reminders WHERE status = 'sent';
+        SELECT least(v_lo, min(closed_at)), greatest(v_hi, max(closed_at)) INTO v_lo, v_hi
+          FROM crm.disputes WHERE status = 'lost';
         IF v_lo IS NOT NULL THEN
             v_from := ((v_lo AT TIME ZONE p_tz)::date)::timestamp AT TIME ZONE p_tz;
             v_until := ((v_hi AT TIME ZONE p_tz)::date + 1)::timestamp AT TIME ZONE p_tz;
