@@ -193,6 +193,7 @@ def send_statement(customer_id: int, actor: str, *, now: datetime | None = None,
                                             subject=params["subject"], actor=actor, detail=detail)
     log.info("statement for customer %s: email %s accepted by Resend (%s invoices)", customer_id, resend_id,
              len(statement.lines))
-    return StatementResult(True, f"Statement of {len(statement.lines)} open invoice(s), "
+    count = len(statement.lines)
+    return StatementResult(True, f"Statement of {count} open invoice{'' if count == 1 else 's'}, "
                                  f"{statement.total_label()} in all, emailed to {statement.customer_email}.",
                            message_id, resend_id)

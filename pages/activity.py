@@ -19,8 +19,8 @@ stripe_tab, email_tab, reminder_tab, reconcile_tab = st.tabs(
     ["Stripe events", "Emails", "Reminders", "Reconcile with Stripe"])
 
 STRIPE_COLUMNS = {"received_at": "Received", "type": "Type", "outcome": "Outcome", "invoice_id": "Invoice",
-                  "mode": "Mode", "duplicate_deliveries": "Extra deliveries", "source": "Source",
-                  "object_id": "Stripe object", "id": "Event", "detail": "Detail"}
+                  "mode": "Mode", "duplicate_deliveries": "Extra deliveries", "id": "Event"}
+STRIPE_MORE = {"source": "Source", "object_id": "Stripe object", "detail": "Detail"}
 EMAIL_COLUMNS = {"created_at": "Created", "kind": "Kind", "status": "Status", "to_address": "To",
                  "subject": "Subject", "invoice_id": "Invoice", "sent_at": "Sent", "delivered_at": "Delivered",
                  "first_opened_at": "Opened", "first_clicked_at": "Clicked", "open_count": "Opens",
@@ -51,7 +51,8 @@ with stripe_tab:
     type_prefix = b.text_input("Event type starts with", placeholder="invoice.", key="act_type")
     with connection() as conn:
         events = q.stripe_events(conn, None if outcome == "all" else outcome, type_prefix)
-    rows_table(events, STRIPE_COLUMNS, "No Stripe events yet.", "stripe_events_table")
+    more = st.toggle("More columns", key="act_stripe_more")
+    rows_table(events, STRIPE_COLUMNS | (STRIPE_MORE if more else {}), "No Stripe events yet.", "stripe_events_table")
 
 with email_tab:
     a, b = st.columns(2)

@@ -16,7 +16,7 @@ from db import queries_collections as q
 from db.pool import connection
 from ui import charts
 from ui.session import require_owner
-from ui.widgets import LIVE_REFRESH, clock, money, settings
+from ui.widgets import LIVE_REFRESH, clock, money, plural, settings
 
 require_owner()
 current = settings()
@@ -46,10 +46,10 @@ def live_tiles() -> None:
     row2 = st.columns(4)
     lost = int(t["disputes_lost_cents"])
     row2[0].metric("Outstanding", money(t["outstanding_cents"], currency))
-    row2[1].metric("Overdue", money(t["overdue_cents"], currency), f"{t['overdue_count']} invoices",
+    row2[1].metric("Overdue", money(t["overdue_cents"], currency), plural(t["overdue_count"], "invoice"),
                    delta_color="off")
     row2[2].metric("Collected this month", money(t["gross_cents"], currency),
-                   f"{t['payments']} payments" + (f", {money(lost, currency)} lost to disputes" if lost else ""),
+                   plural(t["payments"], "payment") + (f", {money(lost, currency)} lost to disputes" if lost else ""),
                    delta_color="off", help="Gross: payments received, before Stripe's fees, less disputes lost "
                                            "this month.")
     row2[3].metric("Net of Stripe fees", money(t["net_cents"], currency),

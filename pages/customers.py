@@ -118,10 +118,11 @@ if customer_id:
         st.caption("No open invoices: nothing to put on a statement.")
     else:
         table(frame([{"number": ln.number, "sent": ln.sent_on, "due": ln.due, "late": ln.days_overdue,
-                      "balance": ln.balance, "link": ln.pay_url or "no pay link (demo data)"}
+                      "balance": ln.balance, "link": ln.pay_url or ""}
                      for ln in statement.lines],
                     {"number": "Invoice", "sent": "Sent", "due": "Due", "late": "Days overdue", "balance": "Balance",
-                     "link": "Pay link"}, now.tz), key="statement_table")
+                     "link": "Pay link"}, now.tz), key="statement_table",
+              column_config={"Pay link": st.column_config.LinkColumn("Pay link", display_text="Open pay page")})
         st.caption(f"Total due {statement.total_label()}"
                    + (f", of which {statement.total_label(overdue=True)} is past due" if statement.overdue_totals()
                       else "") + f". As of {now.today:%Y-%m-%d}, oldest due first.")
@@ -148,8 +149,9 @@ if customer_id:
         timeline = c.customer_timeline(conn, int(customer_id))
     st.markdown("**Jobs**")
     if cjobs:
-        picked_job = table(frame(cjobs, {"title": "Title", "status": "Status", "scheduled_for": "Scheduled",
-                                         "completed_at": "Completed", "created_at": "Created"}, now.tz),
+        shown_jobs = [{**r, "status": r["status"].replace("_", " ")} for r in cjobs]
+        picked_job = table(frame(shown_jobs, {"title": "Title", "status": "Status", "scheduled_for": "Scheduled",
+                                              "completed_at": "Completed", "created_at": "Created"}, now.tz),
                            key="customer_jobs_table", select=True)
         st.caption("Newest first. Click a job to open it.")
         if picked_job is not None:

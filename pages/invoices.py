@@ -14,7 +14,7 @@ from db.customers import customer_choices
 from db.pool import connection
 from ui import line_editor, send_panel
 from ui.session import require_login
-from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, settings, show_flash, table
+from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, plural, settings, show_flash, table
 
 session = require_login()
 current = settings()
@@ -51,9 +51,9 @@ def live_list() -> None:
     t = st.columns(4)
     t[0].metric("Outstanding", money(tiles["outstanding_cents"], currency), f"{tiles['open_count']} open",
                 delta_color="off")
-    t[1].metric("Overdue", money(tiles["overdue_cents"], currency), f"{tiles['overdue_count']} invoices",
+    t[1].metric("Overdue", money(tiles["overdue_cents"], currency), plural(tiles["overdue_count"], "invoice"),
                 delta_color="off")
-    t[2].metric("Paid today", money(tiles["paid_cents"], currency), f"{tiles['paid_count']} invoices",
+    t[2].metric("Paid today", money(tiles["paid_cents"], currency), plural(tiles["paid_count"], "invoice"),
                 delta_color="off")
     t[3].caption(f"Live: refreshes every {LIVE_REFRESH}. Updated {now.local:%H:%M:%S} {now.tz_label}.")
     shown = [{**r, "amount": money(r["amount_due_cents"], r["currency"]),

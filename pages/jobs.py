@@ -34,7 +34,9 @@ more = len(rows) > PAGE_SIZE
 rows = rows[:PAGE_SIZE]
 now = clock(current)
 if rows:
-    shown = [{**r, "by": r["completed_by_event_id"] or ("staff" if r["completed_at"] else "")} for r in rows]
+    shown = [{**r, "status": r["status"].replace("_", " "),
+              "by": ("Stripe payment" if r["completed_by_event_id"] else "staff") if r["completed_at"] else ""}
+             for r in rows]
     picked = table(frame(shown, {"title": "Title", "customer": "Customer", "status": "Status", "invoices": "Invoices",
                                  "scheduled_for": "Scheduled", "completed_at": "Completed", "by": "Completed by",
                                  "created_at": "Created"}, now.tz), key="job_table", select=True)
@@ -85,7 +87,7 @@ if job_id:
         st.stop()
     st.divider()
     head, close = st.columns([4, 1])
-    head.subheader(f"Job #{job['id']} · {job['title']} · {job['status']}")
+    head.subheader(f"Job #{job['id']} · {job['title']} · {job['status'].replace('_', ' ')}")
     if close.button("Close", key="close_job", icon=":material/close:"):
         st.session_state.pop("open_job", None)
         st.rerun()

@@ -207,6 +207,7 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
         click_first_row(page, 0)
         page.get_by_role("button", name="Email statement").click()
         expect(page.get_by_text("emailed to dana@example.com")).to_be_visible()
+        page.wait_for_timeout(2000)  # the tables below finish drawing
         page.screenshot(path=str(SHOTS / "customer-statement-sent.png"))
         mail = browser.new_page(viewport={"width": 1000, "height": 900})
         mail.goto(f"{crm_sandbox.base_url}/mailbox")
@@ -254,7 +255,10 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
             mobile.get_by_test_id("stExpandSidebarButton").click()
             mobile.get_by_role("link", name=title).click()
             expect(mobile.get_by_role("heading", name=heading, exact=True)).to_be_visible()
-            mobile.wait_for_timeout(2000)
+            mobile.wait_for_timeout(1000)
+            if mobile.get_by_test_id("stSidebarCollapseButton").count():  # the sidebar stays open over the page
+                mobile.get_by_test_id("stSidebarCollapseButton").first.click(force=True)
+            mobile.wait_for_timeout(1500)
             assert not mobile.get_by_test_id("stException").count(), f"{title} raised at phone width"
             assert_no_sideways_scroll(mobile, title)
             mobile.screenshot(path=str(SHOTS / f"{title.lower()}-phone.png"))

@@ -24,6 +24,7 @@ from db.pool import connection
 
 LIVE_REFRESH = "3s"  # the invoice list and tiles rerun this often (payment visible within ~5 s)
 PAGE_SIZE = 50
+TIME_COLUMN_PX = 135  # a whole 'YYYY-MM-DD HH:MM', never cut
 
 
 @dataclass(frozen=True)
@@ -103,21 +104,33 @@ def frame(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str], tz: str
     A column that has any blank becomes text, so a missing number shows as an empty cell
     rather than 'None'."""
     data: dict[str, list[Any]] = {}
+    times: list[str] = []
     for key, label in columns.items():
-        values = [cell(r.get(key), tz) for r in rows]
+        raw = [r.get(key) for r in rows]
+        if any(isinstance(v, datetime) for v in raw):
+            times.append(label)
+        values = [cell(v, tz) for v in raw]
         if any(v == "" for v in values) and not all(isinstance(v, str) for v in values):
             values = [str(v) for v in values]
         data[label] = values
-    return pd.DataFrame(data, columns=list(columns.values()))
+    df = pd.DataFrame(data, columns=list(columns.values()))
+    df.attrs["time_columns"] = times  # so `table` gives them room for the whole 'YYYY-MM-DD HH:MM'
+    return df
 
 
-def table(df: pd.DataFrame, key: str | None = None, select: bool = False, height: int | None = None) -> int | None:
+def table(df: pd.DataFrame, key: str | None = None, select: bool = False, height: int | None = None,
+          column_config: Mapping[str, Any] | None = None) -> int | None:
     """Show a table; with `select` (and a key), a click on a row returns that row's position,
     once: a selection that merely persists across reruns (a live list refreshing, a return to
     the page) returns None, so a row never opens by itself."""
     kwargs: dict[str, Any] = {"hide_index": True, "width": "stretch"}
     if height is not None:
         kwargs["height"] = height
+    config: dict[str, Any] = {label: st.column_config.TextColumn(label, width=TIME_COLUMN_PX)
+                              for label in df.attrs.get("time_columns", [])}
+    config.update(column_config or {})
+    if config:
+        kwargs["column_config"] = config
     if not select:
         st.dataframe(df, key=key, **kwargs)
         return None
@@ -132,8 +145,9 @@ def table(df: pd.DataFrame, key: str | None = None, select: bool = False, height
     return picked
 
 
-def sort_caption(what: str, tz: str) -> None:
-    st.caption(f"{what}. Times in {tz}.")
+def plural(count: Any, word: str) -> str:
+    """'1 invoice', '3 invoices'."""
+    return f"{count} {word}{'' if int(count) == 1 else 's'}"
 
 
 def flash(message: str, kind: str = "success") -> None:
