@@ -74,10 +74,18 @@ BEGIN
     END IF;
 
     IF p_type = 'invoice.payment_failed' AND v_to IN ('draft', 'sending', 'open', 'uncollectible') THEN
-        v_error := left(coalesce(p_obj #>> '{last_payment_error,message}', 'A payment attempt failed')
+        -- The reason is on the payment intent (payment_intent.payment_failed), not here: keep
+        -- one already recorded in the last hour, else ask the worker to look it up.
+        SELECT crm.decline_text(code, decline_code, message) INTO v_error FROM crm.payment_failures
+         WHERE invoice_id = v_id AND created_at > now() - interval '1 hour' ORDER BY failed_at DESC, id DESC LIMIT 1;
+        v_error := left(coalesce(v_error, p_obj #>> '{last_payment_error,message}', 'A payment attempt failed')
                         || coalesce(format(' (attempt %s)', p_obj ->> 'attempt_count'), ''), 500);
         UPDATE crm.invoices
-           SET last_payment_error = v_error, attention = 'payment_failed', attention_detail = v_error
+           SET last_payment_error = v_error, attention = 'payment_failed', attention_detail = v_error,
+               decline_lookup_at = CASE WHEN EXISTS (SELECT 1 FROM crm.payment_failures
+                                                      WHERE invoice_id = v_id AND created_at > now() - interval '1 hour')
+                                        THEN NULL ELSE now() END,
+               decline_lookup_attempts = 0
          WHERE id = v_id;
         PERFORM crm.write_invoice_audit(v_id, v_inv.status, v_to, p_event_id, p_type,
                                         jsonb_build_object('payment_error', v_error));
@@ -154,7 +162,9 @@ BEGIN
         WHEN v_type = 'invoice_payment.paid'
             THEN crm.apply_stripe_invoice_payment(v_id, v_obj, p_mode)
         WHEN v_type IN ('charge.refunded', 'refund.created', 'refund.updated', 'refund.failed')
-            THEN crm.apply_stripe_refund_event(v_id, v_type, v_obj, p_mode)
+            THEN crm.apply_stripe_refund_event(v_id, v_type, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
+        WHEN v_type = 'payment_intent.payment_failed'
+            THEN crm.apply_stripe_payment_failed(v_id, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
         ELSE jsonb_build_object('outcome', 'ignored', 'detail', 'event type not handled')
     END;
 
