@@ -133,7 +133,7 @@ def step_lines(a: Attempt, inv: Row) -> None:
         if a.attempt > 1:
             # An earlier attempt may have added them and died before recording it.
             current = a.stripe.retrieve_invoice(stripe_id)
-            if int(current["lines"]["total_count"]) > 0 or current["status"] != "draft":
+            if current["lines"]["data"] or current["status"] != "draft":
                 rec.status, rec.note = "skipped", "lines were already on the Stripe invoice"
                 with connection() as conn:
                     invoices.mark_lines_added(conn, a.invoice_id)
