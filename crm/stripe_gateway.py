@@ -142,6 +142,35 @@ class StripeGateway:
     def retrieve_invoice(self, invoice_id: str) -> dict[str, Any]:
         return self._call("retrieve invoice", lambda: self.client.v1.invoices.retrieve(invoice_id)).to_dict()
 
+    def retrieve_invoice_with_payments(self, invoice_id: str) -> dict[str, Any]:
+        """The invoice with its InvoicePayments (the `payments` list is includable only)."""
+        return self._call("retrieve invoice", lambda: self.client.v1.invoices.retrieve(
+            invoice_id, {"expand": ["payments"]})).to_dict()
+
+    def list_invoice_payments(self, invoice_id: str) -> list[dict[str, Any]]:
+        """Every InvoicePayment of an invoice (paid, open or canceled): its payment intents."""
+        page = self._call("list invoice payments", lambda: self.client.v1.invoice_payments.list(
+            {"invoice": invoice_id, "limit": 100}))
+        return [p.to_dict() for p in page.auto_paging_iter()]
+
+    def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
+        return self._call("retrieve payment intent",
+                          lambda: self.client.v1.payment_intents.retrieve(payment_intent_id)).to_dict()
+
+    def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
+        return self._call("retrieve charge", lambda: self.client.v1.charges.retrieve(charge_id)).to_dict()
+
+    def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
+        return self._call("retrieve refund", lambda: self.client.v1.refunds.retrieve(refund_id)).to_dict()
+
+    def list_refunds(self, charge_id: str) -> list[dict[str, Any]]:
+        page = self._call("list refunds", lambda: self.client.v1.refunds.list({"charge": charge_id, "limit": 100}))
+        return [r.to_dict() for r in page.auto_paging_iter()]
+
+    def retrieve_balance_transaction(self, txn_id: str) -> dict[str, Any]:
+        return self._call("retrieve balance transaction",
+                          lambda: self.client.v1.balance_transactions.retrieve(txn_id)).to_dict()
+
     def delete_draft(self, invoice_id: str) -> None:
         self._call("delete draft invoice", lambda: self.client.v1.invoices.delete(invoice_id))
 
@@ -164,6 +193,17 @@ class StripeGateway:
         ep = self._call("create webhook endpoint", lambda: self.client.v1.webhook_endpoints.create(
             {"url": url, "enabled_events": events, "api_version": STRIPE_API_VERSION}))  # type: ignore[typeddict-item]
         return str(ep.id), str(ep.secret)
+
+    def update_webhook_endpoint_events(self, endpoint_id: str, events: list[str]) -> None:
+        """Changes what an existing endpoint subscribes to, in place (its secret stays)."""
+        self._call("update webhook endpoint", lambda: self.client.v1.webhook_endpoints.update(
+            endpoint_id, {"enabled_events": events}))  # type: ignore[typeddict-item]
+
+    def webhook_endpoints(self) -> list[dict[str, Any]]:
+        """The endpoints registered for this key: id, url, enabled_events, status."""
+        page = self._call("list webhook endpoints", lambda: self.client.v1.webhook_endpoints.list({"limit": 100}))
+        return [{"id": str(ep.id), "url": str(ep.url), "enabled_events": list(ep.enabled_events or []),
+                 "status": str(ep.status)} for ep in page.auto_paging_iter()]
 
     def webhook_endpoint_urls(self) -> dict[str, str]:
         """url -> endpoint id of the endpoints registered for this key."""

@@ -69,7 +69,7 @@ def field_types(cls: type) -> dict[str, Any]:
     for klass in reversed(cls.__mro__):
         if klass in (object, StripeObject, dict) or not issubclass(klass, StripeObject):
             continue
-        ann = klass.__dict__.get("__annotations__", {})
+        ann = inspect.get_annotations(klass)
         if not ann:
             continue
         resolved = typing.get_type_hints(klass, globalns=_namespace(klass.__module__), localns=local)
@@ -125,14 +125,14 @@ def _check(value: Any, tp: Any, path: str, out: list[str]) -> None:
         if value not in args:
             out.append(f"{path}: {value!r} is not one of {list(args)}")
         return
-    if origin in (list, typing.List):
+    if origin is list:
         if not isinstance(value, list):
             out.append(f"{path}: expected a list, got {type(value).__name__}")
             return
         for i, item in enumerate(value):
             _check(item, args[0] if args else Any, f"{path}[{i}]", out)
         return
-    if origin in (dict, typing.Dict):
+    if origin is dict:
         if not isinstance(value, dict):
             out.append(f"{path}: expected an object, got {type(value).__name__}")
             return
