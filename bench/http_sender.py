@@ -4,6 +4,11 @@ Why not httpx: on this 2-core machine httpx's async client spent 1.3 to 7 ms of 
 request (more at higher concurrency), more than the sidecar spent answering it, so the
 sender, not the sidecar, set the pace. Requests here are pre-built bytes and responses are
 read by Content-Length, which is all uvicorn sends for these JSON answers (no chunking).
+
+A server closes idle keep-alive connections (uvicorn after `timeout_keep_alive`, 5 s by
+default), and a request written just as it does so finds the connection gone. Like any HTTP
+client, the sender then reconnects and sends the request once more, and counts it
+(`Connection.reconnects`): a webhook delivery is safe to repeat, the ledger dedups it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class Connection:
         self.host, self.port = host, port
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self.reconnects = 0
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._reader is None or self._writer is None or self._writer.is_closing():
@@ -47,6 +53,17 @@ class Connection:
         return self._reader, self._writer
 
     async def send(self, request: bytes) -> Answer:
+        reused = self._writer is not None and not self._writer.is_closing()
+        try:
+            return await self._exchange(request)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not reused:
+                raise  # a fresh connection that fails is a real failure, not a stale one
+            await self.close()
+            self.reconnects += 1
+            return await self._exchange(request)
+
+    async def _exchange(self, request: bytes) -> Answer:
         reader, writer = await self._open()
         writer.write(request)
         await writer.drain()

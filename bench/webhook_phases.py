@@ -77,6 +77,14 @@ def requests_for(url: str, items: list[Delivery]) -> tuple[str, int, list[bytes]
     return host, int(port), [build_request(host, int(port), ROUTE, d.body, d.headers) for d in items]
 
 
+def _count_reconnects(outcomes: Counter[str], connections: list[Connection]) -> None:
+    """Requests re-sent on a new connection after the server closed an idle one (see
+    bench/http_sender.py), reported beside the outcomes so a run says how often it happened."""
+    reconnects = sum(c.reconnects for c in connections)
+    if reconnects:
+        outcomes["re-sent after keep-alive close"] = reconnects
+
+
 async def closed_loop_http(url: str, items: list[Delivery], concurrency: int) -> PhaseResult:
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
@@ -96,6 +104,7 @@ async def closed_loop_http(url: str, items: list[Delivery], concurrency: int) ->
     elapsed = time.perf_counter() - started
     for c in connections:
         await c.close()
+    _count_reconnects(outcomes, connections)
     return PhaseResult("sidecar", concurrency, len(items), elapsed, latency(latencies), outcomes)
 
 
@@ -123,6 +132,7 @@ async def open_loop_http(url: str, items: list[Delivery], rate: float) -> PhaseR
     elapsed = time.perf_counter() - start
     for c in opened:
         await c.close()
+    _count_reconnects(outcomes, opened)
     result = PhaseResult("sidecar, offered load", len(opened), len(items), elapsed, latency(latencies), outcomes)
     return result
 
