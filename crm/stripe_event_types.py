@@ -16,4 +16,6 @@ HANDLED_EVENT_TYPES: tuple[str, ...] = (
     "invoice_payment.paid",
     # crm.apply_stripe_refund_event
     "charge.refunded", "refund.created", "refund.updated", "refund.failed",
+    # crm.apply_stripe_payment_failed (the decline reason is on the payment intent)
+    "payment_intent.payment_failed",
 )

@@ -197,7 +197,7 @@ class StripeGateway:
     def update_webhook_endpoint_events(self, endpoint_id: str, events: list[str]) -> None:
         """Changes what an existing endpoint subscribes to, in place (its secret stays)."""
         self._call("update webhook endpoint", lambda: self.client.v1.webhook_endpoints.update(
-            endpoint_id, {"enabled_events": events}))  # type: ignore[typeddict-item]
+            endpoint_id, {"enabled_events": events}))  # type: ignore[arg-type]
 
     def webhook_endpoints(self) -> list[dict[str, Any]]:
         """The endpoints registered for this key: id, url, enabled_events, status."""

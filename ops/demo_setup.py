@@ -20,6 +20,7 @@ import httpx
 from crm.settings import Settings, load_settings, sandbox_url, save_setting
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
+from crm.webhook_endpoint import ensure_endpoint
 from db.pool import Conn, connect
 
 log = logging.getLogger("crm.demo")
@@ -63,18 +64,16 @@ def _register_stripe_endpoint(conn: Conn, settings: Settings, url: str) -> str:
     target = stripe_target(settings)
     gateway = StripeGateway(target, attempts=2, backoff_s=0.2)
     try:
-        existing = gateway.webhook_endpoint_urls()
-        stored = settings.stripe_webhook_secrets(target.mode)
-        if url in existing and stored:
-            return f"Stripe webhook endpoint {existing[url]} -> {url} already registered"
-        if url in existing:
-            # Its secret was lost (database reset): Stripe shows a secret only once, so start over.
-            gateway.delete_webhook_endpoint(existing[url])
-        endpoint_id, secret = gateway.register_webhook_endpoint(url, list(HANDLED_EVENT_TYPES))
+        # Updated in place when it lacks a handled type; recreated only when its secret was
+        # lost (database reset): Stripe shows a secret only once.
+        done = ensure_endpoint(gateway, url, have_secret=bool(settings.stripe_webhook_secrets(target.mode)))
     except StripeGatewayError as exc:
         return f"could not register the Stripe webhook endpoint at the sandbox: {exc}"
-    save_setting(conn, f"stripe.{target.mode}.webhook_secrets", secret)
-    return f"registered Stripe webhook endpoint {endpoint_id} -> {url}; signing secret stored encrypted"
+    if done.secret is None:
+        return (f"Stripe webhook endpoint {done.endpoint_id} -> {url} already registered"
+                + (f" (now subscribes all {len(HANDLED_EVENT_TYPES)} event types)" if done.action == "updated" else ""))
+    save_setting(conn, f"stripe.{target.mode}.webhook_secrets", done.secret)
+    return f"registered Stripe webhook endpoint {done.endpoint_id} -> {url}; signing secret stored encrypted"
 
 
 def _configure_resend_webhook(conn: Conn, base: str, secret: str, url: str) -> str:

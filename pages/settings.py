@@ -100,6 +100,10 @@ with st.form("webhook"):
     url_msg = st.empty()
     st.caption("Enabled events: " + ", ".join(HANDLED_EVENT_TYPES))
     register = st.form_submit_button("Register webhook endpoint")
+    check_events = st.form_submit_button("Check subscribed events")
+if check_events:
+    outcome = actions.check_webhook_subscriptions(current)
+    (st.success if outcome.ok else st.warning)(outcome.message)
 if register:
     error = rules.webhook_url_error(url)
     if error:

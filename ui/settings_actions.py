@@ -27,12 +27,19 @@ def bare_address(value: str) -> str:
 
 def register_webhook(settings: Settings, url: str, user_id: int | None) -> Outcome:
     from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
+    from crm.webhook_endpoint import ensure_endpoint
 
     target = stripe_target(settings)
+    stored = settings.stripe_webhook_secrets(target.mode)
     try:
-        endpoint_id, secret = StripeGateway(target).register_webhook_endpoint(url, list(HANDLED_EVENT_TYPES))
+        done = ensure_endpoint(StripeGateway(target), url, have_secret=bool(stored))
     except StripeGatewayError as exc:
         return Outcome(False, f"Stripe refused the endpoint: {exc}")
+    if done.secret is None:
+        what = "now subscribes" if done.action == "updated" else "already subscribes"
+        return Outcome(True, f"Endpoint {done.endpoint_id} at {target.describe()} {what} all "
+                             f"{len(HANDLED_EVENT_TYPES)} event types; its signing secret is unchanged.")
+    endpoint_id, secret = done.endpoint_id, done.secret
     key = f"stripe.{target.mode}.webhook_secrets"
     # Keep the previous secrets too: during a rotation both endpoints deliver for a while.
     kept = [s for s in settings.stripe_webhook_secrets(target.mode) if s != secret]
@@ -40,6 +47,21 @@ def register_webhook(settings: Settings, url: str, user_id: int | None) -> Outco
         save_setting(conn, key, ",".join([secret, *kept]), user_id)
     return Outcome(True, f"Registered {endpoint_id} at {target.describe()} for {len(HANDLED_EVENT_TYPES)} event types; "
                          "its signing secret is stored encrypted.")
+
+
+def check_webhook_subscriptions(settings: Settings) -> Outcome:
+    """Warns when an endpoint registered at Stripe lacks a handled event type (registered
+    before the type was added) or is disabled."""
+    from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
+    from crm.webhook_endpoint import subscription_gaps
+
+    try:
+        gaps = subscription_gaps(StripeGateway(stripe_target(settings), attempts=2))
+    except StripeGatewayError as exc:
+        return Outcome(False, f"Could not ask Stripe for its webhook endpoints: {exc}")
+    if gaps:
+        return Outcome(False, "; ".join(g.describe() for g in gaps))
+    return Outcome(True, f"Every registered endpoint subscribes all {len(HANDLED_EVENT_TYPES)} event types.")
 
 
 def check_domain(settings: Settings) -> Outcome:
