@@ -40,14 +40,21 @@ def _without_jit(conn: Conn) -> Iterator[None]:
 
 
 def tiles(conn: Conn, today: date, month_start: datetime, now: datetime) -> dict[str, Any]:
-    """Outstanding, overdue, collected this month (gross, fees, net), medians, DSO inputs."""
+    """Outstanding, overdue, collected this month (gross, refunds, fees, net), medians, DSO inputs.
+
+    gross: payments this month; refunded: refunds Stripe counts (pending or succeeded) made
+    this month; fees: Stripe's fees of this month's payments and refunds, from their balance
+    transactions (`fees_pending` payments are still being fetched); net = gross - refunded - fees,
+    what reaches the bank."""
     # One pass per source, each an index-only scan of a covering index (0011): the open
     # balances, 60 days of time to pay (both medians), 90 days of sent invoices, this
     # month's payments. This runs on every live refresh of the page.
     row = conn.execute(
         """
         SELECT o.outstanding_cents, o.overdue_cents, o.overdue_count,
-               p.gross_cents, p.fee_cents, p.gross_cents - p.fee_cents AS net_cents, p.payments,
+               p.gross_cents, r.refunded_cents, p.fee_cents + r.refund_fee_cents AS fee_cents,
+               p.gross_cents - r.refunded_cents - p.fee_cents - r.refund_fee_cents AS net_cents,
+               p.gross_cents - r.refunded_cents AS collected_cents, p.payments, p.fees_pending, r.refunds,
                t.median_s_last30, t.median_s_prev30, s.invoiced_90d_cents
         FROM (SELECT coalesce(sum(amount_due_cents - amount_paid_cents), 0) AS outstanding_cents,
                      coalesce(sum(amount_due_cents - amount_paid_cents) FILTER (WHERE due_date < %(today)s), 0)
@@ -64,8 +71,12 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime) -> dict
               WHERE sent_at >= %(now)s - interval '90 days' AND sent_at < %(now)s
                 AND status IN ('open', 'paid', 'uncollectible')) s,
              (SELECT coalesce(sum(amount_cents), 0) AS gross_cents, coalesce(sum(fee_cents), 0) AS fee_cents,
-                     count(*) AS payments
-              FROM crm.payments WHERE paid_at >= %(month)s AND paid_at < %(now)s) p
+                     count(*) AS payments, count(*) FILTER (WHERE fee_cents IS NULL) AS fees_pending
+              FROM crm.payments WHERE paid_at >= %(month)s AND paid_at < %(now)s) p,
+             (SELECT coalesce(sum(amount_cents), 0) AS refunded_cents, coalesce(sum(fee_cents), 0) AS refund_fee_cents,
+                     count(*) AS refunds
+              FROM crm.refunds WHERE created_at >= %(month)s AND created_at < %(now)s
+               AND status IN ('pending', 'requires_action', 'succeeded')) r
         """,
         {"today": today, "month": month_start, "now": now},
     ).fetchone()
@@ -141,7 +152,8 @@ def aging_totals(conn: Conn, today: date) -> list[dict[str, Any]]:
 
 
 def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, tz: str) -> list[dict[str, Any]]:
-    """Per week: amount invoiced (sent) and amount collected (payments), zero-filled."""
+    """Per week: amount invoiced (sent), amount collected (payments net of that week's
+    refunds) and Stripe's fees (payments' and refunds' balance transactions), zero-filled."""
     with _without_jit(conn):
         rows = conn.execute(
             """
@@ -154,11 +166,20 @@ def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, t
                 FROM crm.invoices WHERE sent_at >= %(since)s AND sent_at < %(until)s AND status <> 'void'
                 GROUP BY 1
             ), collected AS (
-                SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week, sum(amount_cents) AS cents
+                SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week, sum(amount_cents) AS cents,
+                       coalesce(sum(fee_cents), 0) AS fees
                 FROM crm.payments WHERE paid_at >= %(since)s AND paid_at < %(until)s GROUP BY 1
+            ), refunded AS (
+                SELECT date_trunc('week', created_at AT TIME ZONE %(tz)s)::date AS week, sum(amount_cents) AS cents,
+                       coalesce(sum(fee_cents), 0) AS fees
+                FROM crm.refunds WHERE created_at >= %(since)s AND created_at < %(until)s
+                 AND status IN ('pending', 'requires_action', 'succeeded') GROUP BY 1
             )
-            SELECT w.week, coalesce(i.cents, 0) AS invoiced_cents, coalesce(c.cents, 0) AS collected_cents
+            SELECT w.week, coalesce(i.cents, 0) AS invoiced_cents,
+                   coalesce(c.cents, 0) - coalesce(r.cents, 0) AS collected_cents,
+                   coalesce(c.fees, 0) + coalesce(r.fees, 0) AS fee_cents
             FROM weeks w LEFT JOIN invoiced i USING (week) LEFT JOIN collected c USING (week)
+            LEFT JOIN refunded r USING (week)
             ORDER BY w.week
             """,
             {"since": since, "until": until, "tz": tz},

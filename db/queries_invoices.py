@@ -53,7 +53,10 @@ def list_invoices(conn: Conn, f: InvoiceFilter, today: date) -> list[dict[str, A
                CASE WHEN i.status = 'draft' THEN (SELECT coalesce(sum(l.amount_cents), 0)
                                                   FROM crm.invoice_lines l WHERE l.invoice_id = i.id)
                     ELSE i.amount_due_cents END AS amount_due_cents,
-               i.amount_paid_cents, i.currency, i.due_date,
+               i.amount_paid_cents, i.amount_refunded_cents, i.currency, i.due_date,
+               CASE WHEN i.amount_refunded_cents <= 0 THEN NULL
+                    WHEN i.amount_refunded_cents >= i.amount_paid_cents THEN 'refunded'
+                    ELSE 'partially refunded' END AS refund_state,
                CASE WHEN i.status = 'open' AND i.due_date < %(today)s THEN %(today)s - i.due_date END
                    AS days_overdue,
                i.mode, i.hosted_invoice_url, i.attention, i.sent_at, i.paid_at, i.created_at,
@@ -94,6 +97,23 @@ def get_invoice(conn: Conn, invoice_id: int) -> dict[str, Any] | None:
     ).fetchone()
 
 
+def invoice_money(conn: Conn, invoice_id: int) -> dict[str, Any]:
+    """One invoice's payments (fee and net from Stripe's balance transactions), refunds
+    (one per Stripe refund) and declined attempts (Stripe's reason), newest first."""
+    payments = conn.execute(
+        "SELECT paid_at, amount_cents, fee_cents, net_cents, currency, stripe_payment_intent_id, stripe_charge_id, "
+        "stripe_payment_id, fee_error, available_on FROM crm.payments WHERE invoice_id = %s "
+        "ORDER BY paid_at DESC, id DESC",
+        (invoice_id,)).fetchall()
+    refunds = conn.execute(
+        "SELECT created_at, amount_cents, status, reason, fee_cents, net_cents, currency, stripe_refund_id "
+        "FROM crm.refunds WHERE invoice_id = %s ORDER BY created_at DESC, id DESC", (invoice_id,)).fetchall()
+    declines = conn.execute(
+        "SELECT failed_at, code, decline_code, message, stripe_payment_intent_id FROM crm.payment_failures "
+        "WHERE invoice_id = %s ORDER BY failed_at DESC, id DESC LIMIT 20", (invoice_id,)).fetchall()
+    return {"payments": payments, "refunds": refunds, "declines": declines}
+
+
 def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict[str, Any]]:
     """Everything that happened to one invoice, oldest first: status changes (audit log),
     emails and their Resend events, reminders, and the Stripe events that matched it."""
@@ -126,6 +146,26 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
                    || CASE WHEN s.duplicate_deliveries > 0 THEN ' (+' || s.duplicate_deliveries || ' duplicates)'
                       ELSE '' END, s.id
             FROM crm.stripe_events s WHERE s.invoice_id = %(id)s
+          UNION ALL
+            SELECT p.paid_at, 'payment',
+                   'paid ' || to_char(p.amount_cents::numeric / 100, 'FM999,999,990.00') || ' ' || upper(p.currency)
+                   || CASE WHEN p.fee_cents IS NOT NULL
+                           THEN ' (Stripe fee ' || to_char(p.fee_cents::numeric / 100, 'FM999,999,990.00')
+                                || ', net ' || to_char(p.net_cents::numeric / 100, 'FM999,999,990.00') || ')'
+                           ELSE ' (fee not known yet)' END,
+                   coalesce(p.stripe_payment_intent_id, p.stripe_payment_id)
+            FROM crm.payments p WHERE p.invoice_id = %(id)s
+          UNION ALL
+            SELECT a.created_at, 'refund',
+                   'refund ' || to_char((a.detail ->> 'amount_cents')::numeric / 100, 'FM999,999,990.00') || ' '
+                   || coalesce(a.from_status || ' → ', '') || a.to_status, r.stripe_refund_id
+            FROM crm.audit_log a JOIN crm.refunds r ON r.id = a.entity_id
+            WHERE a.entity = 'refund' AND r.invoice_id = %(id)s
+          UNION ALL
+            SELECT f.failed_at, 'decline',
+                   'payment declined: ' || coalesce(f.message, '') || ' ('
+                   || concat_ws(' / ', f.code, f.decline_code) || ')', f.stripe_payment_intent_id
+            FROM crm.payment_failures f WHERE f.invoice_id = %(id)s
           UNION ALL
             SELECT coalesce(st.finished_at, st.started_at), 'send step',
                    st.step || ' ' || st.status || coalesce(': ' || st.error, ''), 'attempt ' || st.attempt

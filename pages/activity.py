@@ -32,6 +32,10 @@ with stripe_tab:
     with connection() as conn:
         events = q.stripe_events(conn, None if outcome == "all" else outcome, type_prefix)
     table(events, "No Stripe events yet.")
+    st.markdown("**Declined payments** (the reason Stripe gave on the payment intent)")
+    with connection() as conn:
+        declined = q.declines(conn)
+    table(declined, "No declined payments.")
 
 with email_tab:
     a, b = st.columns(2)

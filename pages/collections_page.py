@@ -37,10 +37,13 @@ def live_tiles() -> None:
                    help=f"Previous 30 days: {rules.human_duration(t['median_s_prev30'])}")
     row1[3].metric("DSO", "—" if dso is None else f"{dso} days", help=rules.DSO_FORMULA)
     row2 = st.columns(4)
-    row2[0].metric("Collected this month (gross)", money(t["gross_cents"], currency), f"{t['payments']} payments",
-                   delta_color="off")
-    row2[1].metric("Stripe fees", money(t["fee_cents"], currency))
-    row2[2].metric("Net", money(t["net_cents"], currency))
+    row2[0].metric("Collected this month", money(t["collected_cents"], currency),
+                   f"{money(t['gross_cents'], currency)} paid, {money(t['refunded_cents'], currency)} refunded",
+                   delta_color="off", help="Payments this month less the refunds made this month.")
+    row2[1].metric("Stripe fees", money(t["fee_cents"], currency),
+                   f"{t['fees_pending']} payments' fees still being fetched" if t["fees_pending"] else None,
+                   delta_color="off", help="From each payment's and refund's balance transaction at Stripe.")
+    row2[2].metric("Net", money(t["net_cents"], currency), help="Collected less Stripe's fees: what reaches the bank.")
     row2[3].caption(f"{rules.DSO_FORMULA}. Live: refreshes every {LIVE_REFRESH}, updated {now.local:%H:%M:%S}.")
 
 

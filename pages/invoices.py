@@ -9,6 +9,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
+from crm.stripe_event_rules import refund_state
 from db import drafts, jobs
 from db import queries_invoices as q
 from db.customers import customer_choices
@@ -58,8 +59,11 @@ def live_list() -> None:
                 delta_color="off")
     t[3].caption(f"Live: refreshes every {LIVE_REFRESH}. Updated {now.local:%H:%M:%S}.")
     table = pd.DataFrame([{
-        "ID": r["id"], "Number": r["number"], "Customer": r["customer"], "Kind": r["kind"], "Status": r["status"],
-        "Amount": money(r["amount_due_cents"], r["currency"]), "Due": r["due_date"],
+        "ID": r["id"], "Number": r["number"], "Customer": r["customer"], "Kind": r["kind"],
+        "Status": r["status"] + (f" · {r['refund_state']}" if r["refund_state"] else ""),
+        "Amount": money(r["amount_due_cents"], r["currency"]),
+        "Refunded": money(r["amount_refunded_cents"], r["currency"]) if r["amount_refunded_cents"] else "",
+        "Due": r["due_date"],
         "Days overdue": r["days_overdue"], "Email": r["email_signal"] or "", "Mode": r["mode"] or "",
         "Attention": r["attention"] or "",
     } for r in rows])
@@ -89,12 +93,31 @@ def live_header(invoice_id: int, shown_status: str) -> None:
     st.caption(f"{invoice['customer']} <{invoice['customer_email'] or 'no email'}> · job #{invoice['job_id']} "
                f"{invoice['job_title']} · {invoice['kind']} · due {invoice['due_date'] or '—'}"
                f" · mode {invoice['mode'] or '—'}")
-    m = st.columns(3)
-    m[0].metric("Amount due", money(invoice["amount_due_cents"], invoice["currency"]))
-    m[1].metric("Paid", money(invoice["amount_paid_cents"], invoice["currency"]))
-    m[2].metric("Refunded", money(invoice["amount_refunded_cents"], invoice["currency"]))
+    with connection() as conn:
+        details = q.invoice_money(conn, invoice_id)
+    cur = invoice["currency"]
+    fees = [p["fee_cents"] for p in details["payments"]]
+    known_fees = [f for f in fees if f is not None]
+    refund_note = refund_label(int(invoice["amount_paid_cents"]), int(invoice["amount_refunded_cents"]))
+    m = st.columns(5)
+    m[0].metric("Amount due", money(invoice["amount_due_cents"], cur))
+    m[1].metric("Paid", money(invoice["amount_paid_cents"], cur))
+    m[2].metric("Refunded", money(invoice["amount_refunded_cents"], cur), refund_note, delta_color="off")
+    m[3].metric("Stripe fees", money(sum(known_fees), cur) if known_fees else "—",
+                "being fetched" if len(known_fees) < len(fees) else None, delta_color="off")
+    m[4].metric("Net", money(int(invoice["amount_paid_cents"]) - int(invoice["amount_refunded_cents"])
+                             - sum(known_fees), cur) if fees and len(known_fees) == len(fees) else "—",
+                help="Paid less refunds and Stripe's fees: what reaches the bank.")
     if invoice["attention"]:
         st.warning(f"Needs attention: {invoice['attention']} — {invoice['attention_detail'] or ''}")
+    for d in details["declines"][:3]:
+        st.error(f"Payment declined {d['failed_at']:%Y-%m-%d %H:%M}: {d['message'] or 'no message'} "
+                 f"(code {d['code'] or '—'}, decline code {d['decline_code'] or '—'})")
+
+
+def refund_label(paid: int, refunded: int) -> str | None:
+    state = refund_state(paid, refunded)
+    return {"full": "fully refunded", "partial": "partially refunded"}.get(state)
 
 
 pager("inv_page", int(st.session_state.get("inv_total", 0)))
