@@ -53,6 +53,8 @@ def test_send_pay_and_the_webhook_marks_it_paid(db: Conn, crm_sandbox: RunningSa
     assert paid["error"] is None and paid["invoice"]["status"] == "paid"
     wait_until(lambda: db.execute("SELECT status FROM crm.invoices WHERE id = %s",
                                   (invoice_id,)).fetchone() == {"status": "paid"})
+    # invoice.updated (status paid) may flip it before invoice.paid's delivery is logged.
+    wait_until(lambda: bool(crm_sandbox.control.deliveries(service="stripe", event_type="invoice.paid")))
     deliveries = crm_sandbox.control.deliveries(service="stripe", event_type="invoice.paid")
     assert deliveries and all(str(d.get("outcome")) for d in deliveries)
     inv = db.execute("SELECT i.status, i.paid_at, i.amount_paid_cents, i.amount_due_cents, j.status AS job_status "
