@@ -42,19 +42,21 @@ def _without_jit(conn: Conn) -> Iterator[None]:
 def tiles(conn: Conn, today: date, month_start: datetime, now: datetime) -> dict[str, Any]:
     """Outstanding, overdue, collected this month (gross, refunds, fees, net), medians, DSO inputs.
 
-    gross: payments this month; refunded: refunds Stripe counts (pending or succeeded) made
-    this month; fees: Stripe's fees of this month's payments and refunds, from their balance
-    transactions (`fees_pending` payments are still being fetched); net = gross - refunded - fees,
-    what reaches the bank."""
+    gross: payments this month less disputes lost this month; refunded: refunds Stripe counts
+    (pending or succeeded) made this month; collected = gross - refunded; fees: Stripe's fees of
+    this month's payments and refunds, from their balance transactions (`fees_pending` payments
+    are still being fetched); net = collected - fees, what reaches the bank."""
     # One pass per source, each an index-only scan of a covering index (0011): the open
     # balances, 60 days of time to pay (both medians), 90 days of sent invoices, this
     # month's payments. This runs on every live refresh of the page.
     row = conn.execute(
         """
         SELECT o.outstanding_cents, o.overdue_cents, o.overdue_count,
-               p.gross_cents, r.refunded_cents, p.fee_cents + r.refund_fee_cents AS fee_cents,
-               p.gross_cents - r.refunded_cents - p.fee_cents - r.refund_fee_cents AS net_cents,
-               p.gross_cents - r.refunded_cents AS collected_cents, p.payments, p.fees_pending, r.refunds,
+               p.gross_cents - d.lost_cents AS gross_cents, r.refunded_cents,
+               p.fee_cents + r.refund_fee_cents AS fee_cents,
+               p.gross_cents - d.lost_cents - r.refunded_cents - p.fee_cents - r.refund_fee_cents AS net_cents,
+               p.gross_cents - d.lost_cents - r.refunded_cents AS collected_cents, p.payments, p.fees_pending,
+               r.refunds, d.lost_cents AS disputes_lost_cents,
                t.median_s_last30, t.median_s_prev30, s.invoiced_90d_cents
         FROM (SELECT coalesce(sum(amount_due_cents - amount_paid_cents), 0) AS outstanding_cents,
                      coalesce(sum(amount_due_cents - amount_paid_cents) FILTER (WHERE due_date < %(today)s), 0)
@@ -76,7 +78,10 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime) -> dict
              (SELECT coalesce(sum(amount_cents), 0) AS refunded_cents, coalesce(sum(fee_cents), 0) AS refund_fee_cents,
                      count(*) AS refunds
               FROM crm.refunds WHERE created_at >= %(month)s AND created_at < %(now)s
-               AND status IN ('pending', 'requires_action', 'succeeded')) r
+               AND status IN ('pending', 'requires_action', 'succeeded')) r,
+             -- A lost dispute takes the money back: collected in the month it was lost.
+             (SELECT coalesce(sum(amount_cents), 0) AS lost_cents FROM crm.disputes
+              WHERE status = 'lost' AND closed_at >= %(month)s AND closed_at < %(now)s) d
         """,
         {"today": today, "month": month_start, "now": now},
     ).fetchone()
@@ -166,9 +171,14 @@ def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, t
                 FROM crm.invoices WHERE sent_at >= %(since)s AND sent_at < %(until)s AND status <> 'void'
                 GROUP BY 1
             ), collected AS (
-                SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week, sum(amount_cents) AS cents,
-                       coalesce(sum(fee_cents), 0) AS fees
-                FROM crm.payments WHERE paid_at >= %(since)s AND paid_at < %(until)s GROUP BY 1
+                SELECT week, sum(cents) AS cents, sum(fees) AS fees FROM (
+                    SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week, amount_cents AS cents,
+                           coalesce(fee_cents, 0) AS fees
+                    FROM crm.payments WHERE paid_at >= %(since)s AND paid_at < %(until)s
+                    UNION ALL  -- lost disputes take money back in the week they were lost
+                    SELECT date_trunc('week', closed_at AT TIME ZONE %(tz)s)::date, -amount_cents, 0
+                    FROM crm.disputes WHERE status = 'lost' AND closed_at >= %(since)s AND closed_at < %(until)s
+                ) moves GROUP BY 1
             ), refunded AS (
                 SELECT date_trunc('week', created_at AT TIME ZONE %(tz)s)::date AS week, sum(amount_cents) AS cents,
                        coalesce(sum(fee_cents), 0) AS fees
@@ -230,6 +240,22 @@ def reminder_effect(conn: Conn, since: datetime, until: datetime) -> dict[str, A
     ).fetchone()
     assert row is not None
     return dict(row)
+
+
+def open_disputes(conn: Conn, limit: int = 50) -> list[dict[str, Any]]:
+    """Disputes still open (chargebacks the owner may answer), soonest evidence deadline first."""
+    return conn.execute(
+        """
+        SELECT d.stripe_dispute_id, d.amount_cents, d.currency, d.reason, d.status, d.evidence_due_by, d.opened_at,
+               d.invoice_id, coalesce(i.stripe_invoice_number, '#' || i.id) AS number, c.name AS customer
+        FROM crm.disputes d
+        LEFT JOIN crm.invoices i ON i.id = d.invoice_id LEFT JOIN crm.customers c ON c.id = i.customer_id
+        WHERE d.closed_at IS NULL
+        ORDER BY d.evidence_due_by NULLS LAST, d.id
+        LIMIT %(limit)s
+        """,
+        {"limit": limit},
+    ).fetchall()
 
 
 def chart_data(conn: Conn, today: date, tz: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import time
 
 import httpx
 
-from crm.settings import Settings, load_settings, sandbox_url, save_setting
+from crm.settings import Settings, load_settings, sandbox_url, save_setting, store_registered_webhook_secret
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
 from crm.webhook_endpoint import ensure_endpoint
@@ -72,7 +72,7 @@ def _register_stripe_endpoint(conn: Conn, settings: Settings, url: str) -> str:
     if done.secret is None:
         return (f"Stripe webhook endpoint {done.endpoint_id} -> {url} already registered"
                 + (f" (now subscribes all {len(HANDLED_EVENT_TYPES)} event types)" if done.action == "updated" else ""))
-    save_setting(conn, f"stripe.{target.mode}.webhook_secrets", done.secret)
+    store_registered_webhook_secret(conn, settings, target.mode, done.secret, done.endpoint_id, None)
     return f"registered Stripe webhook endpoint {done.endpoint_id} -> {url}; signing secret stored encrypted"
 
 

@@ -358,11 +358,12 @@ def balance_transaction(now: int, *, amount: int, fee: int, currency: str, sourc
     }
 
 
-def invoice_payment(livemode: bool, now: int, inv: Obj, pi: Obj, amount: int) -> Obj:
+def invoice_payment(livemode: bool, now: int, inv: Obj, pi: Obj, amount: int, *, paid: bool = False) -> Obj:
+    """An invoice's payment attempt: `open` until its payment intent succeeds (then `paid`)."""
     return {
         "id": ids.stripe_id("inpay"),
         "object": "invoice_payment",
-        "amount_paid": None,
+        "amount_paid": amount if paid else None,
         "amount_requested": amount,
         "created": now,
         "currency": inv["currency"],
@@ -370,8 +371,8 @@ def invoice_payment(livemode: bool, now: int, inv: Obj, pi: Obj, amount: int) ->
         "is_default": True,
         "livemode": livemode,
         "payment": {"type": "payment_intent", "payment_intent": pi["id"]},
-        "status": "open",
-        "status_transitions": {"canceled_at": None, "paid_at": None},
+        "status": "paid" if paid else "open",
+        "status_transitions": {"canceled_at": None, "paid_at": now if paid else None},
     }
 
 

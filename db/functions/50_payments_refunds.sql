@@ -376,8 +376,12 @@ $$;
 
 -- payment_intent.payment_failed (object: payment_intent): the decline reason Stripe puts on
 -- the payment intent (last_payment_error: code, decline_code, message), one row per failed
--- attempt (payment intent + charge). The invoice is found through the payment intent's
--- link (an InvoicePayment seen by event, by the worker or by reconcile); unmatched until then.
+-- attempt (payment intent + charge) in crm.payment_failures. The invoice is found through
+-- the payment intent's link (an InvoicePayment seen by event, by the worker or by
+-- reconcile), its payment, else crm.find_invoice_for_payment_intent; unmatched until then.
+-- What the failure does to the invoice (a bank debit no longer processing, attention,
+-- audit) is crm.apply_stripe_payment_intent_event's (55_bank_disputes.sql) when that finds
+-- the invoice too; otherwise this flags it the same way.
 CREATE OR REPLACE FUNCTION crm.apply_stripe_payment_failed(p_event_id text, p_obj jsonb, p_mode text,
                                                            p_created timestamptz DEFAULT NULL)
 RETURNS jsonb
@@ -387,15 +391,15 @@ DECLARE
     v_error jsonb := p_obj -> 'last_payment_error';
     v_charge text := coalesce(p_obj #>> '{last_payment_error,charge}', p_obj ->> 'latest_charge', '');
     v_id bigint;
-    v_mode text;
     v_inv crm.invoices;
     v_failure_id bigint;
     v_text text;
+    v_result jsonb;
 BEGIN
     PERFORM crm.lock_stripe_payment(ARRAY[v_intent]);
-    SELECT invoice_id, mode INTO v_id, v_mode FROM crm.payment_intent_links WHERE stripe_payment_intent_id = v_intent;
+    SELECT invoice_id INTO v_id FROM crm.payment_intent_links WHERE stripe_payment_intent_id = v_intent;
     IF v_id IS NULL THEN
-        SELECT invoice_id, mode INTO v_id, v_mode FROM crm.payments WHERE stripe_payment_intent_id = v_intent;
+        v_id := crm.find_invoice_for_payment_intent(p_obj, p_mode);
     END IF;
     IF v_id IS NULL THEN
         RETURN jsonb_build_object('outcome', 'unmatched',
@@ -403,22 +407,30 @@ BEGIN
                                             || ' yet: applied when its invoice payment is seen');
     END IF;
     SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
-    IF v_mode <> p_mode OR v_inv.mode IS DISTINCT FROM p_mode THEN
+    IF v_inv.mode IS DISTINCT FROM p_mode THEN
         RETURN jsonb_build_object('outcome', 'rejected', 'invoice_id', v_id,
                                   'detail', format('event is %s mode, invoice was sent in %s mode', p_mode,
                                                    coalesce(v_inv.mode, 'no')));
     END IF;
-    IF jsonb_typeof(v_error) IS DISTINCT FROM 'object' THEN
-        RETURN jsonb_build_object('outcome', 'ignored', 'invoice_id', v_id, 'detail', 'no last_payment_error');
+    IF jsonb_typeof(v_error) = 'object' THEN
+        INSERT INTO crm.payment_failures (invoice_id, mode, stripe_payment_intent_id, stripe_charge_id, code,
+                                          decline_code, message, stripe_event_id, failed_at)
+        VALUES (v_id, p_mode, v_intent, v_charge, v_error ->> 'code', v_error ->> 'decline_code',
+                left(v_error ->> 'message', 500), p_event_id, coalesce(p_created, now()))
+        ON CONFLICT (stripe_payment_intent_id, stripe_charge_id) DO NOTHING
+        RETURNING id INTO v_failure_id;
+        UPDATE crm.invoices SET decline_lookup_at = NULL, decline_lookup_attempts = 0
+         WHERE id = v_id AND decline_lookup_at IS NOT NULL;
     END IF;
-    INSERT INTO crm.payment_failures (invoice_id, mode, stripe_payment_intent_id, stripe_charge_id, code,
-                                      decline_code, message, stripe_event_id, failed_at)
-    VALUES (v_id, p_mode, v_intent, v_charge, v_error ->> 'code', v_error ->> 'decline_code',
-            left(v_error ->> 'message', 500), p_event_id, coalesce(p_created, now()))
-    ON CONFLICT (stripe_payment_intent_id, stripe_charge_id) DO NOTHING
-    RETURNING id INTO v_failure_id;
-    UPDATE crm.invoices SET decline_lookup_at = NULL, decline_lookup_attempts = 0
-     WHERE id = v_id AND decline_lookup_at IS NOT NULL;
+
+    v_result := crm.apply_stripe_payment_intent_event(p_event_id, 'payment_intent.payment_failed', p_obj, p_mode);
+    IF v_result ->> 'outcome' IS DISTINCT FROM 'unmatched' THEN
+        RETURN v_result || CASE WHEN v_failure_id IS NOT NULL
+            THEN jsonb_build_object('outcome', 'applied', 'detail', 'decline recorded; ' || coalesce(v_result ->> 'detail', ''))
+            ELSE '{}'::jsonb END;
+    END IF;
+
+    -- Found through its link only: flag the invoice as crm.apply_stripe_payment_intent_event would.
     IF v_failure_id IS NULL THEN
         RETURN jsonb_build_object('outcome', 'ignored', 'invoice_id', v_id, 'detail', 'decline already recorded');
     END IF;

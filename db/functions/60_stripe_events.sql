@@ -80,8 +80,13 @@ BEGIN
          WHERE invoice_id = v_id AND created_at > now() - interval '1 hour' ORDER BY failed_at DESC, id DESC LIMIT 1;
         v_error := left(coalesce(v_error, p_obj #>> '{last_payment_error,message}', 'A payment attempt failed')
                         || coalesce(format(' (attempt %s)', p_obj ->> 'attempt_count'), ''), 500);
+        -- The invoice's payload carries no reason: keep one payment_intent.payment_failed gave.
         UPDATE crm.invoices
-           SET last_payment_error = v_error, attention = 'payment_failed', attention_detail = v_error,
+           SET last_payment_error = CASE WHEN p_obj ? 'last_payment_error' OR attention IS DISTINCT FROM 'payment_failed'
+                                         THEN v_error ELSE coalesce(last_payment_error, v_error) END,
+               attention = 'payment_failed',
+               attention_detail = CASE WHEN p_obj ? 'last_payment_error' OR attention IS DISTINCT FROM 'payment_failed'
+                                       THEN v_error ELSE coalesce(attention_detail, v_error) END,
                decline_lookup_at = CASE WHEN EXISTS (SELECT 1 FROM crm.payment_failures
                                                       WHERE invoice_id = v_id AND created_at > now() - interval '1 hour')
                                         THEN NULL ELSE now() END,
@@ -163,8 +168,14 @@ BEGIN
             THEN crm.apply_stripe_invoice_payment(v_id, v_obj, p_mode)
         WHEN v_type IN ('charge.refunded', 'refund.created', 'refund.updated', 'refund.failed')
             THEN crm.apply_stripe_refund_event(v_id, v_type, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
+        WHEN v_type = 'payment_intent.processing'
+            THEN crm.apply_stripe_payment_intent_event(v_id, v_type, v_obj, p_mode)
+        -- The decline is recorded (crm.payment_failures), then the invoice follows
+        -- crm.apply_stripe_payment_intent_event's rules (bank debits).
         WHEN v_type = 'payment_intent.payment_failed'
             THEN crm.apply_stripe_payment_failed(v_id, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
+        WHEN v_type IN ('charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed')
+            THEN crm.apply_stripe_dispute_event(v_id, v_type, v_obj, p_mode)
         ELSE jsonb_build_object('outcome', 'ignored', 'detail', 'event type not handled')
     END;
 
