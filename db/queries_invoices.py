@@ -113,21 +113,11 @@ def get_invoice(conn: Conn, invoice_id: int, today: date | None = None) -> dict[
     ).fetchone()
 
 
-def invoice_money(conn: Conn, invoice_id: int) -> dict[str, Any]:
-    """One invoice's payments (fee and net from Stripe's balance transactions), refunds
-    (one per Stripe refund) and declined attempts (Stripe's reason), newest first."""
-    payments = conn.execute(
-        "SELECT paid_at, amount_cents, fee_cents, net_cents, currency, stripe_payment_intent_id, stripe_charge_id, "
-        "stripe_payment_id, fee_error, available_on FROM crm.payments WHERE invoice_id = %s "
-        "ORDER BY paid_at DESC, id DESC",
-        (invoice_id,)).fetchall()
-    refunds = conn.execute(
-        "SELECT created_at, amount_cents, status, reason, fee_cents, net_cents, currency, stripe_refund_id "
-        "FROM crm.refunds WHERE invoice_id = %s ORDER BY created_at DESC, id DESC", (invoice_id,)).fetchall()
-    declines = conn.execute(
+def invoice_declines(conn: Conn, invoice_id: int, limit: int = 3) -> list[dict[str, Any]]:
+    """The invoice's latest declined payment attempts with Stripe's reason, newest first."""
+    return conn.execute(
         "SELECT failed_at, code, decline_code, message, stripe_payment_intent_id FROM crm.payment_failures "
-        "WHERE invoice_id = %s ORDER BY failed_at DESC, id DESC LIMIT 20", (invoice_id,)).fetchall()
-    return {"payments": payments, "refunds": refunds, "declines": declines}
+        "WHERE invoice_id = %s ORDER BY failed_at DESC, id DESC LIMIT %s", (invoice_id, limit)).fetchall()
 
 
 def invoice_payments(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:

@@ -86,6 +86,7 @@ def live_header(invoice_id: int, shown_status: str) -> None:
         invoice = q.get_invoice(conn, invoice_id, clock(current).today)
         payments = q.invoice_payments(conn, invoice_id)
         disputes = q.invoice_disputes(conn, invoice_id)
+        declines = q.invoice_declines(conn, invoice_id)
     assert invoice is not None
     if invoice["shown_status"] != shown_status:
         st.rerun(scope="app")
@@ -94,8 +95,6 @@ def live_header(invoice_id: int, shown_status: str) -> None:
     st.caption(f"{invoice['customer']} <{invoice['customer_email'] or 'no email'}> · job #{invoice['job_id']} "
                f"{invoice['job_title']} · {invoice['kind']} · due {invoice['due_date'] or '—'}"
                f" · mode {invoice['mode'] or '—'}")
-    with connection() as conn:
-        declines = q.invoice_money(conn, invoice_id)["declines"]
     cur = invoice["currency"]
     fees = [p["fee_cents"] for p in payments]
     known_fees = [f for f in fees if f is not None]
@@ -135,7 +134,7 @@ def live_header(invoice_id: int, shown_status: str) -> None:
         } for p in payments]), hide_index=True, width="stretch", key="invoice_payments")
     if invoice["attention"]:
         st.warning(f"Needs attention: {invoice['attention']} — {invoice['attention_detail'] or ''}")
-    for d in declines[:3]:
+    for d in declines:
         st.error(f"Payment declined {d['failed_at']:%Y-%m-%d %H:%M}: {d['message'] or 'no message'} "
                  f"(code {d['code'] or '—'}, decline code {d['decline_code'] or '—'})")
 
