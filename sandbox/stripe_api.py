@@ -23,6 +23,7 @@ from sandbox import idempotency, ids, request_log
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.formcodec import FormDecodeError, decode
 from sandbox.state import Obj
+from sandbox.stripe_account import account_retrieve, accounts_retrieve
 from sandbox.stripe_call import Call
 from sandbox.stripe_customers_invoices import (
     customers_create,
@@ -68,6 +69,8 @@ MAX_IDEMPOTENCY_KEY = 255
 _ID = r"([A-Za-z0-9_]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Callable[[Call], Obj]]] = [
     (m, re.compile(f"^/v1/{pattern}$"), h) for m, pattern, h in [
+        ("GET", "account", account_retrieve),
+        ("GET", f"accounts/{_ID}", accounts_retrieve),
         ("POST", "customers", customers_create),
         ("GET", "customers", customers_list),
         ("GET", f"customers/{_ID}", customers_retrieve),
