@@ -31,6 +31,8 @@ log = logging.getLogger("crm.stripe")
 
 STRIPE_API_VERSION = "2026-10-28.endive"
 SANDBOX_SECRET_KEY = "sk_test_sandbox"
+# The sandbox's live mode: its own objects, events and endpoints, as a live key sees at Stripe.
+SANDBOX_SECRET_KEYS = {"test": SANDBOX_SECRET_KEY, "live": "sk_live_sandbox"}
 DEFAULT_API_BASE = "https://api.stripe.com"
 
 
@@ -57,10 +59,11 @@ class StripeTarget:
         return f"the SANDBOX at {self.api_base}" if self.sandboxed else f"Stripe ({self.mode} mode)"
 
 
-def stripe_target(settings: Settings) -> StripeTarget:
-    mode = settings.stripe_mode
-    if settings.stripe_sandboxed:
-        return StripeTarget(SANDBOX_SECRET_KEY, sandbox_url(), mode, sandboxed=True)
+def stripe_target(settings: Settings, mode: str | None = None) -> StripeTarget:
+    """Where calls for `mode` (default: the configured mode) go: no key for it means the sandbox."""
+    mode = mode or settings.stripe_mode
+    if not settings.stripe_secret_key(mode):
+        return StripeTarget(SANDBOX_SECRET_KEYS[mode], sandbox_url(), mode, sandboxed=True)
     base = os.environ.get("STRIPE_API_BASE", "").strip().rstrip("/") or DEFAULT_API_BASE
     return StripeTarget(settings.stripe_secret_key(mode), base, mode, sandboxed=False)
 
@@ -158,6 +161,29 @@ class StripeGateway:
         page = self._call("list events", lambda: self.client.v1.events.list(params))  # type: ignore[arg-type]
         for event in page.auto_paging_iter():
             yield event.to_dict()
+
+    def retrieve_account(self) -> dict[str, Any]:
+        """The account behind the key (GET /v1/account): proves the key works and whose it is."""
+        return self._call("retrieve account", lambda: self.client.v1.accounts.retrieve_current()).to_dict()
+
+    def retrieve_webhook_endpoint(self, endpoint_id: str) -> dict[str, Any]:
+        return self._call("retrieve webhook endpoint",
+                          lambda: self.client.v1.webhook_endpoints.retrieve(endpoint_id)).to_dict()
+
+    def list_webhook_endpoints(self) -> list[dict[str, Any]]:
+        page = self._call("list webhook endpoints", lambda: self.client.v1.webhook_endpoints.list({"limit": 100}))
+        return [ep.to_dict() for ep in page.auto_paging_iter()]
+
+    def update_webhook_endpoint(self, endpoint_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Change an endpoint in place (url, enabled_events, disabled): its signing secret stays."""
+        return self._call("update webhook endpoint", lambda: self.client.v1.webhook_endpoints.update(
+            endpoint_id, params)).to_dict()  # type: ignore[arg-type]
+
+    def recent_events(self, created_gte: int, limit: int = 100) -> list[dict[str, Any]]:
+        """One page of the newest events (for pending_webhooks: deliveries Stripe has not done yet)."""
+        page = self._call("list events", lambda: self.client.v1.events.list(
+            {"created": {"gte": created_gte}, "limit": limit}))
+        return [event.to_dict() for event in page.data]
 
     def register_webhook_endpoint(self, url: str, events: list[str]) -> tuple[str, str]:
         """Create an endpoint; returns (we_... id, whsec_ signing secret, shown only now)."""

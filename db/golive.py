@@ -1,0 +1,62 @@
+"""Named queries for the go-live checklist (crm.golive_checks) and the facts its steps read.
+
+One row per step, replaced by each check. The rules (what a step needs, when live mode may be
+switched on) are in crm/golive.py; this module stores and reads plain data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from db.pool import Conn
+
+
+def save_check(conn: Conn, step: str, ok: bool, detail: str, facts: dict[str, Any], fingerprint: str,
+               sandboxed: bool, user_id: int | None, actor: str) -> None:
+    conn.execute(
+        """
+        INSERT INTO crm.golive_checks (step, ok, detail, facts, fingerprint, sandboxed, checked_by, actor)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (step) DO UPDATE SET ok = EXCLUDED.ok, detail = EXCLUDED.detail, facts = EXCLUDED.facts,
+            fingerprint = EXCLUDED.fingerprint, sandboxed = EXCLUDED.sandboxed, checked_at = now(),
+            checked_by = EXCLUDED.checked_by, actor = EXCLUDED.actor
+        """,
+        (step, ok, detail, Jsonb(facts), fingerprint, sandboxed, user_id, actor),
+    )
+
+
+def checks(conn: Conn) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT g.step, g.ok, g.detail, g.facts, g.fingerprint, g.sandboxed, g.checked_at, g.actor, "
+        "u.email AS checked_by_email FROM crm.golive_checks g LEFT JOIN crm.app_users u ON u.id = g.checked_by"
+    ).fetchall()
+    return {str(r["step"]): dict(r) for r in rows}
+
+
+def test_invoice_facts(conn: Conn, invoice_id: int) -> dict[str, Any] | None:
+    """The test invoice's status, when it was sent, and when its payment's webhook first arrived
+    (invoice.paid), with the source that recorded the payment first."""
+    row = conn.execute(
+        """
+        SELECT i.id, i.status, i.mode, i.sent_at, i.paid_at, i.amount_due_cents, i.hosted_invoice_url,
+               e.webhook_received_at AS paid_webhook_at, e.source AS paid_recorded_by
+        FROM crm.invoices i
+        LEFT JOIN LATERAL (
+            SELECT s.webhook_received_at, s.source FROM crm.stripe_events s
+            WHERE s.invoice_id = i.id AND s.type = 'invoice.paid' AND s.outcome = 'applied'
+            ORDER BY s.received_at LIMIT 1) e ON true
+        WHERE i.id = %s
+        """,
+        (invoice_id,),
+    ).fetchone()
+    return dict(row) if row else None
+
+
+def golive_customer(conn: Conn, email: str) -> int | None:
+    """The customer an earlier test invoice was sent to (the owner's own address), if any."""
+    row = conn.execute(
+        "SELECT id FROM crm.customers WHERE lower(email) = lower(%s) AND name LIKE 'Go-live test%%' "
+        "ORDER BY id LIMIT 1", (email,)).fetchone()
+    return int(row["id"]) if row else None
