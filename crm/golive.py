@@ -167,9 +167,10 @@ def check_webhook(settings: Settings, mode: str) -> StepResult:
     if state.error:
         problems.append(f"Could not ask Stripe about the {mode} endpoint: {state.error}")
     elif not state.registered:
-        problems.append(f"No {mode}-mode webhook endpoint is registered: register the sidecar's URL below.")
+        problems.append(f"No {mode}-mode webhook endpoint is registered: "
+                        "register the sidecar's URL (Settings → Stripe).")
     else:
-        url_problem = public_https_problem(str(state.url), state.sandboxed)
+        url_problem = public_https_problem(str(state.url), state.emulated)
         if url_problem:
             problems.append(url_problem)
         if state.status != "enabled":
@@ -184,8 +185,8 @@ def check_webhook(settings: Settings, mode: str) -> StepResult:
     if problems:
         return StepResult(step, False, " ".join(problems), state.sandboxed, facts)
     detail = f"{state.endpoint_id} at {state.url} is enabled for all the event types the CRM handles."
-    return StepResult(step, True, detail + (" SANDBOX endpoint (http to this machine is allowed only here)."
-                                            if state.sandboxed else ""), state.sandboxed, facts)
+    note = " SANDBOX endpoint (http to this machine is allowed only here)." if state.emulated else ""
+    return StepResult(step, True, detail + note, state.sandboxed, facts)
 
 
 def check_resend(settings: Settings) -> StepResult:
@@ -217,7 +218,7 @@ def check_resend(settings: Settings) -> StepResult:
         problems.append(f"The From address is still the placeholder {settings['email.from']}.")
     if not settings["resend.webhook_secret"]:
         problems.append("The Resend webhook signing secret (whsec_…) is not set: add a webhook at Resend for "
-                        "https://<sidecar>/webhooks/resend and save its secret below.")
+                        "https://<sidecar>/webhooks/resend and save its secret (Settings → Email).")
     if problems:
         return StepResult("resend", False, " ".join(problems), target.sandboxed, facts)
     detail = f"Resend key works; {domain} is verified with open and click tracking on; webhook secret set."

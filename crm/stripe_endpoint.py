@@ -31,6 +31,7 @@ class EndpointState:
     mode: str
     sandboxed: bool
     where: str
+    emulated: bool = False  # the sandbox or another emulator: http to this machine is fine there
     endpoint_id: str | None = None
     url: str | None = None
     status: str | None = None  # 'enabled' | 'disabled' | None when there is no endpoint
@@ -54,10 +55,10 @@ def missing_event_types(enabled_events: list[str]) -> list[str]:
     return [t for t in HANDLED_EVENT_TYPES if not any(_matches(p, t) for p in enabled_events)]
 
 
-def public_https_problem(url: str, sandboxed: bool) -> str | None:
+def public_https_problem(url: str, emulated: bool) -> str | None:
     """Stripe delivers only to public HTTPS URLs; the sandbox (on this machine) is the exception."""
     parsed = urlparse(url)
-    if sandboxed:
+    if emulated:
         return None
     host = parsed.hostname or ""
     if parsed.scheme != "https":
@@ -94,15 +95,15 @@ def _ours(gateway: StripeGateway, settings: Settings, mode: str, url: str | None
 
 def endpoint_state(settings: Settings, mode: str) -> EndpointState:
     target = stripe_target(settings, mode)
-    where = target.describe()
+    where, emulated = target.describe(), target.emulated
     try:
         ep = _ours(_gateway(target), settings, mode)
     except StripeGatewayError as exc:
-        return EndpointState(mode, target.sandboxed, where, error=str(exc))
+        return EndpointState(mode, target.sandboxed, where, emulated, error=str(exc))
     if ep is None:
-        return EndpointState(mode, target.sandboxed, where, missing_types=list(HANDLED_EVENT_TYPES))
+        return EndpointState(mode, target.sandboxed, where, emulated, missing_types=list(HANDLED_EVENT_TYPES))
     events = [str(e) for e in ep.get("enabled_events") or []]
-    return EndpointState(mode, target.sandboxed, where, endpoint_id=str(ep["id"]), url=str(ep.get("url")),
+    return EndpointState(mode, target.sandboxed, where, emulated, endpoint_id=str(ep["id"]), url=str(ep.get("url")),
                          status=str(ep.get("status")), enabled_events=events,
                          missing_types=missing_event_types(events))
 

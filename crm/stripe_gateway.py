@@ -58,6 +58,11 @@ class StripeTarget:
     def describe(self) -> str:
         return f"the SANDBOX at {self.api_base}" if self.sandboxed else f"Stripe ({self.mode} mode)"
 
+    @property
+    def emulated(self) -> bool:
+        """The sandbox, or another Stripe-compatible emulator set by STRIPE_API_BASE (tests): not Stripe."""
+        return self.sandboxed or self.api_base.rstrip("/") != DEFAULT_API_BASE
+
 
 def stripe_target(settings: Settings, mode: str | None = None) -> StripeTarget:
     """Where calls for `mode` (default: the configured mode) go: no key for it means the sandbox."""

@@ -35,21 +35,22 @@ def checks(conn: Conn) -> dict[str, dict[str, Any]]:
     return {str(r["step"]): dict(r) for r in rows}
 
 
+PAYMENT_EVENT_TYPES = ("invoice.paid", "invoice.payment_succeeded", "invoice_payment.paid")
+
+
 def test_invoice_facts(conn: Conn, invoice_id: int) -> dict[str, Any] | None:
-    """The test invoice's status, when it was sent, and when its payment's webhook first arrived
-    (invoice.paid), with the source that recorded the payment first."""
+    """The test invoice's status, when it was sent, and when the first webhook of its payment
+    arrived (invoice.paid, invoice.payment_succeeded or invoice_payment.paid, whichever came
+    first and whatever it changed: it proves Stripe reaches the sidecar)."""
     row = conn.execute(
         """
         SELECT i.id, i.status, i.mode, i.sent_at, i.paid_at, i.amount_due_cents, i.hosted_invoice_url,
-               e.webhook_received_at AS paid_webhook_at, e.source AS paid_recorded_by
+               (SELECT min(s.webhook_received_at) FROM crm.stripe_events s
+                WHERE s.invoice_id = i.id AND s.type = ANY(%s) AND s.outcome <> 'rejected') AS paid_webhook_at
         FROM crm.invoices i
-        LEFT JOIN LATERAL (
-            SELECT s.webhook_received_at, s.source FROM crm.stripe_events s
-            WHERE s.invoice_id = i.id AND s.type = 'invoice.paid' AND s.outcome = 'applied'
-            ORDER BY s.received_at LIMIT 1) e ON true
         WHERE i.id = %s
         """,
-        (invoice_id,),
+        (list(PAYMENT_EVENT_TYPES), invoice_id),
     ).fetchone()
     return dict(row) if row else None
 
