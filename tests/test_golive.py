@@ -65,7 +65,7 @@ def test_golive_webhook_registration_updates_in_place_and_checks_every_handled_t
     # An endpoint registered before a handled type was added: the check names what is missing.
     client = stripe_client(golive_sandbox)
     endpoint_id = str(load_settings(db)["stripe.test.webhook_endpoint_id"])
-    client.v1.webhook_endpoints.update(endpoint_id, {"enabled_events": list(HANDLED_EVENT_TYPES[:-1])})
+    client.v1.webhook_endpoints.update(endpoint_id, {"enabled_events": list(HANDLED_EVENT_TYPES[:-1])})  # type: ignore[arg-type]
     stale = golive.check_step("test_webhook", load_settings(db))
     assert not stale.ok and HANDLED_EVENT_TYPES[-1] in stale.detail
     assert endpoint_state(load_settings(db), "test").missing_types == [HANDLED_EVENT_TYPES[-1]]
