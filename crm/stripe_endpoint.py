@@ -74,7 +74,10 @@ def public_https_problem(url: str, emulated: bool) -> str | None:
 
 # ---------------------------------------------------------------- Stripe calls
 
-def _gateway(target: StripeTarget) -> StripeGateway:
+def _gateway(target: StripeTarget, fast: bool = False) -> StripeGateway:
+    """`fast`: one attempt, short timeout (a health panel must not hang on an unreachable Stripe)."""
+    if fast:
+        return StripeGateway(target, attempts=1, network_retries=0, timeout_s=5.0)
     return StripeGateway(target, attempts=2, backoff_s=0.2)
 
 
@@ -93,11 +96,11 @@ def _ours(gateway: StripeGateway, settings: Settings, mode: str, url: str | None
     return ours[0] if ours else None
 
 
-def endpoint_state(settings: Settings, mode: str) -> EndpointState:
+def endpoint_state(settings: Settings, mode: str, fast: bool = False) -> EndpointState:
     target = stripe_target(settings, mode)
     where, emulated = target.describe(), target.emulated
     try:
-        ep = _ours(_gateway(target), settings, mode)
+        ep = _ours(_gateway(target, fast), settings, mode)
     except StripeGatewayError as exc:
         return EndpointState(mode, target.sandboxed, where, emulated, error=str(exc))
     if ep is None:

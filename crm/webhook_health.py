@@ -45,7 +45,8 @@ class ModeHealth:
 
 def _pending(settings: Settings, mode: str, now: float) -> int | None:
     try:
-        events = StripeGateway(stripe_target(settings, mode), attempts=1).recent_events(int(now) - 86_400)
+        gateway = StripeGateway(stripe_target(settings, mode), attempts=1, network_retries=0, timeout_s=5.0)
+        events = gateway.recent_events(int(now) - 86_400)
     except StripeGatewayError:
         return None
     return sum(1 for e in events if int(e.get("pending_webhooks") or 0) > 0
@@ -78,7 +79,7 @@ def warnings_for(h: ModeHealth) -> list[str]:
 def mode_health(conn: Conn, settings: Settings, mode: str, *, ask_stripe: bool = True,
                 now: float | None = None) -> ModeHealth:
     now = time.time() if now is None else now
-    endpoint = endpoint_state(settings, mode) if ask_stripe else EndpointState(
+    endpoint = endpoint_state(settings, mode, fast=True) if ask_stripe else EndpointState(
         mode, stripe_target(settings, mode).sandboxed, stripe_target(settings, mode).describe(), error="not asked")
     counts = queries.delivery_counts(conn, mode)
     in_use = mode == settings.stripe_mode or endpoint.registered

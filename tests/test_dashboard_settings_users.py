@@ -74,7 +74,9 @@ def test_mode_switch_needs_confirmation(db: psycopg.Connection[Any], app_as: Cal
     next(c for c in at.checkbox if c.label == "I understand what changes").check()
     next(r for r in at.radio if r.label == "Mode").set_value("live")
     next(b for b in at.button if b.label == "Switch mode").click().run()
-    assert load_settings(db).stripe_mode == "live"
+    # Confirmed, but the go-live checklist is not green: the core refuses (tests/test_dashboard_golive.py).
+    assert any(e.value.startswith("Live mode is refused until steps 1-5 are green.") for e in at.error)
+    assert load_settings(db).stripe_mode == "test"
 
 
 def test_register_webhook_and_test_email_against_the_sandbox(db: psycopg.Connection[Any],
