@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from crm.settings import Settings, save_setting
+from crm.settings import Settings, save_setting, store_registered_webhook_secret
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, StripeTarget, stripe_target
 from db.pool import connection
@@ -133,9 +133,8 @@ def register(settings: Settings, mode: str, url: str, user_id: int | None) -> Ou
         endpoint_id, secret = gateway.register_webhook_endpoint(url, events)
     except StripeGatewayError as exc:
         return Outcome(False, f"Stripe refused the endpoint: {exc}")
-    kept = [s for s in secrets if s != secret]  # during a rotation both endpoints deliver for a while
-    with connection() as conn:
-        save_setting(conn, f"stripe.{mode}.webhook_secrets", ",".join([secret, *kept]), user_id)
+    with connection() as conn:  # older secrets stay for the rotation window (crm/webhook_secrets.py)
+        store_registered_webhook_secret(conn, settings, mode, secret, endpoint_id, user_id)
         save_setting(conn, f"stripe.{mode}.webhook_endpoint_id", endpoint_id, user_id)
     return Outcome(True, f"Registered {endpoint_id} at {target.describe()} for {len(events)} event types; "
                          "its signing secret is stored encrypted.")
