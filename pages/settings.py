@@ -51,6 +51,10 @@ def save(values: dict[str, object], message: str, clear: tuple[str, ...] = ()) -
 
 
 # --- Go live, step by step ------------------------------------------------------------------
+ICON_GREEN, ICON_FAILED = ":green[:material/check_circle:]", ":red[:material/cancel:]"
+ICON_UNCHECKED, ICON_STALE = ":gray[:material/radio_button_unchecked:]", ":orange[:material/history:]"
+
+
 def _when(ts: datetime | None) -> str:
     return f"{ts.astimezone(clock(current).local.tzinfo):%Y-%m-%d %H:%M}" if ts else "never"
 
@@ -78,7 +82,8 @@ def go_live() -> None:
         golive.check_all(current, session.user_id)
         st.rerun()
     for view in views:
-        s, icon = view.step, ("✅" if view.green else "⚪" if view.ok is None else "🟡" if view.ok else "❌")
+        s, icon = view.step, (ICON_GREEN if view.green else ICON_UNCHECKED if view.ok is None
+                              else ICON_STALE if view.ok else ICON_FAILED)
         with st.container(border=True):
             st.markdown(f"{icon} **{s.number}. {s.title}**" + (" · `SANDBOX`" if view.sandboxed else ""))
             (st.success if view.green else st.info if view.ok is None else st.warning)(view.detail)
@@ -108,7 +113,7 @@ def go_live() -> None:
                     st.caption(f"Pay link: {pay_url}")
     with st.container(border=True):
         live_now = mode == "live"
-        st.markdown(("✅" if live_now else "✅" if not refusals else "❌") + " **6. Switch to live**"
+        st.markdown((ICON_GREEN if live_now or not refusals else ICON_FAILED) + " **6. Switch to live**"
                     + (" · `SANDBOX`" if current.stripe_sandboxed else ""))
         if live_now:
             st.success("Stripe is in live mode." + (" SANDBOX: no live key is set, no real card is charged."
