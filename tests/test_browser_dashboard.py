@@ -73,6 +73,8 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
         pytest.skip(f"{CHROMIUM} is not installed: the browser test needs Chromium")
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # each rerun of a page takes seconds on two busy cores
+
     from tests.reconcile_helpers import wire_sidecar
 
     wire_sidecar(db, sidecar.url)
@@ -159,6 +161,8 @@ def test_golive_checklist_walked_in_the_browser(db: psycopg.Connection[Any], das
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         pytest.skip(f"{CHROMIUM} is not installed: the browser test needs Chromium")
     from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # each rerun of a page takes seconds on two busy cores
 
     from crm.settings import load_settings
 
