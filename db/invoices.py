@@ -209,6 +209,13 @@ def cancel_reminders(conn: Conn, invoice_id: int, reason: str) -> int:
     return cur.rowcount
 
 
+def complete_job_after_void(conn: Conn, job_id: int, invoice_id: int, actor: str) -> bool:
+    """Complete the job if this void left only paid (and void) invoices on it (crm.complete_job_if_done)."""
+    row = conn.execute("SELECT crm.complete_job_after_void(%s, %s, %s) AS done", (job_id, invoice_id, actor)).fetchone()
+    assert row is not None
+    return bool(row["done"] if isinstance(row, dict) else row[0])
+
+
 def audit(conn: Conn, invoice_id: int, from_status: str | None, to_status: str | None, actor: str,
           detail: dict[str, Any] | None = None, actor_type: str = "user") -> None:
     conn.execute(
