@@ -27,7 +27,8 @@ def test_voiding_the_last_open_invoice_of_a_job_with_a_paid_deposit_completes_th
     final = make_invoice()
     inv = invoice_row(db, final)
     db.execute("INSERT INTO crm.invoices (job_id, customer_id, kind, status, amount_due_cents, amount_paid_cents, "
-               "paid_at, mode, stripe_invoice_id) VALUES (%s, %s, 'deposit', 'paid', 5000, 5000, now(), 'test', 'in_deposit')", (inv["job_id"], inv["customer_id"]))
+               "paid_at, mode, stripe_invoice_id) VALUES (%s, %s, 'deposit', 'paid', 5000, 5000, now(), 'test', "
+               "'in_deposit')", (inv["job_id"], inv["customer_id"]))
     assert send_invoice(final, STAFF).ok
 
     void_invoice(final, STAFF)
