@@ -126,5 +126,7 @@ def next_step(p: StoredProgress) -> str:
     return "complete"
 
 
-def totals_match(ours: int, stripe_total: int, stripe_amount_due: int) -> bool:
-    return ours == stripe_total == stripe_amount_due
+def totals_match(ours: int, stripe_total: int) -> bool:
+    """Stripe's invoice total against ours. Not `amount_due`: a credit balance the customer
+    has at Stripe is applied at finalization and lowers what is due, not the total."""
+    return ours == stripe_total

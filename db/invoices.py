@@ -112,12 +112,16 @@ def mark_lines_added(conn: Conn, invoice_id: int) -> None:
     conn.execute("UPDATE crm.invoices SET stripe_lines_added_at = now() WHERE id = %s", (invoice_id,))
 
 
-def store_finalized(conn: Conn, invoice_id: int, *, number: str | None, hosted_url: str | None,
-                    pdf_url: str | None, stripe_total_cents: int) -> None:
-    conn.execute(
+def store_finalized(conn: Conn, invoice_id: int, stripe_invoice_id: str, *, number: str | None,
+                    hosted_url: str | None, pdf_url: str | None, stripe_total_cents: int) -> bool:
+    """Store what finalizing returned, only while the invoice still names that Stripe invoice
+    (an attempt that lost the invoice to another must not put its pay link on the new one)."""
+    cur = conn.execute(
         "UPDATE crm.invoices SET stripe_invoice_number = %s, hosted_invoice_url = %s, invoice_pdf_url = %s, "
-        "stripe_total_cents = %s, stripe_lines_added_at = coalesce(stripe_lines_added_at, now()) WHERE id = %s",
-        (number, hosted_url, pdf_url, stripe_total_cents, invoice_id))
+        "stripe_total_cents = %s, stripe_lines_added_at = coalesce(stripe_lines_added_at, now()) "
+        "WHERE id = %s AND stripe_invoice_id = %s",
+        (number, hosted_url, pdf_url, stripe_total_cents, invoice_id, stripe_invoice_id))
+    return cur.rowcount == 1
 
 
 def flag(conn: Conn, invoice_id: int, attention: str, detail: str) -> None:
@@ -132,12 +136,18 @@ def clear_flag(conn: Conn, invoice_id: int, attention: str) -> None:
 
 def back_to_draft(conn: Conn, invoice_id: int, detail: str, *, discard_stripe_draft: bool) -> bool:
     """Stripe refused the request: draft again, with the message; a new generation of keys when
-    the Stripe draft was thrown away. False if the invoice was no longer sending."""
+    the Stripe draft was thrown away, and then no Stripe field of it is left (id, number, pay
+    link, PDF, total), so nothing of the old invoice can reach the next. False if the invoice
+    was no longer sending."""
     cur = conn.execute(
         "UPDATE crm.invoices SET status = 'draft', attention = 'send_failed', attention_detail = %(detail)s, "
         "send_generation = send_generation + CASE WHEN %(discard)s THEN 1 ELSE 0 END, "
         "stripe_invoice_id = CASE WHEN %(discard)s THEN NULL ELSE stripe_invoice_id END, "
         "stripe_lines_added_at = CASE WHEN %(discard)s THEN NULL ELSE stripe_lines_added_at END, "
+        "stripe_invoice_number = CASE WHEN %(discard)s THEN NULL ELSE stripe_invoice_number END, "
+        "hosted_invoice_url = CASE WHEN %(discard)s THEN NULL ELSE hosted_invoice_url END, "
+        "invoice_pdf_url = CASE WHEN %(discard)s THEN NULL ELSE invoice_pdf_url END, "
+        "stripe_total_cents = CASE WHEN %(discard)s THEN NULL ELSE stripe_total_cents END, "
         "mode = CASE WHEN %(discard)s OR stripe_invoice_id IS NULL THEN NULL ELSE mode END, "
         "send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL "
         "WHERE id = %(id)s AND status = 'sending'",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sandbox.config import Settings
 from sandbox.faults import FaultBook
@@ -16,6 +16,9 @@ class Sandbox:
     store: Store
     deliverer: Deliverer
     faults: FaultBook
+    # Idempotency keys of Stripe requests still being processed: a second request with one
+    # of them gets Stripe's 409 (another request with this key is in progress).
+    inflight_keys: set[str] = field(default_factory=set)
 
     @classmethod
     def create(cls, settings: Settings) -> Sandbox:

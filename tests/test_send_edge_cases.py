@@ -3,15 +3,24 @@ totals compared on the draft, the Stripe customer kept in step with the CRM."""
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 
-from crm.send_invoice import send_invoice, void_invoice
+from crm.send_invoice import SendOptions, send_invoice, void_invoice
+from crm.send_result import SendResult
+from crm.settings import load_settings
+from crm.stripe_gateway import StripeGateway, stripe_target
 from sandbox.testing import RunningSandbox
-from tests.fixtures.workflow import STAFF, MakeInvoice
+from tests.fixtures.workflow import DEFAULT_TOTAL, STAFF, MakeInvoice
+from tests.send_helpers import assert_exactly_one_of_each, sandbox_objects, stripe_client
 
 Conn = psycopg.Connection[dict[str, Any]]
+LATER = datetime.now(UTC) + timedelta(days=1)  # a claim clock past any lease taken in the test
 
 
 def invoice_row(db: Conn, invoice_id: int) -> dict[str, Any]:
@@ -51,3 +60,113 @@ def test_voiding_the_only_invoice_of_a_job_leaves_the_job_open(
     void_invoice(only, STAFF)
     job = db.execute("SELECT status FROM crm.jobs WHERE id = %s", (invoice_row(db, only)["job_id"],)).fetchone()
     assert job is not None and job["status"] != "completed"
+
+
+# ---------------------------------------------------------------- 3. the lease and Stripe's 409
+
+def test_the_send_lease_outlives_the_slowest_stripe_call(
+        db: Conn, crm_sandbox: RunningSandbox, draft_invoice: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRIPE_TIMEOUT_S", "60")  # 3 attempts x 60 s: one call may take 3 minutes
+    worst = StripeGateway(stripe_target(load_settings(db))).call_budget_s()
+    assert worst >= 180
+    seen: list[float] = []
+
+    def lease_left(step: str) -> None:
+        if step == "complete":
+            return  # released
+        row = db.execute("SELECT extract(epoch FROM send_lease_until - now()) AS s FROM crm.invoices WHERE id = %s",
+                         (draft_invoice,)).fetchone()
+        assert row is not None
+        seen.append(float(row["s"]))
+
+    assert send_invoice(draft_invoice, STAFF, options=SendOptions(after_step=lease_left)).ok
+    assert len(seen) == 5 and min(seen) > worst
+
+
+def test_a_second_send_while_a_step_runs_at_stripe_resumes_later_and_discards_nothing(
+        db: Conn, crm_sandbox: RunningSandbox, draft_invoice: int) -> None:
+    in_finalize = threading.Event()
+    first: list[SendResult] = []
+
+    def slow_finalize(step: str) -> None:
+        if step == "lines":
+            crm_sandbox.control.add_fault(service="stripe", method="POST", path="/v1/invoices/*/finalize",
+                                          latency_ms=2500)
+            in_finalize.set()
+
+    runner = threading.Thread(target=lambda: first.append(
+        send_invoice(draft_invoice, STAFF, options=SendOptions(after_step=slow_finalize))))
+    runner.start()
+    assert in_finalize.wait(30)
+    time.sleep(0.8)  # the first Send is now inside its finalize call
+    # A second Send after the first one's lease has (as far as it can tell) run out.
+    second = send_invoice(draft_invoice, "other@acme-hvac.test", options=SendOptions(now=LATER))
+    runner.join(60)
+    crm_sandbox.control.clear_faults()
+
+    assert not second.ok and second.invoice_status == "sending" and second.failed_step == "finalize"
+    assert "still at the finalize step" in second.message
+    inv = invoice_row(db, draft_invoice)
+    assert inv["status"] == "sending" and inv["attention"] is None and inv["stripe_invoice_id"]
+    assert first and not first[0].ok and "took over" in first[0].message
+    assert [r["status"] for r in crm_sandbox.control.requests(service="stripe", method="POST")
+            if r["path"].endswith("/finalize")].count(409) >= 1
+
+    third = send_invoice(draft_invoice, STAFF)
+    assert third.ok, third.message
+    objs = assert_exactly_one_of_each(crm_sandbox)
+    assert invoice_row(db, draft_invoice)["hosted_invoice_url"] == objs["invoices"][0]["hosted_invoice_url"]
+
+
+def test_a_refusal_that_discards_the_stripe_draft_clears_every_stripe_field(
+        db: Conn, crm_sandbox: RunningSandbox, draft_invoice: int) -> None:
+    def stale_fields(step: str) -> None:
+        if step == "lines":  # as an earlier attempt may have left them
+            db.execute("UPDATE crm.invoices SET stripe_invoice_number = 'OLD-0001', invoice_pdf_url = "
+                       "'https://old.example/pdf', stripe_total_cents = 1 WHERE id = %s", (draft_invoice,))
+            crm_sandbox.control.add_fault(service="stripe", method="POST", path="/v1/invoices/*/finalize",
+                                          status=400, times=1, message="Tax settings incomplete.")
+
+    result = send_invoice(draft_invoice, STAFF, options=SendOptions(after_step=stale_fields))
+
+    assert not result.ok and result.invoice_status == "draft"
+    inv = invoice_row(db, draft_invoice)
+    assert {k: inv[k] for k in ("stripe_invoice_id", "stripe_invoice_number", "hosted_invoice_url",
+                                "invoice_pdf_url", "stripe_total_cents", "stripe_lines_added_at")} == dict.fromkeys(
+        ("stripe_invoice_id", "stripe_invoice_number", "hosted_invoice_url", "invoice_pdf_url",
+         "stripe_total_cents", "stripe_lines_added_at"))
+
+
+# ---------------------------------------------------------------- 4. totals compared on the draft
+
+def test_a_total_that_differs_at_stripe_stops_before_finalizing(db: Conn, crm_sandbox: RunningSandbox,
+                                                              draft_invoice: int) -> None:
+    def sneak_in_a_line(step: str) -> None:
+        if step == "invoice":
+            stripe_id = invoice_row(db, draft_invoice)["stripe_invoice_id"]
+            stripe_client(crm_sandbox).v1.invoices.add_lines(
+                stripe_id, {"lines": [{"amount": 500, "description": "Surprise fee"}]})
+
+    result = send_invoice(draft_invoice, STAFF, options=SendOptions(after_step=sneak_in_a_line))
+
+    assert not result.ok and result.failed_step == "lines"
+    inv = invoice_row(db, draft_invoice)
+    assert inv["attention"] == "total_mismatch" and "still a draft" in inv["attention_detail"]
+    assert inv["hosted_invoice_url"] is None
+    assert [i["status"] for i in sandbox_objects(crm_sandbox)["invoices"]] == ["draft"], "nothing payable at Stripe"
+    assert not [r for r in crm_sandbox.control.requests(service="stripe") if r["path"].endswith("/finalize")]
+    assert crm_sandbox.control.resend_emails() == []
+
+
+def test_a_customer_with_a_stripe_credit_balance_can_be_sent_an_invoice(
+        db: Conn, crm_sandbox: RunningSandbox, make_invoice: MakeInvoice) -> None:
+    cus = stripe_client(crm_sandbox).v1.customers.create({"name": "Dana Whitfield", "email": "dana@example.com",
+                                                          "balance": -5000})
+    invoice_id = make_invoice(stripe_customer_id=cus.id)
+
+    result = send_invoice(invoice_id, STAFF)
+
+    assert result.ok, result.message
+    (stripe_inv,) = sandbox_objects(crm_sandbox)["invoices"]
+    assert stripe_inv["total"] == DEFAULT_TOTAL and stripe_inv["amount_due"] == DEFAULT_TOTAL - 5000
+    assert invoice_row(db, invoice_id)["attention"] is None
