@@ -105,6 +105,7 @@ class StoredProgress:
 
     stripe_customer_id: str | None
     stripe_invoice_id: str | None
+    customer_synced: bool  # the Stripe customer has the CRM's current name and email
     lines_added: bool
     finalized: bool
     resend_email_id: str | None
@@ -115,6 +116,8 @@ def next_step(p: StoredProgress) -> str:
     """The first step whose result is not stored yet."""
     if not p.stripe_customer_id and not p.stripe_invoice_id:
         return "customer"
+    if p.stripe_customer_id and not p.customer_synced and not p.finalized:
+        return "customer"  # edited in the CRM since Stripe last heard: update it before finalizing
     if not p.stripe_invoice_id:
         return "invoice"
     if not p.finalized and not p.lines_added:

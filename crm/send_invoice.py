@@ -34,6 +34,7 @@ from crm.send_steps import (
     Row,
     TotalMismatch,
     customer_column,
+    customer_synced,
     gateways,
     skip_email,
 )
@@ -76,6 +77,7 @@ class SendOptions:
 def _stored_progress(inv: Row, mode: str) -> rules.StoredProgress:
     return rules.StoredProgress(
         stripe_customer_id=inv[customer_column(mode)],
+        customer_synced=customer_synced(inv, mode),
         stripe_invoice_id=inv["stripe_invoice_id"],
         lines_added=inv["stripe_lines_added_at"] is not None,
         finalized=inv["hosted_invoice_url"] is not None,
@@ -190,7 +192,9 @@ def _stripe_refused(a: Attempt, step: str, exc: StripeGatewayError, token: str) 
             discard = del_exc.code == "resource_missing"
     message = f"Stripe refused the {step} step: {exc}. The invoice is a draft again; fix it and Send again."
     stale_customer = inv[f"stripe_customer_id_{a.mode}"]
-    forget_customer = exc.code == "resource_missing" and exc.param == "customer" and stale_customer
+    # Unknown to this Stripe account: named as the invoice's customer, or the customer updated.
+    forget_customer = exc.code == "resource_missing" and (exc.param == "customer" or step == "customer") \
+        and stale_customer
     if forget_customer:
         # The stored customer was made with other keys (typically the sandbox, before real keys
         # were entered): forget it so the next Send creates the customer at this Stripe account.

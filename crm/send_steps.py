@@ -90,15 +90,37 @@ def customer_column(mode: str) -> str:
     return "stripe_customer_id_live" if mode == "live" else "stripe_customer_id_test"
 
 
+def digest_column(mode: str) -> str:
+    return "stripe_customer_digest_live" if mode == "live" else "stripe_customer_digest_test"
+
+
+def customer_synced(inv: Row, mode: str) -> bool:
+    """The stored Stripe customer was last given this customer's current name and email."""
+    current = idempotency.customer_digest(str(inv["customer_name"]), str(inv["customer_email"]))
+    return inv[digest_column(mode)] == current
+
+
 def step_customer(a: Attempt, inv: Row) -> None:
-    key = idempotency.customer_key(a.install_id, a.mode, int(inv["customer_id"]))
+    """Create the Stripe customer, or bring the stored one up to the CRM's name and email."""
+    name, email, customer_id = str(inv["customer_name"]), str(inv["customer_email"]), int(inv["customer_id"])
+    digest = idempotency.customer_digest(name, email)
+    existing = inv[customer_column(a.mode)]
+    if existing:
+        key = idempotency.customer_update_key(a.install_id, a.mode, customer_id, digest)
+        a.progress("Updating the customer's name and email in Stripe…")
+        with recorded(a, "customer", key) as rec:
+            a.stripe.update_customer(str(existing), name, email, key)
+            with connection() as conn:
+                invoices.store_stripe_customer(conn, customer_id, a.mode, str(existing), digest)
+            rec.external_id = str(existing)
+        return
+    key = idempotency.customer_key(a.install_id, a.mode, customer_id, digest)
     a.progress("Creating the customer in Stripe…")
     with recorded(a, "customer", key) as rec:
         cus = a.stripe.create_customer(
-            str(inv["customer_name"]), str(inv["customer_email"]),
-            {"crm_customer_id": str(inv["customer_id"]), "crm_install_id": a.install_id}, key)
+            name, email, {"crm_customer_id": str(customer_id), "crm_install_id": a.install_id}, key)
         with connection() as conn:
-            invoices.store_stripe_customer(conn, int(inv["customer_id"]), a.mode, cus)
+            invoices.store_stripe_customer(conn, customer_id, a.mode, cus, digest)
         rec.external_id = cus
 
 

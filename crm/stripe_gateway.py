@@ -174,6 +174,10 @@ class StripeGateway:
             {"name": name, "email": email, "metadata": metadata}, {"idempotency_key": idempotency_key}))
         return str(cus.id)
 
+    def update_customer(self, customer_id: str, name: str, email: str, idempotency_key: str) -> None:
+        self._call("update customer", lambda: self.client.v1.customers.update(
+            customer_id, {"name": name, "email": email}, {"idempotency_key": idempotency_key}))
+
     def create_invoice(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         inv = self._call("create invoice", lambda: self.client.v1.invoices.create(
             params, {"idempotency_key": idempotency_key}))  # type: ignore[arg-type]

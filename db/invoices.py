@@ -18,7 +18,8 @@ Row = dict[str, Any]
 
 _INVOICE_WITH_CUSTOMER = """
 SELECT i.*, c.name AS customer_name, c.email AS customer_email, c.reminders_opt_out,
-       c.stripe_customer_id_test, c.stripe_customer_id_live
+       c.stripe_customer_id_test, c.stripe_customer_id_live,
+       c.stripe_customer_digest_test, c.stripe_customer_digest_live
 FROM crm.invoices i JOIN crm.customers c ON c.id = i.customer_id
 WHERE i.id = %s
 """
@@ -88,18 +89,23 @@ def release_lease(conn: Conn, invoice_id: int, token: str) -> None:
         "WHERE id = %s AND send_lease_token = %s", (invoice_id, token))
 
 
-def store_stripe_customer(conn: Conn, customer_id: int, mode: str, stripe_customer_id: str) -> None:
+def store_stripe_customer(conn: Conn, customer_id: int, mode: str, stripe_customer_id: str, digest: str) -> None:
+    """The Stripe customer and what it was given (crm.idempotency.customer_digest). A customer
+    another Send stored meanwhile is kept; the digest is recorded only for the one stored."""
     column = "stripe_customer_id_live" if mode == "live" else "stripe_customer_id_test"
-    # Column names cannot be parameters; `column` is one of two literals above.
-    conn.execute(f"UPDATE crm.customers SET {column} = %s WHERE id = %s AND {column} IS NULL",
-                 (stripe_customer_id, customer_id))
+    digest_column = "stripe_customer_digest_live" if mode == "live" else "stripe_customer_digest_test"
+    # Column names cannot be parameters; both are one of two literals above.
+    conn.execute(f"UPDATE crm.customers SET {digest_column} = CASE WHEN {column} IS NULL OR {column} = %s "
+                 f"THEN %s ELSE {digest_column} END, {column} = coalesce({column}, %s) WHERE id = %s",
+                 (stripe_customer_id, digest, stripe_customer_id, customer_id))
 
 
 def forget_stripe_customer(conn: Conn, customer_id: int, mode: str, stripe_customer_id: str) -> bool:
     """Drop a stored cus_ id Stripe does not know (made with other keys, e.g. the sandbox's)."""
     column = "stripe_customer_id_live" if mode == "live" else "stripe_customer_id_test"
-    cur = conn.execute(f"UPDATE crm.customers SET {column} = NULL WHERE id = %s AND {column} = %s",
-                       (customer_id, stripe_customer_id))
+    digest_column = "stripe_customer_digest_live" if mode == "live" else "stripe_customer_digest_test"
+    cur = conn.execute(f"UPDATE crm.customers SET {column} = NULL, {digest_column} = NULL "
+                       f"WHERE id = %s AND {column} = %s", (customer_id, stripe_customer_id))
     return cur.rowcount == 1
 
 

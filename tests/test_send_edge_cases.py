@@ -170,3 +170,44 @@ def test_a_customer_with_a_stripe_credit_balance_can_be_sent_an_invoice(
     (stripe_inv,) = sandbox_objects(crm_sandbox)["invoices"]
     assert stripe_inv["total"] == DEFAULT_TOTAL and stripe_inv["amount_due"] == DEFAULT_TOTAL - 5000
     assert invoice_row(db, invoice_id)["attention"] is None
+
+
+# ---------------------------------------------------------------- 5. the Stripe customer follows the CRM
+
+def test_an_email_corrected_after_a_lost_customer_answer_sends_at_once(
+        db: Conn, crm_sandbox: RunningSandbox, draft_invoice: int) -> None:
+    crm_sandbox.control.add_fault(service="stripe", method="POST", path="/v1/customers", status=500, phase="after",
+                                  times=1)
+    crm_sandbox.control.add_fault(service="stripe", method="POST", path="/v1/customers", status=503, times=2)
+    assert not send_invoice(draft_invoice, STAFF).ok  # Stripe made the customer; the answer was lost
+    db.execute("UPDATE crm.customers SET email = 'dana.w@example.com' WHERE id = %s",
+               (invoice_row(db, draft_invoice)["customer_id"],))
+
+    result = send_invoice(draft_invoice, STAFF, options=SendOptions(now=LATER))
+
+    assert result.ok, result.message
+    (stripe_inv,) = sandbox_objects(crm_sandbox)["invoices"]
+    assert stripe_inv["customer_email"] == "dana.w@example.com"
+    assert crm_sandbox.control.resend_emails()[0]["to"] == ["dana.w@example.com"]
+
+
+def test_a_name_and_email_edited_in_the_crm_reach_the_stripe_customer_on_the_next_send(
+        db: Conn, crm_sandbox: RunningSandbox, make_invoice: MakeInvoice) -> None:
+    first = make_invoice()
+    assert send_invoice(first, STAFF).ok
+    customer_id = invoice_row(db, first)["customer_id"]
+    db.execute("UPDATE crm.customers SET name = 'Dana Whitfield-Ortiz', email = 'dana.wo@example.com' WHERE id = %s",
+               (customer_id,))
+
+    since = max(r["time"] for r in crm_sandbox.control.requests())
+    second = make_invoice(customer_id=customer_id)
+    assert send_invoice(second, STAFF).ok
+    calls = [r["path"] for r in crm_sandbox.control.requests(service="stripe") if r["time"] > since]
+    assert len(calls) == 4 and calls[0].startswith("/v1/customers/cus_")
+
+    (cus,) = sandbox_objects(crm_sandbox)["customers"]
+    assert (cus["name"], cus["email"]) == ("Dana Whitfield-Ortiz", "dana.wo@example.com")
+    since = max(r["time"] for r in crm_sandbox.control.requests())
+    third = make_invoice(customer_id=customer_id)
+    assert send_invoice(third, STAFF).ok
+    assert len([r for r in crm_sandbox.control.requests(service="stripe") if r["time"] > since]) == 3
