@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crm.invoice_lines import MAX_LINES, Line, total_cents
+from crm.money import currency_problem
 
 # Lines are the same value the dashboard's editor produces (crm.invoice_lines).
 MAX_STRIPE_LINES = MAX_LINES
@@ -55,6 +56,9 @@ def sendable_problems(ctx: SendContext) -> list[str]:
         problems.append("The invoice total is zero: Stripe needs an amount above zero.")
     if len(ctx.lines) > MAX_STRIPE_LINES:
         problems.append(f"Stripe allows at most {MAX_STRIPE_LINES} lines on one invoice.")
+    money_problem = currency_problem(ctx.currency)
+    if money_problem:
+        problems.append(f"The invoice's currency cannot be billed: {money_problem}")
     if not ctx.customer_email:
         problems.append("The customer has no email address: add one before sending.")
     elif not valid_email(ctx.customer_email):

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.send_invoice import SendOptions, send_invoice, void_invoice
+from crm.send_invoice import SendOptions, SendRefused, send_invoice, void_invoice
 from crm.send_result import SendResult
 from crm.settings import load_settings
 from crm.stripe_gateway import StripeGateway, stripe_target
@@ -211,3 +211,29 @@ def test_a_name_and_email_edited_in_the_crm_reach_the_stripe_customer_on_the_nex
     third = make_invoice(customer_id=customer_id)
     assert send_invoice(third, STAFF).ok
     assert len([r for r in crm_sandbox.control.requests(service="stripe") if r["time"] > since]) == 3
+
+
+# ---------------------------------------------------------------- 6. each currency in its own minor unit
+
+def test_a_yen_invoice_is_sent_and_emailed_in_yen(db: Conn, crm_sandbox: RunningSandbox,
+                                                   make_invoice: MakeInvoice) -> None:
+    invoice_id = make_invoice(lines=[("Furnace inspection", 1, 5000)])  # ¥5,000, as the editor stores it
+    db.execute("UPDATE crm.invoices SET currency = 'jpy' WHERE id = %s", (invoice_id,))
+
+    result = send_invoice(invoice_id, STAFF)
+
+    assert result.ok, result.message
+    assert "¥5,000" in result.message
+    (stripe_inv,) = sandbox_objects(crm_sandbox)["invoices"]
+    assert (stripe_inv["currency"], stripe_inv["total"]) == ("jpy", 5000)
+    email = crm_sandbox.control.resend_emails()[0]
+    assert "¥5,000" in email["text"] and "¥50" not in email["text"].replace("¥5,000", "")
+
+
+def test_an_invoice_in_a_currency_the_crm_cannot_bill_is_refused(db: Conn, crm_sandbox: RunningSandbox,
+                                                                 make_invoice: MakeInvoice) -> None:
+    invoice_id = make_invoice()
+    db.execute("UPDATE crm.invoices SET currency = 'kwd' WHERE id = %s", (invoice_id,))
+    with pytest.raises(SendRefused, match="KWD has 3 decimals"):
+        send_invoice(invoice_id, STAFF)
+    assert crm_sandbox.control.requests() == []
