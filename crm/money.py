@@ -142,8 +142,11 @@ def format_cents(cents: int, currency_code: str = "usd") -> str:
 
 def amount_text(cents: int, currency_code: str = "usd") -> str:
     """What the line editor shows for a stored amount: plain, no symbol or grouping ('149.00', '5000')."""
-    cur = currency(currency_code)
     minor = int(cents)
+    try:
+        cur = currency(currency_code)
+    except UnsupportedCurrency:
+        return str(minor)
     decimals = cur.digits if minor % cur.step == 0 else cur.exponent
     value = Decimal(minor).scaleb(-cur.exponent)
     return f"{value:.{decimals}f}"
