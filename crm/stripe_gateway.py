@@ -109,7 +109,10 @@ def call_budget_s(attempts: int, network_retries: int, timeout_s: float, backoff
     library_tries = network_retries + 1
     per_attempt = library_tries * timeout_s + network_retries * _LIBRARY_MAX_RETRY_SLEEP_S
     sleeps = sum(backoff_s * 2 ** (n - 1) for n in range(1, attempts))
-    return attempts * per_attempt + sleeps
+    # Up to `attempts` waits of one timeout each for a request still in progress (409), each
+    # followed by one more try.
+    conflict_waits = attempts * (max(backoff_s, timeout_s) + per_attempt)
+    return attempts * per_attempt + sleeps + conflict_waits
 
 
 def configured_call_budget_s() -> float:
@@ -150,24 +153,34 @@ class StripeGateway:
         return call_budget_s(self.attempts, self.network_retries, self.timeout_s, self.backoff_s)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        for attempt in range(1, self.attempts + 1):
+        attempt, conflicts = 1, 0
+        while True:
             if self.before_call is not None:
                 self.before_call()
             try:
                 return fn()
             except StripeError as exc:
                 retry = _retryable(exc)
+                concurrent = _concurrent_idempotent_request(exc)
                 # A 404 is an answer (the caller decides what it means), not a fault worth a warning.
                 log.log(logging.INFO if exc.http_status == 404 else logging.WARNING,
                         "stripe %s failed (attempt %d/%d, status %s, retryable %s): %s", what, attempt,
                         self.attempts, exc.http_status, retry, _message(exc))
-                if not retry or attempt == self.attempts:
+                if concurrent and conflicts < self.attempts:
+                    # The same key is still being processed at Stripe: our own earlier try that
+                    # timed out (it may run about as long as the timeout again), or another
+                    # attempt's. Wait for it, without using up an attempt: Stripe then replays
+                    # its answer to us.
+                    conflicts += 1
+                    self._sleep(max(self.backoff_s, self.timeout_s))
+                    continue
+                if not retry or attempt >= self.attempts:
                     raise StripeGatewayError(_message(exc), retryable=retry, code=exc.code,
                                              http_status=exc.http_status,
                                              param=getattr(exc, "param", None),
-                                             in_progress_elsewhere=_concurrent_idempotent_request(exc)) from exc
+                                             in_progress_elsewhere=concurrent) from exc
                 self._sleep(self.backoff_s * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def create_customer(self, name: str, email: str, metadata: dict[str, str], idempotency_key: str) -> str:
         cus = self._call("create customer", lambda: self.client.v1.customers.create(

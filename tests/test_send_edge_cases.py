@@ -83,34 +83,52 @@ def test_the_send_lease_outlives_the_slowest_stripe_call(
     assert len(seen) == 5 and min(seen) > worst
 
 
-def test_a_second_send_while_a_step_runs_at_stripe_resumes_later_and_discards_nothing(
-        db: Conn, crm_sandbox: RunningSandbox, draft_invoice: int) -> None:
+def _second_send_during_a_slow_finalize(db: Conn, sbx: RunningSandbox, invoice_id: int,
+                                        monkeypatch: pytest.MonkeyPatch, second_timeout_s: str
+                                        ) -> tuple[SendResult, SendResult]:
+    """A first Send hangs 2.5 s in finalize; meanwhile a second Send (to which the first one's
+    lease looks run out) resumes the invoice and sends the same finalize request."""
     in_finalize = threading.Event()
     first: list[SendResult] = []
 
     def slow_finalize(step: str) -> None:
         if step == "lines":
-            crm_sandbox.control.add_fault(service="stripe", method="POST", path="/v1/invoices/*/finalize",
-                                          latency_ms=2500)
+            sbx.control.add_fault(service="stripe", method="POST", path="/v1/invoices/*/finalize", latency_ms=2500)
             in_finalize.set()
 
     runner = threading.Thread(target=lambda: first.append(
-        send_invoice(draft_invoice, STAFF, options=SendOptions(after_step=slow_finalize))))
+        send_invoice(invoice_id, STAFF, options=SendOptions(after_step=slow_finalize))))
     runner.start()
     assert in_finalize.wait(30)
     time.sleep(0.8)  # the first Send is now inside its finalize call
-    # A second Send after the first one's lease has (as far as it can tell) run out.
-    second = send_invoice(draft_invoice, "other@acme-hvac.test", options=SendOptions(now=LATER))
+    monkeypatch.setenv("STRIPE_TIMEOUT_S", second_timeout_s)  # the second Send's gateway only
+    second = send_invoice(invoice_id, "other@acme-hvac.test", options=SendOptions(now=LATER))
     runner.join(60)
-    crm_sandbox.control.clear_faults()
+    sbx.control.clear_faults()
+    finalizes = [r["status"] for r in sbx.control.requests(service="stripe", method="POST")
+                 if r["path"].endswith("/finalize")]
+    assert 409 in finalizes, "the second finalize met the first one still in progress"
+    assert first and not first[0].ok and "took over" in first[0].message
+    return first[0], second
+
+
+def test_a_second_send_during_a_running_stripe_step_waits_for_it_and_completes(
+        db: Conn, crm_sandbox: RunningSandbox, draft_invoice: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    _first, second = _second_send_during_a_slow_finalize(db, crm_sandbox, draft_invoice, monkeypatch, "5")
+
+    assert second.ok, second.message  # Stripe replayed the first finalize's answer to it
+    objs = assert_exactly_one_of_each(crm_sandbox)
+    assert invoice_row(db, draft_invoice)["hosted_invoice_url"] == objs["invoices"][0]["hosted_invoice_url"]
+
+
+def test_a_second_send_that_cannot_wait_long_enough_stops_to_resume_later_and_discards_nothing(
+        db: Conn, crm_sandbox: RunningSandbox, draft_invoice: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    _first, second = _second_send_during_a_slow_finalize(db, crm_sandbox, draft_invoice, monkeypatch, "0.2")
 
     assert not second.ok and second.invoice_status == "sending" and second.failed_step == "finalize"
     assert "still at the finalize step" in second.message
     inv = invoice_row(db, draft_invoice)
     assert inv["status"] == "sending" and inv["attention"] is None and inv["stripe_invoice_id"]
-    assert first and not first[0].ok and "took over" in first[0].message
-    assert [r["status"] for r in crm_sandbox.control.requests(service="stripe", method="POST")
-            if r["path"].endswith("/finalize")].count(409) >= 1
 
     third = send_invoice(draft_invoice, STAFF)
     assert third.ok, third.message
