@@ -187,7 +187,9 @@ with st.form("business"):
     business_msg = st.empty()
     tz = st.text_input("Time zone", value=str(current["business.timezone"]), key="business_tz")
     tz_msg = st.empty()
-    currency = st.text_input("Currency", value=str(current["business.currency"]), key="business_currency")
+    currency = st.text_input("Currency", value=str(current["business.currency"]), key="business_currency",
+                             help="ISO code (usd, eur, jpy...). Amounts use its own minor unit; currencies the CRM "
+                             "cannot bill correctly (three-decimal ones such as KWD) are refused.")
     currency_msg = st.empty()
     terms = st.number_input("Default payment terms (days)", 0, 365, int(current["invoice.payment_terms_days"]),
                             key="terms")

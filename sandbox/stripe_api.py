@@ -152,6 +152,30 @@ def public_base(sb: Sandbox, request: Request) -> str:
 
 
 async def dispatch(request: Request) -> Response:
+    """One keyed POST at a time per key: a second while the first runs gets Stripe's 409."""
+    sb: Sandbox = request.app.state.sandbox
+    key = request.headers.get("idempotency-key") if request.method == "POST" else None
+    if not key:
+        return await _dispatch(request)
+    slot = f"{request.headers.get('authorization', '')}\x1f{key}"
+    if slot in sb.inflight_keys:
+        req_id = ids.request_id()
+        err = StripeError("There is currently another in-progress request using this idempotency key (the same "
+                          "request was probably sent twice, and the first is still going through): "
+                          f"{key}. Try again later.", status=409, type="idempotency_error",
+                          code="idempotency_key_in_use")
+        request_log.record(sb.store, service="stripe", method=request.method, path=request.url.path,
+                           query=request.url.query, idempotency_key=key, status=409, mode=None, fault=None,
+                           replayed=False, request_id=req_id)
+        return _json(409, err.body(req_id), {"Request-Id": req_id, "Idempotency-Key": key})
+    sb.inflight_keys.add(slot)
+    try:
+        return await _dispatch(request)
+    finally:
+        sb.inflight_keys.discard(slot)
+
+
+async def _dispatch(request: Request) -> Response:
     sb: Sandbox = request.app.state.sandbox
     method, path = request.method, request.url.path
     req_id = ids.request_id()
