@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sandbox.config import Settings
 from sandbox.faults import FaultBook
@@ -16,11 +16,17 @@ class Sandbox:
     store: Store
     deliverer: Deliverer
     faults: FaultBook
+    # The configured bank debit settle delay and failure switch, restored by a reset.
+    bank_defaults: tuple[float, bool] = (30.0, False)
+    # Idempotency keys of Stripe requests still being processed: a second request with one
+    # of them gets Stripe's 409 (another request with this key is in progress).
+    inflight_keys: set[str] = field(default_factory=set)
 
     @classmethod
     def create(cls, settings: Settings) -> Sandbox:
         store = Store(settings.state_file)
-        return cls(settings, store, Deliverer(settings, store), FaultBook())
+        return cls(settings, store, Deliverer(settings, store), FaultBook(),
+                   (settings.bank_settle_delay_s, settings.bank_debits_fail))
 
 
 @dataclass

@@ -49,6 +49,7 @@ from sandbox.stripe_money_events import (
     _retrieve,
     balance_transactions_list,
     charges_list,
+    disputes_list,
     events_list,
     invoice_payments_list,
     payment_intents_list,
@@ -99,6 +100,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Callable[[Call], Obj]]] = [
         ("POST", "refunds", refunds_create),
         ("GET", "refunds", refunds_list),
         ("GET", f"refunds/{_ID}", _retrieve("refund")),
+        ("GET", "disputes", disputes_list),
+        ("GET", f"disputes/{_ID}", _retrieve("dispute")),
         ("GET", "events", events_list),
         ("GET", f"events/{_ID}", _retrieve("event")),
         ("POST", "webhook_endpoints", webhook_endpoints_create),
@@ -152,6 +155,30 @@ def public_base(sb: Sandbox, request: Request) -> str:
 
 
 async def dispatch(request: Request) -> Response:
+    """One keyed POST at a time per key: a second while the first runs gets Stripe's 409."""
+    sb: Sandbox = request.app.state.sandbox
+    key = request.headers.get("idempotency-key") if request.method == "POST" else None
+    if not key:
+        return await _dispatch(request)
+    slot = f"{request.headers.get('authorization', '')}\x1f{key}"
+    if slot in sb.inflight_keys:
+        req_id = ids.request_id()
+        err = StripeError("There is currently another in-progress request using this idempotency key (the same "
+                          "request was probably sent twice, and the first is still going through): "
+                          f"{key}. Try again later.", status=409, type="idempotency_error",
+                          code="idempotency_key_in_use")
+        request_log.record(sb.store, service="stripe", method=request.method, path=request.url.path,
+                           query=request.url.query, idempotency_key=key, status=409, mode=None, fault=None,
+                           replayed=False, request_id=req_id)
+        return _json(409, err.body(req_id), {"Request-Id": req_id, "Idempotency-Key": key})
+    sb.inflight_keys.add(slot)
+    try:
+        return await _dispatch(request)
+    finally:
+        sb.inflight_keys.discard(slot)
+
+
+async def _dispatch(request: Request) -> Response:
     sb: Sandbox = request.app.state.sandbox
     method, path = request.method, request.url.path
     req_id = ids.request_id()
