@@ -20,7 +20,6 @@ import httpx
 from crm.settings import Settings, load_settings, sandbox_url, save_setting, store_registered_webhook_secret
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
-from crm.webhook_endpoint import ensure_endpoint
 from db.pool import Conn, connect
 
 log = logging.getLogger("crm.demo")
@@ -64,16 +63,22 @@ def _register_stripe_endpoint(conn: Conn, settings: Settings, url: str) -> str:
     target = stripe_target(settings)
     gateway = StripeGateway(target, attempts=2, backoff_s=0.2)
     try:
-        # Updated in place when it lacks a handled type; recreated only when its secret was
-        # lost (database reset): Stripe shows a secret only once.
-        done = ensure_endpoint(gateway, url, have_secret=bool(settings.stripe_webhook_secrets(target.mode)))
+        existing = gateway.webhook_endpoint_urls()
+        stored = settings.stripe_webhook_secrets(target.mode)
+        if url in existing and stored:
+            # Keep its subscription current (the handled types grow): updated in place, same secret.
+            gateway.update_webhook_endpoint(existing[url], {"enabled_events": list(HANDLED_EVENT_TYPES)})
+            save_setting(conn, f"stripe.{target.mode}.webhook_endpoint_id", existing[url])
+            return f"Stripe webhook endpoint {existing[url]} -> {url} already registered (events brought up to date)"
+        if url in existing:
+            # Its secret was lost (database reset): Stripe shows a secret only once, so start over.
+            gateway.delete_webhook_endpoint(existing[url])
+        endpoint_id, secret = gateway.register_webhook_endpoint(url, list(HANDLED_EVENT_TYPES))
     except StripeGatewayError as exc:
         return f"could not register the Stripe webhook endpoint at the sandbox: {exc}"
-    if done.secret is None:
-        return (f"Stripe webhook endpoint {done.endpoint_id} -> {url} already registered"
-                + (f" (now subscribes all {len(HANDLED_EVENT_TYPES)} event types)" if done.action == "updated" else ""))
-    store_registered_webhook_secret(conn, settings, target.mode, done.secret, done.endpoint_id, None)
-    return f"registered Stripe webhook endpoint {done.endpoint_id} -> {url}; signing secret stored encrypted"
+    store_registered_webhook_secret(conn, settings, target.mode, secret, endpoint_id, None)
+    save_setting(conn, f"stripe.{target.mode}.webhook_endpoint_id", endpoint_id)
+    return f"registered Stripe webhook endpoint {endpoint_id} -> {url}; signing secret stored encrypted"
 
 
 def _configure_resend_webhook(conn: Conn, base: str, secret: str, url: str) -> str:

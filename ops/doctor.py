@@ -6,8 +6,30 @@ It only reports: the database facts come from db/status.py, the integrations fro
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from crm.settings import load_settings, sandbox_url
+from crm.settings import Settings, load_settings, sandbox_url
+
+
+def _golive(conn: Any, settings: Settings, line: Callable[[bool | None, str], None]) -> None:
+    """The go-live checklist, checked for real (and remembered, as the Settings page does). In test
+    mode an unfinished step is a note; in live mode it is a failure."""
+    from crm import golive
+
+    print("Go live, step by step:")
+    golive.check_all(settings, None, actor="doctor")
+    live = settings.stripe_mode == "live"
+    for view in golive.checklist(conn, settings):
+        sandbox = " [SANDBOX]" if view.sandboxed else ""
+        line(True if view.green else (False if live else None),
+             f"{view.step.number}. {view.step.title}: {view.detail}{sandbox}")
+    refusals = golive.live_refusals(conn, settings)
+    if live:
+        line(not refusals, "6. Switch to live: live mode is on" + (
+            ", but steps 1-5 are not all green" if refusals else ""))
+    else:
+        line(None, "6. Switch to live: " + ("allowed (Settings -> Go live)" if not refusals
+                                             else f"refused until steps 1-5 are green ({len(refusals)} to do)"))
 
 
 def run_doctor() -> int:
@@ -66,30 +88,11 @@ def run_doctor() -> int:
         secrets = settings.stripe_webhook_secrets(mode)
         line(bool(secrets) or settings.stripe_sandboxed,
              f"Stripe webhook signing secrets for {mode}: {len(secrets)}")
-        _check_endpoint_subscriptions(settings, line)
         if settings.resend_sandboxed:
             line(None, f"Resend: SANDBOX (no API key) at {sandbox_url()}/resend")
         else:
             line(True, f"Resend: API key configured ({settings.sources['resend.api_key']})")
         line(None, f"sending as {settings['email.from']} for {settings['business.name']}")
+        _golive(conn, settings, line)
     return 1 if problems else 0
 
-
-def _check_endpoint_subscriptions(settings: object, line: Callable[[bool | None, str], None]) -> None:
-    """Warns (FAIL) when an endpoint registered at Stripe lacks a handled event type: Stripe
-    never delivers those events to it (endpoints registered before the type was added)."""
-    from crm.settings import Settings
-    from crm.stripe_event_types import HANDLED_EVENT_TYPES
-    from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
-    from crm.webhook_endpoint import subscription_gaps
-
-    assert isinstance(settings, Settings)
-    try:
-        gaps = subscription_gaps(StripeGateway(stripe_target(settings), attempts=1, network_retries=0, timeout_s=5))
-    except StripeGatewayError as exc:
-        line(None, f"could not list the Stripe webhook endpoints: {exc}")
-        return
-    for gap in gaps:
-        line(False, gap.describe())
-    if not gaps:
-        line(True, f"Stripe webhook endpoints subscribe all {len(HANDLED_EVENT_TYPES)} handled event types")
