@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm.ui.session import current_session, logout
+from ui.session import current_session, logout
 
 st.set_page_config(page_title="CRM", page_icon=":material/receipt_long:", layout="wide")
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from crm import passwords
-from crm.config import env_int
 from db import users
+from db.config import env_int
 
 Role = str  # 'owner' | 'staff'
 MAX_FAILURES = 5

@@ -13,7 +13,6 @@ from decimal import ROUND_HALF_UP, Decimal
 AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 DSO_WINDOW_DAYS = 90
 DSO_FORMULA = "DSO = outstanding receivables ÷ amount invoiced in the last 90 days × 90"
-FUNNEL_STAGES = ("sent", "delivered", "opened", "clicked", "paid")
 
 
 def display_status(status: str, due_date: date | None, today: date) -> str:

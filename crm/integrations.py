@@ -1,5 +1,5 @@
 """Pure checks behind Settings → Integrations: key shapes, webhook URL, reminder offsets,
-business settings, and the Stripe events the sidecar's endpoint subscribes to.
+business settings. (The Stripe events the endpoint subscribes to: crm/stripe_event_types.py.)
 
 Each check returns a message for its field (None when fine) or the parsed value.
 """
@@ -10,12 +10,6 @@ import re
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-# What the sidecar acts on (crm.apply_stripe_event); others would only be acknowledged.
-WEBHOOK_EVENTS = [
-    "invoice.finalized", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed",
-    "invoice.voided", "invoice.marked_uncollectible", "invoice.updated", "invoice.overdue",
-    "charge.refunded", "refund.created", "refund.updated", "refund.failed",
-]
 MODE_NOTE = (
     "Switching mode changes which Stripe key and webhook signing secret are used for new sends. "
     "Invoices already sent stay in the mode they were sent in, and events from the other mode never "

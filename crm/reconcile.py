@@ -31,6 +31,7 @@ from stripe import StripeError
 from crm.money import format_cents
 from crm.settings import load_settings
 from crm.stripe_event_rules import EVENT_ID, event_problem, invoice_status_may_move, mode_of
+from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, stripe_target
 from db import reconcile_runs as runs
 from db.pool import connect
@@ -38,12 +39,6 @@ from db.stripe_events import apply_event
 
 log = logging.getLogger("crm.reconcile")
 
-# What crm.apply_stripe_event acts on (Stripe's `types` filter takes at most 20).
-HANDLED_EVENT_TYPES = [
-    "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.voided",
-    "invoice.marked_uncollectible", "invoice.finalized", "invoice.sent", "invoice.updated",
-    "invoice_payment.paid", "charge.refunded", "refund.created", "refund.updated", "refund.failed",
-]
 # Stripe's final statuses and the event that announces each.
 REPAIR_EVENT_TYPES = {"paid": "invoice.paid", "void": "invoice.voided", "uncollectible": "invoice.marked_uncollectible"}
 DEFAULT_OVERLAP_S = 300  # events can be created slightly out of order
@@ -249,7 +244,7 @@ def _repair_drift(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: s
 
 def _list_events(gateway: StripeGateway, since: datetime) -> list[dict[str, Any]]:
     try:
-        return [as_json_object(e) for e in gateway.list_events(int(since.timestamp()), HANDLED_EVENT_TYPES)]
+        return [as_json_object(e) for e in gateway.list_events(int(since.timestamp()), list(HANDLED_EVENT_TYPES))]
     except StripeError as exc:  # a later page fails outside the gateway's retry loop
         raise StripeGatewayError(str(exc), retryable=True, http_status=exc.http_status) from exc
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from crm.config import env_str, is_embedded_database
+from db.config import env_str, is_embedded_database
 
 
 class SecretKeyError(RuntimeError):

@@ -23,8 +23,8 @@ from stripe import (
     StripeError,
 )
 
-from crm.config import env_int
 from crm.settings import Settings, sandbox_url
+from db.config import env_int
 
 T = TypeVar("T")
 log = logging.getLogger("crm.stripe")

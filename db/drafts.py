@@ -3,17 +3,30 @@
 Only a draft can be edited: each write locks the invoice row and checks the status in
 the same transaction, so a Send that has started (status 'sending') cannot race an edit.
 A draft's amount_due_cents follows its lines, so lists show the total; Send fixes it.
+The lines arrive validated and totalled by the core (crm/invoice_lines.py owns that rule);
+this module only stores them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
-from crm.invoice_lines import Line, total_cents
 from db.pool import Conn
 
 KINDS = ("standard", "deposit", "final")
+
+
+class DraftLine(Protocol):
+    """What a stored line needs: crm.invoice_lines.Line has this shape."""
+
+    @property
+    def description(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_amount_cents(self) -> int: ...
 
 
 class NotADraft(Exception):
@@ -48,8 +61,8 @@ def _lock_draft(conn: Conn, invoice_id: int) -> None:
         raise NotADraft(f"invoice {invoice_id} is {row['status']}, not a draft: it cannot be edited")
 
 
-def replace_lines(conn: Conn, invoice_id: int, lines: list[Line], actor: str) -> int:
-    """Replace all lines of a draft; returns the new total in cents."""
+def replace_lines(conn: Conn, invoice_id: int, lines: Sequence[DraftLine], total_cents: int, actor: str) -> None:
+    """Replace all lines of a draft; `total_cents` (the core's total of them) becomes its amount due."""
     _lock_draft(conn, invoice_id)
     conn.execute("DELETE FROM crm.invoice_lines WHERE invoice_id = %s", (invoice_id,))
     with conn.cursor() as cur:
@@ -58,14 +71,12 @@ def replace_lines(conn: Conn, invoice_id: int, lines: list[Line], actor: str) ->
             "VALUES (%s, %s, %s, %s, %s)",
             [(invoice_id, i, ln.description, ln.quantity, ln.unit_amount_cents) for i, ln in enumerate(lines)],
         )
-    total = total_cents(lines)
-    conn.execute("UPDATE crm.invoices SET amount_due_cents = %s WHERE id = %s", (total, invoice_id))
+    conn.execute("UPDATE crm.invoices SET amount_due_cents = %s WHERE id = %s", (total_cents, invoice_id))
     conn.execute(
         "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
         "VALUES ('invoice', %s, 'draft', 'draft', 'user', %s, jsonb_build_object('lines', %s, 'total_cents', %s))",
-        (invoice_id, actor, len(lines), total),
+        (invoice_id, actor, len(lines), total_cents),
     )
-    return total
 
 
 def update_draft(conn: Conn, invoice_id: int, due_date: date | None, memo: str) -> None:

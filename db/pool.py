@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from crm.config import database_config, resolved_database_url
+from db.config import database_config, resolved_database_url
 
 Conn = psycopg.Connection[dict[str, Any]]
 

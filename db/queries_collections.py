@@ -13,8 +13,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crm.collections import FUNNEL_STAGES
 from db.pool import Conn
+
+# The email funnel's stages, in order: the columns the funnel query computes.
+FUNNEL_STAGES = ("sent", "delivered", "opened", "clicked", "paid")
 
 # Upper bounds (seconds) of the time-to-pay buckets: minutes to months, roughly log-spaced.
 TIME_TO_PAY_BOUNDS = (5 * 60, 15 * 60, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400,

@@ -1,20 +1,20 @@
 """Named queries for reminders (crm.reminders): planning, queueing, dispatch claims, cancels.
 
 State changes that must be atomic are SQL functions in db/migrations/0005_reminders.sql;
-these functions only call them or run short claim queries.
+these functions only call them or run short claim queries. When reminders go out is
+the core's rule (crm/reminder_schedule.py); this module stores the plan it is given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-
-from crm.reminder_schedule import PlannedReminder
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -23,7 +23,18 @@ Row = dict[str, Any]
 HANDOFF_WINDOW = timedelta(days=1)
 
 
-def insert_planned(conn: Conn, invoice_id: int, planned: list[PlannedReminder], opted_out: bool = False) -> int:
+class PlannedRow(Protocol):
+    """One planned reminder: crm.reminder_schedule.PlannedReminder has this shape."""
+
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def offset_days(self) -> int: ...
+    @property
+    def send_at(self) -> datetime: ...
+
+
+def insert_planned(conn: Conn, invoice_id: int, planned: Sequence[PlannedRow], opted_out: bool = False) -> int:
     """Create an invoice's reminder rows once (a resumed Send inserts nothing new).
 
     A customer who opted out still gets the rows, cancelled, so the timeline says why

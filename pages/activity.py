@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from crm.reconcile import latest_runs, run_reconcile
-from crm.ui.session import require_login
 from db import queries_activity as q
 from db.pool import connection
+from ui.session import require_login
 
 session = require_login()
 st.title("Activity")

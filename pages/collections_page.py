@@ -10,11 +10,11 @@ import pandas as pd
 import streamlit as st
 
 from crm import collections as rules
-from crm.ui import charts
-from crm.ui.session import require_owner
-from crm.ui.widgets import LIVE_REFRESH, clock, money, settings
 from db import queries_collections as q
 from db.pool import connection
+from ui import charts
+from ui.session import require_owner
+from ui.widgets import LIVE_REFRESH, clock, money, settings
 
 require_owner()
 current = settings()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from crm.ui.session import require_login
-from crm.ui.widgets import PAGE_SIZE, money, pager, show_flash
 from crm.validation import email_error, name_error, phone_error, text_error
 from db import customers as c
 from db.pool import connection
+from ui.session import require_login
+from ui.widgets import PAGE_SIZE, money, pager, show_flash
 
 session = require_login()
 st.title("Customers")

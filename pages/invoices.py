@@ -9,13 +9,13 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from crm.ui import line_editor, send_panel
-from crm.ui.session import require_login
-from crm.ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, money, pager, settings, show_flash
 from db import drafts, jobs
 from db import queries_invoices as q
 from db.customers import customer_choices
 from db.pool import connection
+from ui import line_editor, send_panel
+from ui.session import require_login
+from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, money, pager, settings, show_flash
 
 session = require_login()
 current = settings()

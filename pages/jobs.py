@@ -8,12 +8,12 @@ from datetime import datetime, time
 import pandas as pd
 import streamlit as st
 
-from crm.ui.session import require_login
-from crm.ui.widgets import PAGE_SIZE, clock, money, pager, settings, show_flash
 from crm.validation import name_error, text_error
 from db import jobs as j
 from db.customers import customer_choices
 from db.pool import connection
+from ui.session import require_login
+from ui.widgets import PAGE_SIZE, clock, money, pager, settings, show_flash
 
 session = require_login()
 current = settings()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from crm.auth import LoginError, login
-from crm.ui.session import start_session
 from db.pool import connection
+from ui.session import start_session
 
 st.title("Log in")
 with st.form("login"):

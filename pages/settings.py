@@ -10,12 +10,13 @@ from crm import integrations as rules
 from crm.reminder_emails import parse_tones, tone_error
 from crm.secrets_store import mask
 from crm.settings import SPECS, save_setting, secret_hints
-from crm.ui import settings_actions as actions
-from crm.ui.session import require_owner
-from crm.ui.widgets import settings, show_flash
+from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.validation import email_error, name_error
 from db import queries_activity
 from db.pool import connection
+from ui import settings_actions as actions
+from ui.session import require_owner
+from ui.widgets import settings, show_flash
 
 session = require_owner()
 st.title("Settings → Integrations")
@@ -97,7 +98,7 @@ with st.form("webhook"):
     st.write(f"Webhook endpoint ({mode} mode). Signing secret: **{shown_secret(f'stripe.{mode}.webhook_secrets')}**")
     url = st.text_input("Sidecar URL", placeholder="https://crm.example.com/webhooks/stripe")
     url_msg = st.empty()
-    st.caption("Enabled events: " + ", ".join(rules.WEBHOOK_EVENTS))
+    st.caption("Enabled events: " + ", ".join(HANDLED_EVENT_TYPES))
     register = st.form_submit_button("Register webhook endpoint")
 if register:
     error = rules.webhook_url_error(url)

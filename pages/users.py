@@ -7,12 +7,12 @@ import pandas as pd
 import streamlit as st
 
 from crm.passwords import WeakPasswordError
-from crm.ui.session import require_owner
-from crm.ui.widgets import show_flash
 from crm.user_admin import UserAdminError, add_user, reset_password, set_user_active
 from crm.validation import email_error, text_error
 from db import users
 from db.pool import connection
+from ui.session import require_owner
+from ui.widgets import show_flash
 
 session = require_owner()
 st.title("Users")

@@ -80,7 +80,7 @@ def pg_server() -> Iterator[PgServer]:
     global _server
     _server = PgServer()
     os.environ["DATABASE_URL"] = _server.url
-    from crm.config import resolved_database_url
+    from db.config import resolved_database_url
     from db.migrate import migrate
 
     resolved_database_url.cache_clear()

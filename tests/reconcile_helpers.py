@@ -26,15 +26,16 @@ def open_invoice(db: Conn, sbx: RunningSandbox, amount: int = 10_000, status: st
     return seed_invoice(db, stripe_invoice_id=inv.id, amount_due=amount, status=status)
 
 
-def wire_sidecar(db: Conn, sidecar_url: str, events: list[str] | None = None) -> None:
-    """Register the sidecar at the sandbox as an owner does at Stripe, and store the secret."""
-    from crm.integrations import WEBHOOK_EVENTS
+def wire_sidecar(db: Conn, sidecar_url: str) -> None:
+    """Register the sidecar at the sandbox as an owner does at Stripe (the production list of
+    event types, nothing more or less), and store the secret."""
     from crm.settings import load_settings, save_setting
+    from crm.stripe_event_types import HANDLED_EVENT_TYPES
     from crm.stripe_gateway import StripeGateway, stripe_target
     from webhook.signing_secrets import SECRETS
 
     _endpoint, secret = StripeGateway(stripe_target(load_settings(db))).register_webhook_endpoint(
-        f"{sidecar_url}/webhooks/stripe", events or [*WEBHOOK_EVENTS, "invoice_payment.paid"])
+        f"{sidecar_url}/webhooks/stripe", list(HANDLED_EVENT_TYPES))
     save_setting(db, "stripe.test.webhook_secrets", secret)
     SECRETS.clear()
 

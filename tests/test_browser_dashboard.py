@@ -20,10 +20,10 @@ import httpx
 import psycopg
 import pytest
 
-from crm import seed
 from db.customers import CustomerInput, create_customer
 from db.embedded import free_port
 from db.jobs import JobInput, create_job
+from ops import seed
 from sandbox.testing import RunningSandbox
 from tests.fixtures.dashboard import OWNER_EMAIL, PASSWORD, ROOT
 
@@ -73,9 +73,9 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
         pytest.skip(f"{CHROMIUM} is not installed: the browser test needs Chromium")
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.test_send_end_to_end import wire_sidecar
+    from tests.reconcile_helpers import wire_sidecar
 
-    wire_sidecar(db, sidecar)
+    wire_sidecar(db, sidecar.url)
     customer = create_customer(db, CustomerInput("Dana Whitfield", "dana@example.com", "(555) 201-3344",
                                                  "12 Maple Ave"), "test")
     create_job(db, JobInput(customer, "Furnace repair"), "test")

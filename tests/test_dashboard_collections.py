@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from crm import collections as rules
-from crm import seed
 from db import queries_collections as q
+from ops import seed
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 TODAY = date(2026, 6, 15)

@@ -19,16 +19,16 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from crm.integrations import WEBHOOK_EVENTS
 from crm.reconcile import run_reconcile
 from crm.send_invoice import SendOptions, send_invoice
+from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from sandbox.testing import RunningSandbox, run_sandbox
 from tests.fixtures.workflow import STAFF, MakeInvoice
 from tests.reconcile_helpers import deliveries_settled, open_invoice, point_crm_at, status_of, wait_until, wire_sidecar
 from tests.send_helpers import assert_exactly_one_of_each, sandbox_objects
 
 Conn = psycopg.Connection[dict[str, Any]]
-SUBSCRIBED = {*WEBHOOK_EVENTS, "invoice_payment.paid"}
+SUBSCRIBED = set(HANDLED_EVENT_TYPES)
 PAYMENT_EVENTS = ["invoice.paid", "invoice.payment_succeeded", "invoice_payment.paid", "invoice.updated"]
 
 

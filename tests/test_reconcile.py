@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.cli import main
 from crm.reconcile import drift_repair, latest_runs, listing_start, next_checkpoint, repair_event_id, run_reconcile
+from ops.cli import main
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sidecar import seed_invoice
 from tests.reconcile_helpers import open_invoice, status_of

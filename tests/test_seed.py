@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from crm.seed import generate, seed_demo
+from ops.seed import generate, seed_demo
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 

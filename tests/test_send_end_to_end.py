@@ -16,11 +16,12 @@ import httpx
 import psycopg
 import pytest
 
-from crm.demo_setup import connect_sandbox
 from crm.send_invoice import SendOptions, SendRefused, SimulatedCrash, send_invoice
+from ops.demo_setup import connect_sandbox
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sandbox import BUSINESS_FROM
 from tests.fixtures.workflow import STAFF, MakeInvoice
+from tests.reconcile_helpers import wire_sidecar
 from tests.send_helpers import assert_exactly_one_of_each
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -33,21 +34,9 @@ def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def wire_sidecar(db: Conn, sidecar: Any) -> None:
-    """Register the sidecar at the sandbox the way an owner does at Stripe, and keep the secret."""
-    from crm.settings import load_settings, save_setting
-    from crm.stripe_gateway import StripeGateway, stripe_target
-    from webhook.signing_secrets import SECRETS
-
-    _endpoint, secret = StripeGateway(stripe_target(load_settings(db))).register_webhook_endpoint(
-        f"{sidecar.url}/webhooks/stripe", ["invoice.paid", "invoice.finalized", "invoice.updated"])
-    save_setting(db, "stripe.test.webhook_secrets", secret)
-    SECRETS.clear()
-
-
 def test_send_pay_and_the_webhook_marks_it_paid(db: Conn, crm_sandbox: RunningSandbox, sidecar: Any,
                                                 make_invoice: MakeInvoice) -> None:
-    wire_sidecar(db, sidecar)
+    wire_sidecar(db, sidecar.url)
     invoice_id = make_invoice()
 
     result = send_invoice(invoice_id, STAFF)
@@ -80,7 +69,7 @@ def test_send_pay_and_the_webhook_marks_it_paid(db: Conn, crm_sandbox: RunningSa
 
 def test_a_send_killed_after_finalize_resumes_though_the_webhook_already_opened_it(
         db: Conn, crm_sandbox: RunningSandbox, sidecar: Any, make_invoice: MakeInvoice) -> None:
-    wire_sidecar(db, sidecar)
+    wire_sidecar(db, sidecar.url)
     invoice_id = make_invoice()
 
     def die_after_finalize(step: str) -> None:

@@ -1,6 +1,6 @@
 """A shortened soak (SOAK_TEST_SECONDS, default 8 s) in CI: paid invoices at a steady rate with
 10% duplicated and 10% delayed deliveries; nothing lost, nothing applied twice. The full
-60 s run: `SOAK_SECONDS=60 .venv/bin/python -m crm.soak`."""
+60 s run: `SOAK_SECONDS=60 .venv/bin/python -m ops.soak`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 import psycopg
 
-from crm.reconcile import HANDLED_EVENT_TYPES
-from crm.soak import run_soak
+from ops.soak import run_soak
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sandbox import TEST_STRIPE_KEY
 from tests.reconcile_helpers import wire_sidecar
@@ -20,7 +19,7 @@ Conn = psycopg.Connection[dict[str, Any]]
 
 def test_short_soak_loses_nothing_and_applies_nothing_twice(db: Conn, crm_sandbox: RunningSandbox,
                                                            sidecar: Any) -> None:
-    wire_sidecar(db, sidecar.url, HANDLED_EVENT_TYPES)
+    wire_sidecar(db, sidecar.url)
     seconds = float(os.environ.get("SOAK_TEST_SECONDS", "8"))
 
     result = run_soak(db, crm_sandbox.control, crm_sandbox.stripe_api_base, TEST_STRIPE_KEY, seconds, rate=3)

@@ -15,7 +15,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEBHOOK_WORKERS", "1")))
     args = parser.parse_args()
     # Resolve the database once here so worker processes share one embedded server.
-    from crm.config import resolved_database_url
+    from db.config import resolved_database_url
 
     resolved_database_url()
     uvicorn.run("webhook.app:app", host=args.host, port=args.port, workers=args.workers,

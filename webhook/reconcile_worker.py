@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from crm.config import env_int
+from db.config import env_int
 
 ACTOR = "worker"
 

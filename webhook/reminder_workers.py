@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from crm.config import env_int
+from db.config import env_int
 
 _cron_lock = threading.Lock()
 _cron_installed: bool | None = None

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from crm.config import env_int
+from db.config import env_int
 
 
 @dataclass(frozen=True)

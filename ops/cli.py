@@ -1,7 +1,8 @@
-"""`python -m crm ...`: the operator's commands.
+"""`python -m crm ...`: the operator's commands (crm/__main__.py calls `main`).
 
-migrate, create-user, seed-demo, doctor, and up (the whole local system). Each command
-is a small function; argument parsing stays here, the work lives in the core modules.
+Owns argument parsing for migrate, create-user, seed-demo, doctor, up (the whole local
+system) and reconcile. Each command is a small function; the work lives in crm/ (users,
+reconcile), db/ (migrations) and the other ops/ tools.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from crm.config import resolved_database_url
+    from db.config import resolved_database_url
     from db.migrate import migrate
 
     applied = migrate(resolved_database_url())
@@ -56,8 +57,8 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> int:
-    from crm.seed import seed_demo
     from db.pool import connect
+    from ops.seed import seed_demo
 
     with connect() as conn:
         counts = seed_demo(conn)
@@ -69,13 +70,13 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from crm.doctor import run_doctor
+    from ops.doctor import run_doctor
 
     return run_doctor()
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from crm.supervisor import run_all
+    from ops.supervisor import run_all
 
     return run_all(seed=not args.no_seed)
 

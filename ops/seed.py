@@ -1,4 +1,4 @@
-"""Demo data for a small service business: `python -m crm seed-demo`.
+"""Demo data for a small service business: `python -m crm seed-demo` (a tool, not a rule).
 
 `generate` is pure (a fixed random seed and a reference time give the same business
 every time); `load` writes it once: a marker in crm.settings makes a second run a no-op.

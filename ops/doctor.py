@@ -1,4 +1,7 @@
-"""`python -m crm doctor`: a readable checklist of what works and what is missing."""
+"""`python -m crm doctor`: a readable checklist of what works and what is missing.
+
+It only reports: the database facts come from db/status.py, the integrations from crm/settings.py.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from crm.settings import load_settings, sandbox_url
 
 
 def run_doctor() -> int:
-    from crm.config import database_config, resolved_database_url
+    from db.config import database_config, resolved_database_url
     from db.pool import connect
     from db.status import database_status
 

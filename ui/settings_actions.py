@@ -7,8 +7,9 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from crm.integrations import WEBHOOK_EVENTS, email_domain
+from crm.integrations import email_domain
 from crm.settings import Settings, save_setting
+from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from db.pool import connection
 
 
@@ -29,7 +30,7 @@ def register_webhook(settings: Settings, url: str, user_id: int | None) -> Outco
 
     target = stripe_target(settings)
     try:
-        endpoint_id, secret = StripeGateway(target).register_webhook_endpoint(url, list(WEBHOOK_EVENTS))
+        endpoint_id, secret = StripeGateway(target).register_webhook_endpoint(url, list(HANDLED_EVENT_TYPES))
     except StripeGatewayError as exc:
         return Outcome(False, f"Stripe refused the endpoint: {exc}")
     key = f"stripe.{target.mode}.webhook_secrets"
@@ -37,7 +38,7 @@ def register_webhook(settings: Settings, url: str, user_id: int | None) -> Outco
     kept = [s for s in settings.stripe_webhook_secrets(target.mode) if s != secret]
     with connection() as conn:
         save_setting(conn, key, ",".join([secret, *kept]), user_id)
-    return Outcome(True, f"Registered {endpoint_id} at {target.describe()} for {len(WEBHOOK_EVENTS)} event types; "
+    return Outcome(True, f"Registered {endpoint_id} at {target.describe()} for {len(HANDLED_EVENT_TYPES)} event types; "
                          "its signing secret is stored encrypted.")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from crm.auth import Session
-from crm.ui.widgets import money
+from ui.widgets import money
 
 STEP_LABELS = {
     "validate": "Checking the invoice",

@@ -1,8 +1,11 @@
 """Process configuration from environment variables, with the defaults the README lists.
 
-Only deployment facts live here (where the database is, how big the pool is, ports).
-Settings the owner edits in the dashboard live in the database (crm.settings_store),
-and an environment variable of the same name always wins over them.
+Owns the two environment readers every layer uses (`env_int`, `env_str`) and the
+database's deployment facts: where it is (DATABASE_URL, or the embedded server under
+./.data), how big the pool is, whether prepared statements are on. It sits in the data
+layer because the pool needs it and the data layer imports nothing of ours above it.
+Settings the owner edits in the dashboard live in the database (crm/settings.py), and
+an environment variable of the same name always wins over them.
 """
 
 from __future__ import annotations

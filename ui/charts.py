@@ -7,7 +7,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from crm.collections import AGING_BUCKETS, FUNNEL_STAGES
+from crm.collections import AGING_BUCKETS
+from db.queries_collections import FUNNEL_STAGES
 
 
 def time_to_pay(rows: list[dict[str, Any]]) -> alt.Chart:

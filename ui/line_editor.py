@@ -10,9 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from crm.invoice_lines import parse_lines, price_text
-from crm.ui.widgets import flash, money
 from db.drafts import NotADraft, draft_lines, replace_lines
 from db.pool import connection
+from ui.widgets import flash, money
 
 
 def editor_key(invoice_id: int) -> str:
@@ -51,10 +51,10 @@ def render(invoice_id: int, currency: str, actor: str) -> None:
             return
         try:
             with connection() as conn:
-                total = replace_lines(conn, invoice_id, parsed.lines, actor)
+                replace_lines(conn, invoice_id, parsed.lines, parsed.total_cents, actor)
         except NotADraft as exc:
             st.error(str(exc))
             return
         st.session_state.pop(editor_key(invoice_id), None)
-        flash(f"Saved {len(parsed.lines)} lines, total {money(total, currency)}.")
+        flash(f"Saved {len(parsed.lines)} lines, total {money(parsed.total_cents, currency)}.")
         st.rerun()

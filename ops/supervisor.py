@@ -3,6 +3,8 @@
 Starts (or reuses) the database, applies migrations, loads the demo business and a demo
 owner, then runs the sandbox (when Stripe or Resend has no key), the webhook sidecar and
 the dashboard as child processes, and stops them all together on Ctrl-C or when one dies.
+It owns process wiring only (ports, commands, the demo owner's login file); what each
+process does lives in webhook/, dashboard.py and sandbox/.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from crm.config import env_int, env_str, resolved_database_url
 from crm.settings import Settings, sandbox_url
+from db.config import env_int, env_str, resolved_database_url
 
 DEMO_OWNER = "owner@example.com"
 
@@ -53,11 +55,11 @@ def _spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[
 
 
 def run_all(seed: bool = True) -> int:
-    from crm.config import database_config
-    from crm.seed import seed_demo
     from crm.settings import load_settings
+    from db.config import database_config
     from db.migrate import migrate
     from db.pool import connect
+    from ops.seed import seed_demo
 
     embedded = database_config().url is None
     url = resolved_database_url()
@@ -111,7 +113,7 @@ def _run_children(settings: Settings, url: str, login: tuple[str, str] | None,
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ], env)))
     if sandboxed:
-        from crm.demo_setup import connect_sandbox
+        from ops.demo_setup import connect_sandbox
 
         connect_sandbox(webhook_port)
 

@@ -1,9 +1,9 @@
 """Wiring the local demo to the sandbox: webhooks from the emulated Stripe and Resend reach the sidecar.
 
-`python -m crm up` calls `connect_sandbox` once the children are starting. When Stripe
-is sandboxed it registers the sidecar's /webhooks/stripe at the sandbox through the
-Stripe gateway (as an owner would at Stripe) and stores the returned signing secret
-as `stripe.<mode>.webhook_secrets`; when Resend is sandboxed it points the sandbox's
+`python -m crm up` (ops/supervisor.py) calls `connect_sandbox` once the children are
+starting. When Stripe is sandboxed it registers the sidecar's /webhooks/stripe at the
+sandbox through the Stripe gateway (as an owner would at Stripe) and stores the returned
+signing secret as `stripe.<mode>.webhook_secrets`; when Resend is sandboxed it points the sandbox's
 Resend webhook at /webhooks/resend with a secret stored as `resend.webhook_secret`.
 Running it again reuses what is registered (the sandbox keeps its state in ./.data).
 """
@@ -17,8 +17,8 @@ import time
 
 import httpx
 
-from crm.integrations import WEBHOOK_EVENTS
 from crm.settings import Settings, load_settings, sandbox_url, save_setting
+from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
 from db.pool import Conn, connect
 
@@ -70,7 +70,7 @@ def _register_stripe_endpoint(conn: Conn, settings: Settings, url: str) -> str:
         if url in existing:
             # Its secret was lost (database reset): Stripe shows a secret only once, so start over.
             gateway.delete_webhook_endpoint(existing[url])
-        endpoint_id, secret = gateway.register_webhook_endpoint(url, list(WEBHOOK_EVENTS))
+        endpoint_id, secret = gateway.register_webhook_endpoint(url, list(HANDLED_EVENT_TYPES))
     except StripeGatewayError as exc:
         return f"could not register the Stripe webhook endpoint at the sandbox: {exc}"
     save_setting(conn, f"stripe.{target.mode}.webhook_secrets", secret)

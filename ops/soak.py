@@ -4,7 +4,7 @@ of webhook deliveries duplicated and 10% delayed (so reordered), all on loopback
 It reports events sent, applied, duplicates absorbed, lost (must be 0) and double-applied
 (must be 0). The full run makes its own throwaway Postgres, sandbox and sidecar:
 
-    SOAK_SECONDS=60 SOAK_RATE=4 .venv/bin/python -m crm.soak
+    SOAK_SECONDS=60 SOAK_RATE=4 .venv/bin/python -m ops.soak
 
 tests/test_soak.py runs `run_soak` for a few seconds against the test harness.
 """
@@ -118,7 +118,7 @@ def main() -> int:
     """The full soak with its own Postgres (temp dir), sandbox and sidecar, all on loopback."""
     import uvicorn
 
-    from crm.reconcile import HANDLED_EVENT_TYPES
+    from crm.stripe_event_types import HANDLED_EVENT_TYPES
     from db.embedded import EmbeddedPostgres, free_port
     from sandbox.testing import run_sandbox
 
@@ -129,8 +129,8 @@ def main() -> int:
     os.environ.update(DATABASE_URL=url, WEBHOOK_RUN_WORKERS="0")
     os.environ.setdefault("CRM_SECRET_KEY", __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
     try:
-        from crm.config import resolved_database_url
         from crm.settings import save_setting
+        from db.config import resolved_database_url
         from db.migrate import migrate
 
         resolved_database_url.cache_clear()
@@ -146,8 +146,9 @@ def main() -> int:
             while not server.started:
                 time.sleep(0.05)
             client = StripeClient(SOAK_KEY, base_addresses={"api": sbx.stripe_api_base})
+            events: list[str] = list(HANDLED_EVENT_TYPES)
             secret = client.v1.webhook_endpoints.create({"url": f"http://127.0.0.1:{port}/webhooks/stripe",
-                                                         "enabled_events": HANDLED_EVENT_TYPES}).secret  # type: ignore[typeddict-item]
+                                                         "enabled_events": events}).secret  # type: ignore[typeddict-item]
             save_setting(conn, "stripe.test.secret_key", SOAK_KEY)
             save_setting(conn, "stripe.test.webhook_secrets", str(secret))
             result = run_soak(conn, sbx.control, sbx.stripe_api_base, SOAK_KEY, seconds, rate)

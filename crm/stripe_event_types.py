@@ -1,0 +1,19 @@
+"""The Stripe event types the CRM acts on: the one list, in one place.
+
+It is exactly the set the SQL dispatcher crm.apply_stripe_event switches on (its CASE);
+any other type is recorded and acknowledged as 'ignored'. Webhook endpoint registration
+(Settings, the local demo, the soak), the reconciler's event listing and the tests all
+subscribe this list, and tests/test_stripe_event_types.py holds it to the SQL function.
+"""
+
+from __future__ import annotations
+
+HANDLED_EVENT_TYPES: tuple[str, ...] = (
+    # crm.apply_stripe_invoice_event
+    "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed", "invoice.voided",
+    "invoice.marked_uncollectible", "invoice.finalized", "invoice.sent", "invoice.updated",
+    # crm.apply_stripe_invoice_payment
+    "invoice_payment.paid",
+    # crm.apply_stripe_refund_event
+    "charge.refunded", "refund.created", "refund.updated", "refund.failed",
+)

@@ -1,1 +1,0 @@
-"""Helpers the dashboard pages share: session handling and role gates."""
