@@ -1,12 +1,15 @@
 """The dashboard's entry point: the login gate, then navigation by role. Nothing else.
 
 Owner-only pages are not in a staff session's navigation, and each of them also calls
-require_owner(), so reaching one by URL is refused as well.
+require_owner(), so reaching one by URL is refused as well. A page that cannot get a
+database connection within DB_POOL_TIMEOUT_S says so instead of hanging or showing a trace.
 """
 
 from __future__ import annotations
 
+import psycopg
 import streamlit as st
+from psycopg_pool import PoolTimeout
 
 from ui.session import current_session, logout
 
@@ -34,4 +37,11 @@ else:
         if st.button("Log out"):
             logout()
             st.rerun()
-page.run()
+try:
+    page.run()
+except PoolTimeout:
+    st.error("The database is busy: no connection came free in time (every one of this dashboard's "
+             "connections is in use). Try again in a moment.")
+except psycopg.OperationalError as exc:
+    st.error(f"The database cannot be reached right now ({type(exc).__name__}). "
+             "Try again in a moment.")
