@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean-data
+.PHONY: run test test-pooled lint bench clean-data
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(PY) -m pytest
+
+# Only the tests that run through PgBouncer in transaction mode (make test runs them too).
+test-pooled: $(VENV)/.dev
+	$(PY) -m pytest -k pooled
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
