@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
 
-from crm import secrets_store
+from crm import secrets_store, webhook_secrets
 
 Conn = psycopg.Connection[Any]
 
@@ -100,9 +101,13 @@ class Settings:
     def stripe_secret_key(self, mode: str | None = None) -> str:
         return str(self.values[f"stripe.{mode or self.stripe_mode}.secret_key"])
 
-    def stripe_webhook_secrets(self, mode: str) -> list[str]:
-        raw = str(self.values[f"stripe.{mode}.webhook_secrets"])
-        return [s.strip() for s in raw.split(",") if s.strip()]
+    def stripe_webhook_secret_entries(self, mode: str) -> list[webhook_secrets.SecretEntry]:
+        return webhook_secrets.parse(str(self.values[f"stripe.{mode}.webhook_secrets"]))
+
+    def stripe_webhook_secrets(self, mode: str, now: datetime | None = None) -> list[str]:
+        """The signing secrets a delivery for this mode may carry now (crm/webhook_secrets.py)."""
+        origin = "stripe" if self.stripe_secret_key(mode) else "sandbox"
+        return webhook_secrets.accepted(self.stripe_webhook_secret_entries(mode), origin, now or datetime.now(UTC))
 
     @property
     def stripe_sandboxed(self) -> bool:
@@ -133,7 +138,8 @@ def load_settings(conn: Conn) -> Settings:
     return Settings(values=values, sources=sources)
 
 
-def save_setting(conn: Conn, key: str, value: Any, user_id: int | None = None) -> None:
+def save_setting(conn: Conn, key: str, value: Any, user_id: int | None = None, hint: str | None = None) -> None:
+    """Store one setting (a secret encrypted; `hint` is what is shown back, masked by default)."""
     spec = SPECS[key]
     if spec.secret:
         text = str(value).strip()
@@ -141,7 +147,7 @@ def save_setting(conn: Conn, key: str, value: Any, user_id: int | None = None) -
             "INSERT INTO crm.secrets (name, ciphertext, hint, updated_by) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, hint = EXCLUDED.hint, "
             "updated_by = EXCLUDED.updated_by, updated_at = now()",
-            (key, secrets_store.encrypt(text), secrets_store.mask(text), user_id),
+            (key, secrets_store.encrypt(text), hint if hint is not None else secrets_store.mask(text), user_id),
         )
     else:
         conn.execute(
@@ -150,6 +156,31 @@ def save_setting(conn: Conn, key: str, value: Any, user_id: int | None = None) -
             "updated_at = now()",
             (key, json.dumps(value), user_id),
         )
+
+
+def store_registered_webhook_secret(conn: Conn, settings: Settings, mode: str, secret: str, endpoint_id: str,
+                                    user_id: int | None, now: datetime | None = None) -> None:
+    """A newly registered endpoint's secret becomes the current one; older ones start their
+    rotation window (crm/webhook_secrets.py)."""
+    origin = "stripe" if settings.stripe_secret_key(mode) else "sandbox"
+    entries = webhook_secrets.with_new_secret(settings.stripe_webhook_secret_entries(mode), secret, endpoint_id,
+                                              origin, now or datetime.now(UTC))
+    _save_webhook_secrets(conn, mode, entries, user_id)
+
+
+def remove_webhook_secret(conn: Conn, settings: Settings, mode: str, index: int, user_id: int | None) -> None:
+    """The owner removes one stored signing secret (by its place in the list Settings shows)."""
+    _save_webhook_secrets(conn, mode, webhook_secrets.without(settings.stripe_webhook_secret_entries(mode), index),
+                          user_id)
+
+
+def _save_webhook_secrets(conn: Conn, mode: str, entries: list[webhook_secrets.SecretEntry],
+                          user_id: int | None) -> None:
+    hint = ""
+    if entries:
+        hint = secrets_store.mask(entries[0].secret) + (f" (+{len(entries) - 1} older)" if len(entries) > 1 else "")
+    save_setting(conn, f"stripe.{mode}.webhook_secrets", webhook_secrets.serialize(entries) if entries else "",
+                 user_id, hint=hint)
 
 
 def secret_hints(conn: Conn) -> dict[str, str]:

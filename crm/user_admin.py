@@ -51,4 +51,4 @@ def set_user_active(conn: users.Conn, actor: str, user_id: int, active: bool) ->
 def reset_password(conn: users.Conn, actor: str, user_id: int, password: str) -> None:
     """Raises WeakPasswordError for a short password; the audit row never holds the password."""
     users.set_password(conn, user_id, hash_password(password))
-    _audit(conn, user_id, None, None, actor, {"change": "password reset, lockout cleared"})
+    _audit(conn, user_id, None, None, actor, {"change": "password reset; the user's open sessions end"})

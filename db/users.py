@@ -28,6 +28,14 @@ def find_by_email(conn: Conn, email: str) -> dict[str, Any] | None:
     ).fetchone()
 
 
+def session_facts(conn: Conn, user_id: int) -> dict[str, Any] | None:
+    """What an open session is checked against on every rerun (crm.auth.session_still_valid)."""
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    return cur.execute(
+        "SELECT id, email, name, role, password_hash, active FROM crm.app_users WHERE id = %s", (user_id,)
+    ).fetchone()
+
+
 def list_users(conn: Conn) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=psycopg.rows.dict_row)
     return cur.execute(

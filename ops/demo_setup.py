@@ -17,7 +17,7 @@ import time
 
 import httpx
 
-from crm.settings import Settings, load_settings, sandbox_url, save_setting
+from crm.settings import Settings, load_settings, sandbox_url, save_setting, store_registered_webhook_secret
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
 from db.pool import Conn, connect
@@ -73,7 +73,7 @@ def _register_stripe_endpoint(conn: Conn, settings: Settings, url: str) -> str:
         endpoint_id, secret = gateway.register_webhook_endpoint(url, list(HANDLED_EVENT_TYPES))
     except StripeGatewayError as exc:
         return f"could not register the Stripe webhook endpoint at the sandbox: {exc}"
-    save_setting(conn, f"stripe.{target.mode}.webhook_secrets", secret)
+    store_registered_webhook_secret(conn, settings, target.mode, secret, endpoint_id, None)
     return f"registered Stripe webhook endpoint {endpoint_id} -> {url}; signing secret stored encrypted"
 
 

@@ -28,12 +28,20 @@ def _credentials_file() -> Path:
     return Path(env_str("CRM_DATA_DIR", ".data")) / "demo-owner.txt"
 
 
-def ensure_demo_owner() -> tuple[str, str] | None:
-    """Create the demo owner once with a random password kept in ./.data (mode 600)."""
+def ensure_demo_owner(embedded: bool) -> tuple[str, str] | None:
+    """The demo login to print: created once, with a random password kept in ./.data (mode 600).
+
+    Only on the embedded database: a deployment's DATABASE_URL never gets a well-known owner
+    (create one with `python -m crm create-user`). The password is printed only while it is
+    still the demo owner's password; once changed, the stale file is removed.
+    """
     from crm.auth import create_user
+    from crm.passwords import verify_password
     from db import users
     from db.pool import connect
 
+    if not embedded:
+        return None
     path = _credentials_file()
     with connect() as conn:
         if users.count_owners(conn) == 0:
@@ -43,10 +51,15 @@ def ensure_demo_owner() -> tuple[str, str] | None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(f"{DEMO_OWNER}\n{password}\n")
-    if path.exists():
+            return DEMO_OWNER, password
+        if not path.exists():
+            return None
         email, password = path.read_text().split("\n")[:2]
-        return email, password
-    return None
+        user = users.find_by_email(conn, email)
+        if user is None or not verify_password(user["password_hash"], password):
+            path.unlink()
+            return None
+    return email, password
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -56,6 +69,7 @@ def _spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[
 
 def run_all(seed: bool = True) -> int:
     from crm.settings import load_settings
+    from db import users
     from db.config import database_config
     from db.migrate import migrate
     from db.pool import connect
@@ -65,12 +79,16 @@ def run_all(seed: bool = True) -> int:
     url = resolved_database_url()
     for name in migrate(url):
         print(f"applied {name}")
-    if seed:
+    if seed and embedded:  # demo data only in the local database, never in a deployment's
         with connect() as conn:
             counts = seed_demo(conn)
         if counts:
             print("seeded demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-    login = ensure_demo_owner()
+    login = ensure_demo_owner(embedded)
+    if not embedded and not login:
+        with connect() as conn:
+            if users.count_owners(conn) == 0:
+                print("no owner yet: create one with `python -m crm create-user EMAIL --role owner`")
     with connect() as conn:
         settings = load_settings(conn)
 

@@ -1,4 +1,4 @@
-"""Login form: email and password against argon2 hashes, with lockout."""
+"""Login form: email and password against argon2 hashes, throttled per source."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import streamlit as st
 
 from crm.auth import LoginError, login
 from db.pool import connection
-from ui.session import start_session
+from ui.session import client_source, ended_by_account_change, start_session
 
 st.title("Log in")
+if ended_by_account_change():
+    st.info("You were logged out because your account changed. Log in again.")
 with st.form("login"):
     email = st.text_input("Email")
     password = st.text_input("Password", type="password")
@@ -16,7 +18,7 @@ with st.form("login"):
 if submitted:
     try:
         with connection() as conn:
-            session = login(conn, email, password)
+            session = login(conn, email, password, source=client_source())
     except LoginError as exc:
         st.error(str(exc))
     else:

@@ -4,12 +4,15 @@ a value set by an environment variable wins and is shown as such."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
 from crm import integrations as rules
+from crm import webhook_secrets
 from crm.reminder_emails import parse_tones, tone_error
 from crm.secrets_store import mask
-from crm.settings import SPECS, save_setting, secret_hints
+from crm.settings import SPECS, remove_webhook_secret, save_setting, secret_hints
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.validation import email_error, name_error
 from db import queries_activity
@@ -107,6 +110,21 @@ if register:
     else:
         outcome = actions.register_webhook(current, url.strip(), session.user_id)
         (st.success if outcome.ok else st.error)(outcome.message)
+
+stored_secrets = current.stripe_webhook_secret_entries(mode)
+if stored_secrets and current.sources[f"stripe.{mode}.webhook_secrets"] != "env":
+    st.write(f"Signing secrets stored for {mode} mode")
+    origin = "sandbox" if current.stripe_sandboxed else "stripe"
+    now = datetime.now(UTC)
+    for i, entry in enumerate(stored_secrets):
+        cols = st.columns([3, 4, 1])
+        cols[0].write(f"`{mask(entry.secret)}` · {entry.endpoint_id or 'endpoint unknown'}")
+        cols[1].caption(f"{webhook_secrets.status(entry, origin, now)} · {webhook_secrets.describe_age(entry, now)}")
+        if cols[2].button("Remove", key=f"remove_secret_{mode}_{i}"):
+            with connection() as conn:
+                remove_webhook_secret(conn, current, mode, i, session.user_id)
+            st.session_state["_flash"] = ("success", f"Removed signing secret {mask(entry.secret)}.")
+            st.rerun()
 
 # --- Resend ---------------------------------------------------------------------------------
 st.subheader("Email (Resend)")

@@ -21,7 +21,7 @@ with connection() as conn:
     people = users.list_users(conn)
 st.dataframe(pd.DataFrame([{
     "ID": p["id"], "Email": p["email"], "Name": p["name"], "Role": p["role"],
-    "Active": p["active"], "Failed logins": p["failed_logins"], "Locked until": p["locked_until"],
+    "Active": p["active"], "Failed logins since last login": p["failed_logins"],
     "Last login": p["last_login_at"],
 } for p in people]), hide_index=True, width="stretch")
 

@@ -1,7 +1,9 @@
-"""The login gate: the form against argon2 hashes, lockout, expiry, and staff navigation."""
+"""The login gate: the form against argon2 hashes, one answer for every failure, throttling,
+expiry, sessions that end with the account, and staff navigation."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import psycopg
 from streamlit.testing.v1 import AppTest
 
-from crm.auth import MAX_FAILURES, Session
+from crm.auth import FREE_FAILURES_PER_EMAIL, Session
 from tests.fixtures.dashboard import APP_TIMEOUT, OWNER_EMAIL, PASSWORD, ROOT, STAFF_EMAIL
 
 
@@ -60,14 +62,49 @@ def test_owner_logs_in_and_sees_every_page(db: psycopg.Connection[Any], dashboar
         assert at.title[0].value == title
 
 
-def test_wrong_password_then_lockout(db: psycopg.Connection[Any], dashboard_users: dict[str, int]) -> None:
+def test_wrong_password_then_throttled_with_the_same_answer(db: psycopg.Connection[Any],
+                                                           dashboard_users: dict[str, int]) -> None:
     at = _app()
-    for _ in range(MAX_FAILURES):
+    for _ in range(FREE_FAILURES_PER_EMAIL):
         _log_in(at, STAFF_EMAIL, "wrong password!")
         assert [e.value for e in at.error] == ["Wrong email or password."]
+    throttled = db.execute("SELECT source_key, failures FROM crm.login_throttle ORDER BY 1").fetchall()
+    assert throttled == [{"source_key": "unknown|*", "failures": FREE_FAILURES_PER_EMAIL},
+                         {"source_key": f"unknown|{STAFF_EMAIL}", "failures": FREE_FAILURES_PER_EMAIL}]
+    # The wait itself, and its timing, are tested in tests/test_auth.py; here: what the form says.
+    db.execute("UPDATE crm.login_throttle SET blocked_until = now() + interval '90 seconds'")
     _log_in(at, STAFF_EMAIL, PASSWORD)
-    assert [e.value for e in at.error] == ["Too many failed attempts. Try again in a few minutes."]
+    [message] = [e.value for e in at.error]
+    assert re.fullmatch(r"Too many failed attempts from this device\. Try again in (89|90) seconds\.", message)
     assert "crm_session" not in at.session_state
+    db.execute("DELETE FROM crm.login_throttle")
+    # A disabled account answers exactly like a wrong password (no account enumeration).
+    db.execute("UPDATE crm.app_users SET active = false WHERE email = %s", (OWNER_EMAIL,))
+    disabled = _log_in(_app(), OWNER_EMAIL, PASSWORD)
+    assert [e.value for e in disabled.error] == ["Wrong email or password."]
+
+
+def test_a_disabled_users_open_session_is_logged_out_on_its_next_rerun(
+        db: psycopg.Connection[Any], app_as: Callable[..., Any], dashboard_users: dict[str, int]) -> None:
+    at = app_as("staff", "pages/jobs.py")
+    assert at.title[0].value == "Jobs"
+    db.execute("UPDATE crm.app_users SET active = false WHERE id = %s", (dashboard_users["staff"],))
+    at.run()
+    assert "crm_session" not in at.session_state
+    assert "Jobs" not in [t.value for t in at.title] and not at.dataframe
+    assert [e.value for e in at.error] == ["Please log in."]
+
+
+def test_a_password_reset_ends_the_users_open_session(
+        db: psycopg.Connection[Any], app_as: Callable[..., Any], dashboard_users: dict[str, int]) -> None:
+    from crm.user_admin import reset_password
+
+    at = app_as("staff", "pages/jobs.py")
+    reset_password(db, OWNER_EMAIL, dashboard_users["staff"], "a brand new password")
+    at.run()
+    assert "crm_session" not in at.session_state
+    fresh = _log_in(_app(), STAFF_EMAIL, "a brand new password")
+    assert "crm_session" in fresh.session_state
 
 
 def test_an_expired_session_is_sent_back_to_the_login(db: psycopg.Connection[Any],

@@ -1,4 +1,8 @@
-"""The logged-in session in Streamlit's session_state, with expiry and role checks."""
+"""The logged-in session in Streamlit's session_state, with expiry and role checks.
+
+Every rerun re-checks the session against the user row (crm.auth.session_still_valid): a
+user disabled, or whose password or role changed, is logged out at the next click.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from crm.auth import Session
+from crm.auth import Session, session_still_valid
+from db.pool import connection
 
 _KEY = "crm_session"
+_ENDED_KEY = "crm_session_ended"
 
 
 def current_session() -> Session | None:
@@ -18,7 +24,28 @@ def current_session() -> Session | None:
     if session.expired(datetime.now(UTC)):
         del st.session_state[_KEY]
         return None
+    with connection() as conn:
+        still = session_still_valid(conn, session)
+    if not still:
+        del st.session_state[_KEY]
+        st.session_state[_ENDED_KEY] = True
+        return None
     return session
+
+
+def ended_by_account_change() -> bool:
+    """True once after a session was ended because its account changed (the login page says so)."""
+    return bool(st.session_state.pop(_ENDED_KEY, False))
+
+
+def client_source() -> str:
+    """Where this browser connects from, for login throttling ('unknown' when Streamlit cannot tell)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no request context
+        return "unknown"
+    # AppTest's mocked client hands back a mock here, not an address.
+    return address if isinstance(address, str) and address else "unknown"
 
 
 def start_session(session: Session) -> None:

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from crm.integrations import email_domain
-from crm.settings import Settings, save_setting
+from crm.settings import Settings, store_registered_webhook_secret
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from db.pool import connection
 
@@ -33,11 +33,9 @@ def register_webhook(settings: Settings, url: str, user_id: int | None) -> Outco
         endpoint_id, secret = StripeGateway(target).register_webhook_endpoint(url, list(HANDLED_EVENT_TYPES))
     except StripeGatewayError as exc:
         return Outcome(False, f"Stripe refused the endpoint: {exc}")
-    key = f"stripe.{target.mode}.webhook_secrets"
-    # Keep the previous secrets too: during a rotation both endpoints deliver for a while.
-    kept = [s for s in settings.stripe_webhook_secrets(target.mode) if s != secret]
+    # The previous secrets stay for a rotation window: the old endpoint delivers for a while.
     with connection() as conn:
-        save_setting(conn, key, ",".join([secret, *kept]), user_id)
+        store_registered_webhook_secret(conn, settings, target.mode, secret, endpoint_id, user_id)
     return Outcome(True, f"Registered {endpoint_id} at {target.describe()} for {len(HANDLED_EVENT_TYPES)} event types; "
                          "its signing secret is stored encrypted.")
 
