@@ -3,20 +3,37 @@
 Only the local embedded setup may fall back to a generated key file under ./.data
 (mode 600, never in the repo); with DATABASE_URL set, CRM_SECRET_KEY is required.
 What is shown back is a hint: the prefix and the last four characters.
+
+Key rotation (MultiFernet): new secrets are encrypted with CRM_SECRET_KEY; secrets are
+decrypted with it or any of CRM_SECRET_KEYS_OLD (comma-separated, decrypt-only).
+`rotate_all` (`python -m crm rotate-secret-key`) re-encrypts every stored secret with
+the current key, after which the old keys can be dropped. A secret no key decrypts
+raises UndecryptableSecret, whose message names the cause, never a key or a value.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from db.config import env_str, is_embedded_database
+
+UNDECRYPTABLE = "stored secrets cannot be decrypted with CRM_SECRET_KEY"
+WHAT_TO_DO = ("set CRM_SECRET_KEY to the key they were saved with; or keep the new key, put the old one in "
+              "CRM_SECRET_KEYS_OLD and run `python -m crm rotate-secret-key`; or re-enter them in "
+              "Settings -> Integrations")
 
 
 class SecretKeyError(RuntimeError):
     pass
+
+
+class UndecryptableSecret(SecretKeyError):
+    """A stored secret that none of the configured keys decrypts."""
 
 
 def _key_file() -> Path:
@@ -26,7 +43,7 @@ def _key_file() -> Path:
 def encryption_key() -> bytes:
     key = env_str("CRM_SECRET_KEY")
     if key:
-        return key.encode("ascii")
+        return key.encode("ascii", "replace")  # a non-ASCII key fails as "not a Fernet key"
     if not is_embedded_database():
         raise SecretKeyError(
             "CRM_SECRET_KEY is not set: generate one with "
@@ -41,15 +58,63 @@ def encryption_key() -> bytes:
     return path.read_bytes().strip()
 
 
+def _fernet(key: bytes, name: str) -> Fernet:
+    try:
+        return Fernet(key)
+    except (ValueError, TypeError):
+        raise SecretKeyError(f"{name} is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+
+
+def old_keys() -> list[bytes]:
+    raw = env_str("CRM_SECRET_KEYS_OLD") or ""
+    return [k.strip().encode("ascii", "replace") for k in raw.split(",") if k.strip()]
+
+
+def _multi() -> MultiFernet:
+    """The current key first (it encrypts), then the old ones (they only decrypt)."""
+    keys = [_fernet(encryption_key(), "CRM_SECRET_KEY")]
+    keys += [_fernet(k, "a key in CRM_SECRET_KEYS_OLD") for k in old_keys()]
+    return MultiFernet(keys)
+
+
 def encrypt(plaintext: str) -> bytes:
-    return Fernet(encryption_key()).encrypt(plaintext.encode("utf-8"))
+    return _fernet(encryption_key(), "CRM_SECRET_KEY").encrypt(plaintext.encode("utf-8"))
 
 
 def decrypt(ciphertext: bytes) -> str:
     try:
-        return Fernet(encryption_key()).decrypt(bytes(ciphertext)).decode("utf-8")
-    except InvalidToken as exc:
-        raise SecretKeyError("a stored secret cannot be decrypted: CRM_SECRET_KEY changed?") from exc
+        return _multi().decrypt(bytes(ciphertext)).decode("utf-8")
+    except InvalidToken:
+        raise UndecryptableSecret(f"{UNDECRYPTABLE} (or CRM_SECRET_KEYS_OLD): {WHAT_TO_DO}") from None
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    rotated: list[str]
+    undecryptable: list[str]
+
+
+def rotate_all(conn: Any) -> RotationReport:
+    """Re-encrypt every stored secret with CRM_SECRET_KEY, in one transaction.
+
+    Secrets no configured key decrypts are left as they are and named in the report (so
+    the owner can re-enter them); everything else is rewritten. Values are never returned.
+    """
+    multi = _multi()
+    rotated: list[str] = []
+    undecryptable: list[str] = []
+    with conn.transaction():
+        rows = conn.execute("SELECT name, ciphertext FROM crm.secrets ORDER BY name FOR UPDATE").fetchall()
+        for row in rows:
+            name, ciphertext = (row["name"], row["ciphertext"]) if isinstance(row, dict) else row
+            try:
+                fresh = multi.rotate(bytes(ciphertext))
+            except InvalidToken:
+                undecryptable.append(name)
+                continue
+            conn.execute("UPDATE crm.secrets SET ciphertext = %s, updated_at = now() WHERE name = %s", (fresh, name))
+            rotated.append(name)
+    return RotationReport(rotated, undecryptable)
 
 
 def mask(secret: str) -> str:

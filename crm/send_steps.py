@@ -26,6 +26,9 @@ from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
 from db import invoices, send_steps
 from db.pool import connection
 
+# What the customer may pay with on Stripe's hosted page: card, and bank debits (ACH).
+PAYMENT_METHOD_TYPES = ("card", "us_bank_account")
+
 log = logging.getLogger("crm.send")
 Row = dict[str, Any]
 
@@ -110,6 +113,7 @@ def step_invoice(a: Attempt, inv: Row) -> None:
         "auto_advance": False,
         "pending_invoice_items_behavior": "exclude",
         "currency": inv["currency"],
+        "payment_settings": {"payment_method_types": list(PAYMENT_METHOD_TYPES)},
         "metadata": {"crm_invoice_id": str(a.invoice_id), "crm_job_id": str(inv["job_id"]),
                      "crm_install_id": a.install_id},
     }

@@ -86,12 +86,24 @@ def env_override(key: str) -> Any | None:
     return _coerce(spec, raw.strip())
 
 
+UNDECRYPTABLE_HINT = "cannot be decrypted with CRM_SECRET_KEY — re-enter"
+
+
 @dataclass(frozen=True)
 class Settings:
+    """`sources[key]` is 'env', 'database', 'default' or 'undecryptable' (stored, but no
+    configured key decrypts it). Reading an undecryptable secret raises
+    UndecryptableSecret (so nothing silently falls back to the sandbox); pages can still
+    render, check `undecryptable` and offer to re-enter it."""
+
     values: dict[str, Any] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)  # key -> 'env' | 'database' | 'default'
+    sources: dict[str, str] = field(default_factory=dict)
+    undecryptable: frozenset[str] = frozenset()
+    undecryptable_reason: str = ""
 
     def __getitem__(self, key: str) -> Any:
+        if key in self.undecryptable:
+            raise secrets_store.UndecryptableSecret(self.undecryptable_reason)
         return self.values[key]
 
     @property
@@ -99,24 +111,28 @@ class Settings:
         return str(self.values["stripe.mode"])
 
     def stripe_secret_key(self, mode: str | None = None) -> str:
-        return str(self.values[f"stripe.{mode or self.stripe_mode}.secret_key"])
+        return str(self[f"stripe.{mode or self.stripe_mode}.secret_key"])
 
     def stripe_webhook_secret_entries(self, mode: str) -> list[webhook_secrets.SecretEntry]:
-        return webhook_secrets.parse(str(self.values[f"stripe.{mode}.webhook_secrets"]))
+        return webhook_secrets.parse(str(self[f"stripe.{mode}.webhook_secrets"]))
 
     def stripe_webhook_secrets(self, mode: str, now: datetime | None = None) -> list[str]:
         """The signing secrets a delivery for this mode may carry now (crm/webhook_secrets.py)."""
-        origin = "stripe" if self.stripe_secret_key(mode) else "sandbox"
+        key = f"stripe.{mode}.secret_key"
+        # An undecryptable key is still a key: never the sandbox's secrets in its place.
+        origin = "stripe" if key in self.undecryptable or self.values[key] else "sandbox"
         return webhook_secrets.accepted(self.stripe_webhook_secret_entries(mode), origin, now or datetime.now(UTC))
 
     @property
     def stripe_sandboxed(self) -> bool:
-        """No Stripe key for the current mode: the offline sandbox stands in."""
-        return not self.stripe_secret_key()
+        """No Stripe key for the current mode: the offline sandbox stands in (an undecryptable
+        key is a key: never the sandbox in its place)."""
+        key = f"stripe.{self.stripe_mode}.secret_key"
+        return key not in self.undecryptable and not self.values[key]
 
     @property
     def resend_sandboxed(self) -> bool:
-        return not self.values["resend.api_key"]
+        return "resend.api_key" not in self.undecryptable and not self.values["resend.api_key"]
 
 
 def load_settings(conn: Conn) -> Settings:
@@ -125,17 +141,24 @@ def load_settings(conn: Conn) -> Settings:
         secrets: dict[str, bytes] = dict(cur.execute("SELECT name, ciphertext FROM crm.secrets").fetchall())
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    undecryptable: set[str] = set()
+    reason = ""
     for key, spec in SPECS.items():
         override = env_override(key)
         if override is not None:
             values[key], sources[key] = override, "env"
         elif spec.secret and key in secrets:
-            values[key], sources[key] = secrets_store.decrypt(secrets[key]), "database"
+            try:
+                values[key], sources[key] = secrets_store.decrypt(secrets[key]), "database"
+            except secrets_store.SecretKeyError as exc:  # wrong, lost or malformed CRM_SECRET_KEY
+                values[key], sources[key], reason = "", "undecryptable", str(exc)
+                undecryptable.add(key)
         elif not spec.secret and key in stored:
             values[key], sources[key] = stored[key], "database"
         else:
             values[key], sources[key] = spec.default, "default"
-    return Settings(values=values, sources=sources)
+    return Settings(values=values, sources=sources, undecryptable=frozenset(undecryptable),
+                    undecryptable_reason=reason)
 
 
 def save_setting(conn: Conn, key: str, value: Any, user_id: int | None = None, hint: str | None = None) -> None:

@@ -42,13 +42,18 @@ def _named_pool(name: str) -> ConnectionPool[Conn]:
         pool = _pools.get(name)
         if pool is None:
             cfg = database_config()
-            max_size = cfg.worker_pool_max if name == "crm-workers" else cfg.pool_max
+            workers = name == "crm-workers"
+            max_size = cfg.worker_pool_max if workers else cfg.pool_max
             pool = ConnectionPool(
                 resolved_database_url(),
                 min_size=min(cfg.pool_min, max_size),
                 max_size=max_size,
                 kwargs=connect_kwargs(),
                 timeout=cfg.pool_timeout_s,
+                # Workers check a connection before using it (one empty round trip): nothing else
+                # drops their pool's connections that died with a restarted server. The request
+                # path skips it and checks the pool after an OperationalError (webhook/database.py).
+                check=ConnectionPool.check_connection if workers else None,
                 open=True,
                 name=name,
             )

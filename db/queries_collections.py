@@ -47,7 +47,8 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime) -> dict
     row = conn.execute(
         """
         SELECT o.outstanding_cents, o.overdue_cents, o.overdue_count,
-               p.gross_cents, p.fee_cents, p.gross_cents - p.fee_cents AS net_cents, p.payments,
+               p.gross_cents - d.lost_cents AS gross_cents, p.fee_cents,
+               p.gross_cents - d.lost_cents - p.fee_cents AS net_cents, p.payments, d.lost_cents AS disputes_lost_cents,
                t.median_s_last30, t.median_s_prev30, s.invoiced_90d_cents
         FROM (SELECT coalesce(sum(amount_due_cents - amount_paid_cents), 0) AS outstanding_cents,
                      coalesce(sum(amount_due_cents - amount_paid_cents) FILTER (WHERE due_date < %(today)s), 0)
@@ -65,7 +66,10 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime) -> dict
                 AND status IN ('open', 'paid', 'uncollectible')) s,
              (SELECT coalesce(sum(amount_cents), 0) AS gross_cents, coalesce(sum(fee_cents), 0) AS fee_cents,
                      count(*) AS payments
-              FROM crm.payments WHERE paid_at >= %(month)s AND paid_at < %(now)s) p
+              FROM crm.payments WHERE paid_at >= %(month)s AND paid_at < %(now)s) p,
+             -- A lost dispute takes the money back: collected in the month it was lost.
+             (SELECT coalesce(sum(amount_cents), 0) AS lost_cents FROM crm.disputes
+              WHERE status = 'lost' AND closed_at >= %(month)s AND closed_at < %(now)s) d
         """,
         {"today": today, "month": month_start, "now": now},
     ).fetchone()
@@ -154,8 +158,13 @@ def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, t
                 FROM crm.invoices WHERE sent_at >= %(since)s AND sent_at < %(until)s AND status <> 'void'
                 GROUP BY 1
             ), collected AS (
-                SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week, sum(amount_cents) AS cents
-                FROM crm.payments WHERE paid_at >= %(since)s AND paid_at < %(until)s GROUP BY 1
+                SELECT week, sum(cents) AS cents FROM (
+                    SELECT date_trunc('week', paid_at AT TIME ZONE %(tz)s)::date AS week, amount_cents AS cents
+                    FROM crm.payments WHERE paid_at >= %(since)s AND paid_at < %(until)s
+                    UNION ALL  -- lost disputes take money back in the week they were lost
+                    SELECT date_trunc('week', closed_at AT TIME ZONE %(tz)s)::date, -amount_cents
+                    FROM crm.disputes WHERE status = 'lost' AND closed_at >= %(since)s AND closed_at < %(until)s
+                ) moves GROUP BY 1
             )
             SELECT w.week, coalesce(i.cents, 0) AS invoiced_cents, coalesce(c.cents, 0) AS collected_cents
             FROM weeks w LEFT JOIN invoiced i USING (week) LEFT JOIN collected c USING (week)
@@ -209,6 +218,22 @@ def reminder_effect(conn: Conn, since: datetime, until: datetime) -> dict[str, A
     ).fetchone()
     assert row is not None
     return dict(row)
+
+
+def open_disputes(conn: Conn, limit: int = 50) -> list[dict[str, Any]]:
+    """Disputes still open (chargebacks the owner may answer), soonest evidence deadline first."""
+    return conn.execute(
+        """
+        SELECT d.stripe_dispute_id, d.amount_cents, d.currency, d.reason, d.status, d.evidence_due_by, d.opened_at,
+               d.invoice_id, coalesce(i.stripe_invoice_number, '#' || i.id) AS number, c.name AS customer
+        FROM crm.disputes d
+        LEFT JOIN crm.invoices i ON i.id = d.invoice_id LEFT JOIN crm.customers c ON c.id = i.customer_id
+        WHERE d.closed_at IS NULL
+        ORDER BY d.evidence_due_by NULLS LAST, d.id
+        LIMIT %(limit)s
+        """,
+        {"limit": limit},
+    ).fetchall()
 
 
 def chart_data(conn: Conn, today: date, tz: str) -> dict[str, Any]:

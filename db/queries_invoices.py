@@ -1,7 +1,9 @@
 """Read queries for the Invoices page: the filtered list, one invoice, its timeline.
 
-Every list is LIMITed and ordered on an indexed column; 'overdue' is derived from
-status 'open' and a due date before `today` (the business's local date, passed in).
+Every list is LIMITed and ordered on an indexed column. 'overdue', 'processing' and
+'disputed' are derived (crm.invoice_display_status): overdue is open with a due date
+before `today` (the business's local date, passed in), processing is open with a bank
+debit on its way, disputed has an open dispute on one of its payments.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from typing import Any
 
 from db.pool import Conn
 
-STATUS_FILTERS = ("draft", "sending", "open", "overdue", "paid", "void", "uncollectible")
+STATUS_FILTERS = ("draft", "sending", "open", "overdue", "processing", "disputed", "paid", "void", "uncollectible")
+DERIVED_STATUSES = ("overdue", "processing", "disputed")
+
+# Open disputes of an invoice (crm.disputes rows not in a final status).
+_OPEN_DISPUTES = "(SELECT count(*) FROM crm.disputes d WHERE d.invoice_id = i.id AND d.closed_at IS NULL)"
+_SHOWN = ("crm.invoice_display_status(i.status, i.due_date, i.processing_payment_intent_id, "
+          + _OPEN_DISPUTES + ", %(today)s)")
 
 
 @dataclass(frozen=True)
@@ -28,8 +36,12 @@ class InvoiceFilter:
 
 _WHERE = """
     WHERE (%(status)s::text IS NULL
-           OR (%(status)s = 'overdue' AND i.status = 'open' AND i.due_date < %(today)s)
-           OR (%(status)s <> 'overdue' AND i.status = %(status)s))
+           OR (%(status)s = 'overdue' AND i.status = 'open' AND i.due_date < %(today)s
+               AND i.processing_payment_intent_id IS NULL)
+           OR (%(status)s = 'processing' AND i.status = 'open' AND i.processing_payment_intent_id IS NOT NULL)
+           OR (%(status)s = 'disputed' AND EXISTS (SELECT 1 FROM crm.disputes d
+                                                   WHERE d.invoice_id = i.id AND d.closed_at IS NULL))
+           OR (%(status)s NOT IN ('overdue', 'processing', 'disputed') AND i.status = %(status)s))
       AND (%(customer)s::bigint IS NULL OR i.customer_id = %(customer)s)
       AND (%(from)s::date IS NULL OR i.created_at >= %(from)s::date)
       AND (%(to)s::date IS NULL OR i.created_at < %(to)s::date + 1)
@@ -48,12 +60,13 @@ def list_invoices(conn: Conn, f: InvoiceFilter, today: date) -> list[dict[str, A
         """
         SELECT i.id, coalesce(i.stripe_invoice_number, 'draft #' || i.id) AS number, c.name AS customer,
                i.customer_id, i.job_id, i.kind,
-               CASE WHEN i.status = 'open' AND i.due_date < %(today)s THEN 'overdue' ELSE i.status END AS status,
+               """ + _SHOWN + """ AS status,
                -- A draft's total is its lines' (a draft saved elsewhere may not carry amount_due yet).
                CASE WHEN i.status = 'draft' THEN (SELECT coalesce(sum(l.amount_cents), 0)
                                                   FROM crm.invoice_lines l WHERE l.invoice_id = i.id)
                     ELSE i.amount_due_cents END AS amount_due_cents,
-               i.amount_paid_cents, i.currency, i.due_date,
+               i.amount_paid_cents, i.amount_due_cents - i.amount_paid_cents AS amount_remaining_cents,
+               i.currency, i.due_date,
                CASE WHEN i.status = 'open' AND i.due_date < %(today)s THEN %(today)s - i.due_date END
                    AS days_overdue,
                i.mode, i.hosted_invoice_url, i.attention, i.sent_at, i.paid_at, i.created_at,
@@ -83,20 +96,43 @@ def count_invoices(conn: Conn, f: InvoiceFilter, today: date) -> int:
     return int(row["n"])
 
 
-def get_invoice(conn: Conn, invoice_id: int) -> dict[str, Any] | None:
+def get_invoice(conn: Conn, invoice_id: int, today: date | None = None) -> dict[str, Any] | None:
+    """One invoice with its customer and job; `shown_status` is the derived status as of `today`."""
     return conn.execute(
         """
-        SELECT i.*, c.name AS customer, c.email AS customer_email, j.title AS job_title
+        SELECT i.*, c.name AS customer, c.email AS customer_email, j.title AS job_title,
+               i.amount_due_cents - i.amount_paid_cents AS amount_remaining_cents,
+               """ + _SHOWN + """ AS shown_status
         FROM crm.invoices i JOIN crm.customers c ON c.id = i.customer_id JOIN crm.jobs j ON j.id = i.job_id
-        WHERE i.id = %s
+        WHERE i.id = %(id)s
         """,
-        (invoice_id,),
+        {"id": invoice_id, "today": today or date.today()},
     ).fetchone()
 
 
+def invoice_payments(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
+    """Each payment recorded on the invoice, oldest first (several when it was paid in parts)."""
+    return conn.execute(
+        "SELECT paid_at, amount_cents, currency, fee_cents, stripe_payment_intent_id, stripe_charge_id, "
+        "stripe_payment_id FROM crm.payments WHERE invoice_id = %s ORDER BY paid_at, id",
+        (invoice_id,),
+    ).fetchall()
+
+
+def invoice_disputes(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
+    """The invoice's disputes, open ones first: amount at stake, reason, status, evidence deadline."""
+    return conn.execute(
+        "SELECT stripe_dispute_id, amount_cents, currency, reason, status, evidence_due_by, opened_at, closed_at, "
+        "closed_at IS NULL AS open FROM crm.disputes WHERE invoice_id = %s "
+        "ORDER BY closed_at IS NULL DESC, opened_at DESC, id DESC",
+        (invoice_id,),
+    ).fetchall()
+
+
 def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict[str, Any]]:
-    """Everything that happened to one invoice, oldest first: status changes (audit log),
-    emails and their Resend events, reminders, and the Stripe events that matched it."""
+    """Everything that happened to one invoice, oldest first: status changes (audit log, with
+    the derived ones: processing, disputed), payments, emails and their Resend events,
+    reminders, and the Stripe events that matched it."""
     return conn.execute(
         """
         SELECT * FROM (
@@ -104,9 +140,27 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
                    CASE WHEN a.from_status = a.to_status AND a.detail ? 'lines'
                         THEN 'lines saved: ' || (a.detail ->> 'lines') || ' lines, '
                              || to_char((a.detail ->> 'total_cents')::numeric / 100, 'FM999,999,990.00')
-                        ELSE coalesce(a.from_status || ' → ', '') || coalesce(a.to_status, '') END AS what,
+                        ELSE coalesce(a.from_status || ' → ', '') || coalesce(a.to_status, '') END
+                   || CASE WHEN a.detail ? 'dispute'
+                           THEN ' — dispute ' || (a.detail ->> 'dispute_status') || ', '
+                                || to_char((a.detail ->> 'amount_cents')::numeric / 100, 'FM999,999,990.00')
+                                || coalesce(' (' || (a.detail ->> 'reason') || ')', '')
+                           WHEN a.detail ? 'payment_error' THEN ' — payment failed: ' || (a.detail ->> 'payment_error')
+                           WHEN a.to_status = 'processing'
+                           THEN ' — bank payment of '
+                                || to_char((a.detail ->> 'amount_cents')::numeric / 100, 'FM999,999,990.00')
+                                || ' on its way'
+                           WHEN a.detail ? 'partial_payment_cents'
+                           THEN ' — partial payment of '
+                                || to_char((a.detail ->> 'partial_payment_cents')::numeric / 100, 'FM999,999,990.00')
+                           ELSE '' END AS what,
                    a.actor_type || ': ' || a.actor AS who
             FROM crm.audit_log a WHERE a.entity = 'invoice' AND a.entity_id = %(id)s
+          UNION ALL
+            SELECT p.paid_at, 'payment',
+                   'payment of ' || to_char(p.amount_cents::numeric / 100, 'FM999,999,990.00') || ' received',
+                   coalesce(p.stripe_payment_intent_id, p.stripe_payment_id)
+            FROM crm.payments p WHERE p.invoice_id = %(id)s
           UNION ALL
             SELECT coalesce(m.sent_at, m.created_at), 'email',
                    m.kind || ' email ' || m.status || ' to ' || m.to_address, coalesce(m.resend_id, '')

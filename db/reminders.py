@@ -1,6 +1,6 @@
 """Named queries for reminders (crm.reminders): planning, queueing, dispatch claims, cancels.
 
-State changes that must be atomic are SQL functions in db/migrations/0005_reminders.sql;
+State changes that must be atomic are SQL functions in db/functions/40_reminders.sql;
 these functions only call them or run short claim queries. When reminders go out is
 the core's rule (crm/reminder_schedule.py); this module stores the plan it is given.
 """
@@ -44,7 +44,7 @@ def insert_planned(conn: Conn, invoice_id: int, planned: Sequence[PlannedRow], o
         cur.executemany(
             "INSERT INTO crm.reminders (invoice_id, sequence, offset_days, send_at, status, cancel_reason, "
             "cancelled_at) VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END) "
-            "ON CONFLICT (invoice_id, offset_days) DO NOTHING",
+            "ON CONFLICT (invoice_id, offset_days, revision) DO NOTHING",
             [
                 (invoice_id, p.sequence, p.offset_days, p.send_at,
                  "cancelled" if opted_out else "pending", "opted_out" if opted_out else None, opted_out)
@@ -75,7 +75,7 @@ _CLAIM = """
 WITH picked AS (
     SELECT r.id
       FROM crm.reminders r JOIN crm.invoices i ON i.id = r.invoice_id
-     WHERE r.status = 'queued' AND i.status = 'open'
+     WHERE r.status = 'queued' AND i.status = 'open' AND i.processing_payment_intent_id IS NULL
        AND (r.claimed_until IS NULL OR r.claimed_until <= %(now)s)
      ORDER BY r.send_at, r.id
      LIMIT %(limit)s

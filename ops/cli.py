@@ -89,6 +89,12 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_rotate_secret_key(args: argparse.Namespace) -> int:
+    from crm.secret_rotation import run_rotation
+
+    return run_rotation()
+
+
 COMMANDS: dict[str, Command] = {
     "migrate": cmd_migrate,
     "create-user": cmd_create_user,
@@ -96,6 +102,7 @@ COMMANDS: dict[str, Command] = {
     "doctor": cmd_doctor,
     "up": cmd_up,
     "reconcile": cmd_reconcile,
+    "rotate-secret-key": cmd_rotate_secret_key,
 }
 
 
@@ -113,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="run the whole system locally: database, sandbox, sidecar, dashboard")
     p.add_argument("--no-seed", action="store_true", help="do not load the demo business")
     sub.add_parser("reconcile", help="catch up with Stripe: apply missed events, repair drifted invoices (repeatable)")
+    sub.add_parser("rotate-secret-key", help="re-encrypt every stored secret with CRM_SECRET_KEY "
+                                             "(old keys in CRM_SECRET_KEYS_OLD)")
     return parser
 
 

@@ -54,6 +54,11 @@ def run_doctor() -> int:
         if status.migrations_pending or status.functions_stale:
             return 1
         settings = load_settings(conn)
+        if settings.undecryptable:
+            from crm.secrets_store import UNDECRYPTABLE, WHAT_TO_DO
+
+            line(False, f"{UNDECRYPTABLE}: {', '.join(sorted(settings.undecryptable))}. What to do: {WHAT_TO_DO}")
+            return 1
         mode = settings.stripe_mode
         line(None, f"Stripe mode: {mode}")
         if settings.stripe_sandboxed:

@@ -59,7 +59,8 @@ def live_list() -> None:
     t[3].caption(f"Live: refreshes every {LIVE_REFRESH}. Updated {now.local:%H:%M:%S}.")
     table = pd.DataFrame([{
         "ID": r["id"], "Number": r["number"], "Customer": r["customer"], "Kind": r["kind"], "Status": r["status"],
-        "Amount": money(r["amount_due_cents"], r["currency"]), "Due": r["due_date"],
+        "Amount": money(r["amount_due_cents"], r["currency"]), "Paid": money(r["amount_paid_cents"], r["currency"]),
+        "Remaining": money(r["amount_remaining_cents"], r["currency"]), "Due": r["due_date"],
         "Days overdue": r["days_overdue"], "Email": r["email_signal"] or "", "Mode": r["mode"] or "",
         "Attention": r["attention"] or "",
     } for r in rows])
@@ -75,24 +76,46 @@ live_list()
 
 @st.fragment(run_every=LIVE_REFRESH)
 def live_header(invoice_id: int, shown_status: str) -> None:
-    """The open invoice's status and amounts, live; a status change reruns the whole page
-    so its actions (send, resend, void) follow."""
+    """The open invoice's status (derived: overdue, processing, disputed) and amounts, live; a
+    status change reruns the whole page so its actions (send, resend, void) follow."""
     with connection() as conn:
-        invoice = q.get_invoice(conn, invoice_id)
+        invoice = q.get_invoice(conn, invoice_id, clock(current).today)
+        payments = q.invoice_payments(conn, invoice_id)
+        disputes = q.invoice_disputes(conn, invoice_id)
     assert invoice is not None
-    if invoice["status"] != shown_status:
+    if invoice["shown_status"] != shown_status:
         st.rerun(scope="app")
-    today = clock(current).today
-    status = "overdue" if invoice["status"] == "open" and invoice["due_date"] and invoice["due_date"] < today \
-        else invoice["status"]
+    status = invoice["shown_status"]
     st.subheader(f"Invoice #{invoice['id']} · {invoice['stripe_invoice_number'] or 'draft'} · {status}")
     st.caption(f"{invoice['customer']} <{invoice['customer_email'] or 'no email'}> · job #{invoice['job_id']} "
                f"{invoice['job_title']} · {invoice['kind']} · due {invoice['due_date'] or '—'}"
                f" · mode {invoice['mode'] or '—'}")
-    m = st.columns(3)
-    m[0].metric("Amount due", money(invoice["amount_due_cents"], invoice["currency"]))
-    m[1].metric("Paid", money(invoice["amount_paid_cents"], invoice["currency"]))
-    m[2].metric("Refunded", money(invoice["amount_refunded_cents"], invoice["currency"]))
+    cur = invoice["currency"]
+    m = st.columns(4)
+    m[0].metric("Amount due", money(invoice["amount_due_cents"], cur))
+    m[1].metric("Paid", money(invoice["amount_paid_cents"], cur),
+                f"{len(payments)} payments" if len(payments) > 1 else None, delta_color="off")
+    m[2].metric("Remaining", money(invoice["amount_remaining_cents"] if invoice["status"] == "open" else 0, cur))
+    m[3].metric("Refunded", money(invoice["amount_refunded_cents"], cur))
+    if invoice["processing_payment_intent_id"] and invoice["status"] == "open":
+        st.info(f"Processing: a bank payment of {money(invoice['processing_amount_cents'] or 0, cur)} is on its way "
+                f"(since {invoice['processing_since']:%Y-%m-%d %H:%M}). Bank debits take up to four business days; "
+                "reminders are paused until Stripe says it settled or failed.", icon=":material/schedule:")
+    for d in disputes:
+        due = f"{d['evidence_due_by']:%Y-%m-%d %H:%M}" if d["evidence_due_by"] else "—"
+        if d["open"]:
+            st.error(f"Disputed: {money(d['amount_cents'], d['currency'])} at stake ({d['reason'] or 'no reason'}, "
+                     f"{d['status'].replace('_', ' ')}). Evidence due by {due} — answer it in Stripe's Dashboard.",
+                     icon=":material/gavel:")
+        else:
+            st.caption(f"Dispute {d['stripe_dispute_id']} for {money(d['amount_cents'], d['currency'])}: "
+                       f"{d['status']}" + (" — the amount was taken back." if d["status"] == "lost" else "."))
+    if len(payments) > 1 or (payments and invoice["status"] == "open"):
+        st.markdown("**Payments**")
+        st.dataframe(pd.DataFrame([{
+            "Paid at": p["paid_at"], "Amount": money(p["amount_cents"], p["currency"]),
+            "Payment": p["stripe_payment_intent_id"] or p["stripe_payment_id"],
+        } for p in payments]), hide_index=True, width="stretch", key="invoice_payments")
     if invoice["attention"]:
         st.warning(f"Needs attention: {invoice['attention']} — {invoice['attention_detail'] or ''}")
 
@@ -128,11 +151,11 @@ with right:
 
 if invoice_id:
     with connection() as conn:
-        invoice = q.get_invoice(conn, int(invoice_id))
+        invoice = q.get_invoice(conn, int(invoice_id), clock(current).today)
     if invoice is None:
         st.warning(f"There is no invoice {invoice_id}.")
         st.stop()
-    live_header(int(invoice["id"]), str(invoice["status"]))
+    live_header(int(invoice["id"]), str(invoice["shown_status"]))
     if invoice["status"] == "draft":
         st.markdown("**Lines**")
         line_editor.render(int(invoice["id"]), invoice["currency"], session.email)

@@ -12,7 +12,7 @@ from crm import integrations as rules
 from crm import webhook_secrets
 from crm.reminder_emails import parse_tones, tone_error
 from crm.secrets_store import mask
-from crm.settings import SPECS, remove_webhook_secret, save_setting, secret_hints
+from crm.settings import SPECS, UNDECRYPTABLE_HINT, remove_webhook_secret, save_setting, secret_hints
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.validation import email_error, name_error
 from db import queries_activity
@@ -35,6 +35,8 @@ def shown_secret(key: str) -> str:
     """The masked form only: env values are masked here, stored ones by their saved hint."""
     if current.sources[key] == "env":
         return f"{mask(str(current[key]))} (from ${SPECS[key].env}, which wins)"
+    if key in current.undecryptable:
+        return f"{hints.get(key) or 'stored'}: {UNDECRYPTABLE_HINT}"
     return hints.get(key) or "not set"
 
 
@@ -54,13 +56,18 @@ st.subheader("Health")
 h = st.columns(4)
 h[0].metric("Stripe", ("SANDBOX" if current.stripe_sandboxed else "configured") + f" · {mode} mode")
 h[1].metric("Resend", "SANDBOX" if current.resend_sandboxed else "configured")
-h[2].metric("Webhook secret", "set" if current.stripe_webhook_secrets(mode) else "missing")
+h[2].metric("Webhook secret", "cannot be decrypted" if f"stripe.{mode}.webhook_secrets" in current.undecryptable
+            else "set" if current.stripe_webhook_secrets(mode) else "missing")
 last = health[f"last_stripe_{mode}"]
 h[3].metric("Last Stripe webhook", f"{last:%Y-%m-%d %H:%M:%S}" if last else "never")
 if current.stripe_sandboxed or current.resend_sandboxed:
     st.info("SANDBOX: no key is configured for " + " and ".join(
         n for n, s in (("Stripe", current.stripe_sandboxed), ("Resend", current.resend_sandboxed)) if s)
         + ", so the local emulators stand in. No real money moves and no real email is sent.")
+if current.undecryptable:
+    st.error(f"{len(current.undecryptable)} stored secret(s) cannot be decrypted with CRM_SECRET_KEY (it changed or "
+             "was lost): webhooks are refused until they are re-entered below, or until CRM_SECRET_KEY is set back "
+             "(see `python -m crm rotate-secret-key`).")
 if health["workers"]:
     st.dataframe(health["workers"], hide_index=True)
 st.caption(f"Last Resend webhook: {health['last_resend'] or 'never'}")

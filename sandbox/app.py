@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from sandbox import BANNER, control_api, pages, resend_api, stripe_api
 from sandbox import resend_mail as mail
+from sandbox import stripe_bank_disputes as bank
 from sandbox.config import Settings
 from sandbox.context import Sandbox
 
@@ -28,6 +29,10 @@ async def _ticker(sb: Sandbox) -> None:
             mail.tick(sb)
         except Exception:  # A bad email must not stop scheduled sending for the others.
             log.exception("SANDBOX: scheduled email tick failed")
+        try:
+            bank.tick(sb, sb.settings.public_url or f"http://{sb.settings.host}:{sb.settings.port}")
+        except Exception:
+            log.exception("SANDBOX: bank debit settlement tick failed")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

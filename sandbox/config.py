@@ -38,6 +38,10 @@ class Settings:
     public_url: str | None = None
     # Deliveries to public hosts are refused so nothing leaves the machine.
     allow_public_webhooks: bool = False
+    # Bank debits (ACH) stay processing this long (sandbox time) before they settle; Stripe
+    # takes about four business days. bank_debits_fail makes settlements fail instead.
+    bank_settle_delay_s: float = 30.0
+    bank_debits_fail: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -58,4 +62,6 @@ class Settings:
             ),
             business_name=os.environ.get("SANDBOX_BUSINESS_NAME", "Sandbox Business"),
             public_url=(os.environ.get("SANDBOX_PUBLIC_URL") or "").rstrip("/") or None,
+            bank_settle_delay_s=_float("SANDBOX_BANK_SETTLE_DELAY_S", 30.0),
+            bank_debits_fail=os.environ.get("SANDBOX_BANK_DEBITS_FAIL", "").lower() in ("1", "true", "yes"),
         )

@@ -16,11 +16,14 @@ class Sandbox:
     store: Store
     deliverer: Deliverer
     faults: FaultBook
+    # The configured bank debit settle delay and failure switch, restored by a reset.
+    bank_defaults: tuple[float, bool] = (30.0, False)
 
     @classmethod
     def create(cls, settings: Settings) -> Sandbox:
         store = Store(settings.state_file)
-        return cls(settings, store, Deliverer(settings, store), FaultBook())
+        return cls(settings, store, Deliverer(settings, store), FaultBook(),
+                   (settings.bank_settle_delay_s, settings.bank_debits_fail))
 
 
 @dataclass

@@ -16,10 +16,12 @@ from starlette.routing import Route
 
 from sandbox import BANNER, ids, request_log
 from sandbox import resend_mail as mail
+from sandbox import stripe_bank_disputes as bank
 from sandbox import stripe_billing as billing
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.faults import FaultSpecError
 from sandbox.netguard import url_shape_ok
+from sandbox.state import Obj
 from sandbox.stripe_api import public_base
 from sandbox.stripe_errors import StripeError
 from sandbox.stripe_events import redeliver
@@ -62,6 +64,7 @@ async def reset(request: Request) -> Response:
     sb.deliverer.set_faults("stripe", DeliveryFaults())
     sb.deliverer.set_faults("resend", DeliveryFaults())
     mail.configure_env_webhook(sb)
+    sb.settings.bank_settle_delay_s, sb.settings.bank_debits_fail = sb.bank_defaults
     sb.store.save()
     return JSONResponse({"ok": True})
 
@@ -145,6 +148,71 @@ async def invoice_pay(request: Request) -> Response:
                         status_code=200 if error is None else 402)
 
 
+def _stripe_obj(request: Request, kind: str, key: str) -> tuple[Sandbox, StripeCtx, Obj]:
+    sb = _sb(request)
+    found = sb.store.find_any_mode(kind, request.path_params[key])
+    if found is None:
+        raise ControlError(f"no such {kind}")
+    return sb, StripeCtx(mode=found[0], base_url=public_base(sb, request)), found[1]
+
+
+async def _stripe_action(request: Request, kind: str, key: str, action: Any) -> Response:
+    """Run one Stripe state change of the control API; a StripeError answers 402 with its body."""
+    sb, ctx, obj = _stripe_obj(request, kind, key)
+    spec = await _body(request)
+    try:
+        out: Obj = action(sb, ctx, obj, spec)
+    except StripeError as exc:
+        sb.store.save()
+        return JSONResponse({"error": exc.body()["error"]}, status_code=402)
+    sb.store.save()
+    return JSONResponse(public(out))
+
+
+async def invoice_pay_by_bank(request: Request) -> Response:
+    """Start a bank debit (ACH) for all or part of an invoice: it stays processing until it settles."""
+    return await _stripe_action(request, "invoice", "invoice_id", lambda sb, ctx, inv, spec: bank.pay_by_bank(
+        sb, ctx, inv, int(spec["amount"]) if spec.get("amount") is not None else None))
+
+
+async def payment_intent_settle(request: Request) -> Response:
+    """Settle a processing bank debit now: {"fail": true} makes it fail (insufficient funds)."""
+    return await _stripe_action(request, "payment_intent", "pi_id", lambda sb, ctx, pi, spec: bank.settle(
+        sb, ctx, pi, bool(spec["fail"]) if "fail" in spec else None))
+
+
+async def bank_debits(request: Request) -> Response:
+    """How bank debits settle: {"settle_delay_s": seconds, "fail": bool}."""
+    sb = _sb(request)
+    if request.method == "POST":
+        spec = await _body(request)
+        if "settle_delay_s" in spec:
+            sb.settings.bank_settle_delay_s = float(spec["settle_delay_s"])
+        if "fail" in spec:
+            sb.settings.bank_debits_fail = bool(spec["fail"])
+    return JSONResponse({"settle_delay_s": sb.settings.bank_settle_delay_s, "fail": sb.settings.bank_debits_fail})
+
+
+async def invoice_dispute(request: Request) -> Response:
+    """Open a dispute on the invoice's latest succeeded charge: {"amount": cents, "reason": "fraudulent"}."""
+    def action(sb: Sandbox, ctx: StripeCtx, inv: Obj, spec: Any) -> Obj:
+        ch = bank.disputable_charge(sb, ctx.mode, inv)
+        return bank.open_dispute(sb, ctx, ch, int(spec["amount"]) if spec.get("amount") is not None else None,
+                                 str(spec.get("reason") or "fraudulent"))
+    return await _stripe_action(request, "invoice", "invoice_id", action)
+
+
+async def dispute_evidence(request: Request) -> Response:
+    return await _stripe_action(request, "dispute", "dispute_id",
+                                lambda sb, ctx, dp, spec: bank.submit_evidence(sb, ctx, dp))
+
+
+async def dispute_close(request: Request) -> Response:
+    """Close a dispute: {"outcome": "won" | "lost"}."""
+    return await _stripe_action(request, "dispute", "dispute_id",
+                                lambda sb, ctx, dp, spec: bank.close_dispute(sb, ctx, dp, str(spec.get("outcome"))))
+
+
 async def send_calls(request: Request) -> Response:
     return JSONResponse({"data": _sb(request).store.invoice_send_calls})
 
@@ -219,6 +287,12 @@ _TABLE: list[tuple[str, Any, list[str]]] = [
     ("/deliveries", deliveries, ["GET"]),
     ("/delivery_faults", delivery_faults, ["GET", "POST"]),
     ("/stripe/invoices/{invoice_id}/pay", invoice_pay, ["POST"]),
+    ("/stripe/invoices/{invoice_id}/pay_by_bank", invoice_pay_by_bank, ["POST"]),
+    ("/stripe/payment_intents/{pi_id}/settle", payment_intent_settle, ["POST"]),
+    ("/stripe/bank_debits", bank_debits, ["GET", "POST"]),
+    ("/stripe/invoices/{invoice_id}/dispute", invoice_dispute, ["POST"]),
+    ("/stripe/disputes/{dispute_id}/evidence", dispute_evidence, ["POST"]),
+    ("/stripe/disputes/{dispute_id}/close", dispute_close, ["POST"]),
     ("/stripe/send_calls", send_calls, ["GET"]),
     ("/stripe/events", events, ["GET"]),
     ("/stripe/events/{event_id}/redeliver", redeliver_event, ["POST"]),

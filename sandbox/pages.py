@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from sandbox import BANNER, request_log
 from sandbox import resend_mail as mail
+from sandbox import stripe_bank_disputes as bank
 from sandbox import stripe_billing as billing
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.pdf import text_pdf
@@ -59,9 +60,20 @@ _INVOICE = """
 Paid: {{ money(inv.amount_paid) }}<br>
 Amount due: <strong id="amount-remaining">{{ money(inv.amount_remaining) }}</strong></p>
 {% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
-{% if inv.status in ('open', 'uncollectible') %}
+{% if processing %}<p class="status" id="processing">Bank payment of {{ money(processing.amount) }} processing:
+ it settles in about four business days (sandbox: {{ settle_in }}).</p>
+{% elif inv.status in ('open', 'uncollectible') and bank %}
+<form method="post" action="{{ bank_url }}">
+ <label>Amount to pay <input name="amount" value="{{ '%.2f' % (inv.amount_remaining / 100) }}"></label>
+ <p><button type="submit" id="pay-by-bank">Pay by bank (ACH)</button>
+ <small>Test bank account 000123456789 · routing 110000000</small></p>
+</form>
+{% endif %}
+{% if inv.status in ('open', 'uncollectible') and not processing %}
 <form method="post" action="{{ pay_url }}">
  <label>Card number (test) <input name="card_number" value="4242 4242 4242 4242"></label>
+ <p><label>Amount <input name="amount" value="{{ '%.2f' % (inv.amount_remaining / 100) }}"></label>
+ <small>(less than the amount due pays part of the invoice)</small></p>
  <p><button type="submit">Pay {{ money(inv.amount_remaining) }}</button></p>
  <p><small>Sandbox test cards: 4242 4242 4242 4242 succeeds; 4000 0000 0000 0002 is declined.</small></p>
 </form>
@@ -140,10 +152,15 @@ def _invoice_page(request: Request, mode: str, inv: Obj, error: str | None = Non
            if inv.get("due_date") else None)
     label = {"open": "Open", "paid": "Paid", "void": "Void",
              "uncollectible": "Uncollectible"}.get(inv["status"], inv["status"])
+    processing = bank.processing_debit(sb, mode, inv)
+    if processing is not None:
+        label = "Processing"
     content = _render(_INVOICE, inv=rendered, lines=lines, business=sb.settings.business_name,
                       money=lambda a: money(a, inv["currency"]), due=due, error=error,
                       status_label=label, pay_url=f"{base}/i/{inv['id']}/pay",
-                      pdf_url=f"{base}/i/{inv['id']}/pdf")
+                      pdf_url=f"{base}/i/{inv['id']}/pdf", bank=bank.offers_bank(inv),
+                      bank_url=f"{base}/i/{inv['id']}/pay_by_bank", processing=processing,
+                      settle_in=f"{int(sb.settings.bank_settle_delay_s)} s")
     _log(request, status)
     return _page(f"Invoice {inv.get('number')}", content, status)
 
@@ -166,12 +183,47 @@ async def invoice_pay(request: Request) -> Response:
     digits = "".join(ch for ch in card if ch.isdigit())
     if len(digits) < 12:
         return _invoice_page(request, mode, inv, "Your card number is incomplete.", 400)
+    raw_amount = str(form.get("amount") or "").strip()
+    amount = parse_amount(raw_amount) if raw_amount else None
+    if raw_amount and amount is None:
+        return _invoice_page(request, mode, inv, "Enter an amount like 150.00.", 400)
     ctx = StripeCtx(mode=mode, base_url=public_base(sb, request))
     try:
-        billing.pay(sb, ctx, inv, card_number=digits)
+        billing.pay(sb, ctx, inv, amount=amount, card_number=digits)
     except StripeError as exc:
         sb.store.save()
         return _invoice_page(request, mode, inv, exc.message, 402 if exc.status == 402 else 400)
+    sb.store.save()
+    _log(request, 303)
+    return RedirectResponse(f"{public_base(sb, request)}/i/{inv['id']}", status_code=303)
+
+
+def parse_amount(text: str) -> int | None:
+    """'123.45' or '$1,234' -> cents; None when it is not an amount."""
+    cleaned = text.strip().replace("$", "").replace(",", "")
+    m = re.fullmatch(r"(\d{1,9})(?:\.(\d{1,2}))?", cleaned)
+    if not m:
+        return None
+    return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
+
+
+async def invoice_pay_by_bank(request: Request) -> Response:
+    found = _invoice(request)
+    if found is None:
+        return _not_found(request, "No such invoice, or it is still a draft.")
+    mode, inv = found
+    sb = _sb(request)
+    form = await request.form()
+    raw = str(form.get("amount") or "").strip()
+    amount = parse_amount(raw) if raw else inv["amount_remaining"]
+    if amount is None:
+        return _invoice_page(request, mode, inv, "Enter an amount like 150.00.", 400)
+    ctx = StripeCtx(mode=mode, base_url=public_base(sb, request))
+    try:
+        bank.pay_by_bank(sb, ctx, inv, amount)
+    except StripeError as exc:
+        sb.store.save()
+        return _invoice_page(request, mode, inv, exc.message, 400)
     sb.store.save()
     _log(request, 303)
     return RedirectResponse(f"{public_base(sb, request)}/i/{inv['id']}", status_code=303)
@@ -277,6 +329,7 @@ routes = [
     Route("/", index),
     Route("/i/{invoice_id}", invoice_page),
     Route("/i/{invoice_id}/pay", invoice_pay, methods=["POST"]),
+    Route("/i/{invoice_id}/pay_by_bank", invoice_pay_by_bank, methods=["POST"]),
     Route("/i/{invoice_id}/pdf", invoice_pdf),
     Route("/receipts/{charge_id}", receipt),
     Route("/mailbox", mailbox),

@@ -28,6 +28,7 @@ STRIPE_KINDS = (
     "charge",
     "balance_transaction",
     "refund",
+    "dispute",
     "event",
     "webhook_endpoint",
 )

@@ -131,6 +131,8 @@ def create_invoice(sb: Sandbox, ctx: StripeCtx, p: Obj) -> Obj:
         raise param_invalid("due_date", "The due_date must be in the future.")
     inv = so.invoice(ctx.livemode, now, cus, p, sb.settings.business_name)
     inv["metadata"] = merge_metadata({}, p.get("metadata", {}))
+    if p.get("payment_settings"):
+        inv["payment_settings"].update(p["payment_settings"])
     if has_days:
         inv["due_date"] = now + int(p["days_until_due"]) * 86400
     _put(sb, ctx, "invoice", inv)

@@ -88,7 +88,28 @@ def _invoice_params(p: Obj) -> Obj:
     if p.get("pending_invoice_items_behavior") not in (None, "exclude", "include"):
         raise param_invalid("pending_invoice_items_behavior",
                             "Invalid pending_invoice_items_behavior: must be exclude or include")
+    if "payment_settings" in p:
+        out["payment_settings"] = _payment_settings(p["payment_settings"])
     return out
+
+
+# Payment method types an invoice may list (a subset of Stripe's; the hosted page offers
+# card and, when listed, us_bank_account).
+PAYMENT_METHOD_TYPES = ("ach_credit_transfer", "ach_debit", "acss_debit", "bancontact", "card", "customer_balance",
+                        "link", "sepa_debit", "us_bank_account")
+
+
+def _payment_settings(raw: Any) -> Obj:
+    if not isinstance(raw, dict):
+        raise param_invalid("payment_settings", "Invalid payment_settings: must be a hash")
+    check_allowed(raw, ("payment_method_types", "payment_method_options", "default_mandate"))
+    types = [str(t) for t in as_list(raw.get("payment_method_types"), "payment_settings[payment_method_types]")]
+    for t in types:
+        if t not in PAYMENT_METHOD_TYPES:
+            raise param_invalid("payment_settings[payment_method_types]",
+                                f"Invalid payment_settings[payment_method_types][]: {t!r} is not a valid "
+                                "payment method type")
+    return {"payment_method_types": types or None}
 
 
 def invoices_create(call: Call) -> Obj:

@@ -58,6 +58,13 @@ def balance_transactions_list(call: Call) -> Obj:
                  lambda o: (src is None or o["source"] == src) and (typ is None or o["type"] == typ))
 
 
+def disputes_list(call: Call) -> Obj:
+    ch, pi = call.p.get("charge"), call.p.get("payment_intent")
+    return list_response(call, "dispute", "/v1/disputes", ("charge", "payment_intent"),
+                 lambda o: (ch is None or o["charge"] == ch)
+                 and (pi is None or o["payment_intent"] == pi))
+
+
 def refunds_create(call: Call) -> Obj:
     check_allowed(call.p, ("charge", "payment_intent", "amount", "reason", "metadata",
                            "instructions_email", "refund_application_fee", "reverse_transfer"))

@@ -72,6 +72,35 @@ class ControlClient:
         out: Row = resp.json()
         return out
 
+    def _action(self, path: str, spec: Row) -> Row:
+        resp = self.http.post(path, json=spec)
+        if resp.status_code not in (200, 402):
+            resp.raise_for_status()
+        out: Row = resp.json()
+        return out
+
+    def pay_by_bank(self, invoice_id: str, amount: int | None = None) -> Row:
+        """Start a bank debit (ACH) on the invoice; the PaymentIntent (processing), or {"error": ...}."""
+        return self._action(f"/stripe/invoices/{invoice_id}/pay_by_bank", {"amount": amount})
+
+    def settle_bank_debit(self, payment_intent_id: str, fail: bool = False) -> Row:
+        return self._action(f"/stripe/payment_intents/{payment_intent_id}/settle", {"fail": fail})
+
+    def set_bank_debits(self, *, settle_delay_s: float | None = None, fail: bool | None = None) -> Row:
+        spec = {k: v for k, v in (("settle_delay_s", settle_delay_s), ("fail", fail)) if v is not None}
+        out: Row = self._ok(self.http.post("/stripe/bank_debits", json=spec))
+        return out
+
+    def open_dispute(self, invoice_id: str, amount: int | None = None, reason: str = "fraudulent") -> Row:
+        """A dispute on the invoice's latest succeeded charge (Stripe's dispute object)."""
+        return self._action(f"/stripe/invoices/{invoice_id}/dispute", {"amount": amount, "reason": reason})
+
+    def submit_dispute_evidence(self, dispute_id: str) -> Row:
+        return self._action(f"/stripe/disputes/{dispute_id}/evidence", {})
+
+    def close_dispute(self, dispute_id: str, outcome: str) -> Row:
+        return self._action(f"/stripe/disputes/{dispute_id}/close", {"outcome": outcome})
+
     def send_calls(self) -> list[Row]:
         rows: list[Row] = self._ok(self.http.get("/stripe/send_calls"))["data"]
         return rows

@@ -69,7 +69,7 @@ def test_login_then_a_failing_source_waits_and_recovers(db: psycopg.Connection[A
         with pytest.raises(LoginError, match=r"^Wrong email or password\.$"):
             login(db, "staff@example.com", "wrong password!", now, source="10.0.0.7")
     # The fourth failure made this source wait 2 s before its next attempt is even checked.
-    with pytest.raises(LoginError, match="Too many failed attempts from this device. Try again in 2 seconds"):
+    with pytest.raises(LoginError, match=r"Too many failed attempts from this device\. Try again in 2 seconds"):
         login(db, "staff@example.com", PASSWORD, now + timedelta(milliseconds=500), source="10.0.0.7")
     later = login(db, "staff@example.com", PASSWORD, now + timedelta(seconds=3), source="10.0.0.7")
     assert later.email == "staff@example.com"

@@ -1,4 +1,5 @@
-"""`python -m webhook`: the sidecar under uvicorn."""
+"""`python -m webhook`: the sidecar under uvicorn, with the read timeouts and connection
+limit of webhook/serving.py."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ def main() -> None:
     args = parser.parse_args()
     # Resolve the database once here so worker processes share one embedded server.
     from db.config import resolved_database_url
+    from webhook.serving import uvicorn_options
 
     resolved_database_url()
     uvicorn.run("webhook.app:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=os.environ.get("LOG_LEVEL", "info").lower(), access_log=False)
+                log_level=os.environ.get("LOG_LEVEL", "info").lower(), **uvicorn_options())
 
 
 if __name__ == "__main__":

@@ -31,9 +31,12 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers and every migration on disk is applied."""
+    """The database answers, every migration on disk is applied, and CRM_SECRET_KEY decrypts
+    the stored secrets (with a wrong or lost key every webhook would be refused)."""
 
     def check() -> tuple[bool, str]:
+        from crm.secrets_store import UNDECRYPTABLE
+        from crm.settings import load_settings
         from db.pool import get_pool
         from db.status import migrations_current
 
@@ -41,6 +44,9 @@ async def readyz(request: Request) -> JSONResponse:
             with get_pool().connection(timeout=2) as conn:
                 if not migrations_current(conn):
                     return False, "migrations pending"
+                undecryptable = load_settings(conn).undecryptable
+                if undecryptable:
+                    return False, f"{UNDECRYPTABLE}: {', '.join(sorted(undecryptable))}"
         except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
             try:
                 get_pool().check()  # a restarted server leaves dead connections in the pool

@@ -4,6 +4,12 @@ Connection failures become DatabaseUnavailable (the route answers 503 so Stripe 
 A connection that died with the server (restart, failover) surfaces as OperationalError:
 the pool is checked and the apply retried once, which is safe because the ledger makes
 the call idempotent (a retry after a lost commit answers 'duplicate').
+
+Postgres refusing the event's data (a value out of range, text it cannot store: SQLSTATE
+class 22) becomes EventDataRejected: retrying would never succeed, so the route answers
+400. Stored secrets that CRM_SECRET_KEY cannot decrypt become SecretsUndecryptable (503:
+Stripe retries once the key is fixed). Neither carries Postgres's message, which can
+quote the body.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolTimeout
 
+from crm.secrets_store import SecretKeyError
 from db.pool import get_pool
 from db.stripe_events import ApplyResult, apply_event
 from webhook.signing_secrets import SECRETS, SigningSecrets, db_timeout_s
@@ -26,6 +33,18 @@ class DatabaseUnavailable(Exception):
     """Postgres cannot be reached right now."""
 
 
+class EventDataRejected(Exception):
+    """Postgres refused a value in the event; `reason` names the SQLSTATE, never the data."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SecretsUndecryptable(Exception):
+    """The signing secrets are stored but CRM_SECRET_KEY cannot decrypt them."""
+
+
 def _unavailable_as_error(fn: Callable[[], T]) -> T:
     try:
         return fn()
@@ -34,6 +53,10 @@ def _unavailable_as_error(fn: Callable[[], T]) -> T:
     except psycopg.OperationalError as exc:
         get_pool().check()  # drop pooled connections that died with the server
         raise DatabaseUnavailable(type(exc).__name__) from exc
+    except psycopg.DataError as exc:
+        raise EventDataRejected(f"the database refused a value in the event ({type(exc).__name__})") from None
+    except SecretKeyError as exc:
+        raise SecretsUndecryptable(str(exc)) from None
 
 
 def signing_secrets(max_age_s: float | None = None) -> SigningSecrets:

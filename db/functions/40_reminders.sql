@@ -88,7 +88,7 @@ BEGIN
           JOIN crm.invoices i ON i.id = r.invoice_id
           JOIN crm.customers c ON c.id = i.customer_id
          WHERE r.status = 'pending' AND r.send_at <= p_now + p_window
-           AND i.status = 'open' AND NOT c.reminders_opt_out
+           AND i.status = 'open' AND i.processing_payment_intent_id IS NULL AND NOT c.reminders_opt_out
          ORDER BY r.id
            FOR UPDATE OF r
     ), ranked AS (
@@ -184,7 +184,9 @@ BEGIN
     IF NOT FOUND OR r.claim_token IS DISTINCT FROM p_token THEN
         RETURN 'claim_lost';
     END IF;
-    SELECT status INTO v_invoice_status FROM crm.invoices WHERE id = r.invoice_id;
+    -- A bank debit on its way counts as not open here: the email is stopped and its slot kept.
+    SELECT CASE WHEN status = 'open' AND processing_payment_intent_id IS NOT NULL THEN 'processing' ELSE status END
+      INTO v_invoice_status FROM crm.invoices WHERE id = r.invoice_id;
 
     IF r.status = 'queued' AND v_invoice_status = 'open' THEN
         UPDATE crm.reminders
@@ -200,12 +202,17 @@ BEGIN
                claimed_until = NULL, resend_cancel = 'requested', next_attempt_at = p_now, attempts = 0,
                cancel_reason = coalesce(cancel_reason,
                                         CASE WHEN v_invoice_status IN ('paid', 'void', 'uncollectible')
-                                             THEN v_invoice_status ELSE 'manual' END),
+                                             THEN v_invoice_status
+                                             WHEN v_invoice_status = 'processing' THEN 'payment_processing'
+                                             ELSE 'manual' END),
                cancelled_at = coalesce(cancelled_at, p_now)
          WHERE id = p_reminder_id;
         INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
         VALUES ('reminder', p_reminder_id, r.status, 'cancelled', 'system', 'reminder_dispatcher',
                 jsonb_build_object('resend_id', p_resend_id, 'resend_cancel', 'requested'));
+        IF r.status = 'queued' AND v_invoice_status = 'processing' THEN
+            PERFORM crm.replace_reminder(p_reminder_id);
+        END IF;
     ELSE
         RETURN r.status;
     END IF;
@@ -261,6 +268,11 @@ BEGIN
            SET status = 'sent', resend_cancel = 'too_late', next_attempt_at = NULL, last_error = NULL,
                sent_at = coalesce(sent_at, p_now)
          WHERE id = p_reminder_id;
+        -- It went out after all: a replacement waiting for the same slot would be a second one.
+        UPDATE crm.reminders
+           SET status = 'cancelled', cancel_reason = 'superseded', cancelled_at = p_now
+         WHERE invoice_id = r.invoice_id AND offset_days = r.offset_days AND revision > r.revision
+           AND status IN ('pending', 'queued');
         UPDATE crm.email_messages SET status = 'sent', sent_at = coalesce(sent_at, p_now)
          WHERE reminder_id = p_reminder_id AND status IN ('pending', 'scheduled', 'cancelled');
         INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
@@ -361,3 +373,81 @@ BEGIN
     RAISE EXCEPTION 'unknown outcome %', p_outcome USING ERRCODE = '22023';
 END;
 $$;
+
+
+-- A new pending row for a reminder's slot (same sequence, offset and time, next revision):
+-- it is queued again when due and gets its own id, idempotency key and freshly built request.
+CREATE OR REPLACE FUNCTION crm.replace_reminder(p_reminder_id bigint)
+RETURNS bigint
+LANGUAGE sql AS $$
+    INSERT INTO crm.reminders (invoice_id, sequence, offset_days, send_at, revision)
+    SELECT r.invoice_id, r.sequence, r.offset_days, r.send_at,
+           (SELECT max(o.revision) + 1 FROM crm.reminders o
+             WHERE o.invoice_id = r.invoice_id AND o.offset_days = r.offset_days)
+      FROM crm.reminders r WHERE r.id = p_reminder_id
+    RETURNING id;
+$$;
+
+
+-- Reminders whose request is already built (stored for the dispatcher, or handed to Resend)
+-- carry the amount and the moment they were built for. After a partial payment
+-- ('amount_changed') or when a bank debit starts ('payment_processing') each is cancelled,
+-- at Resend too, and replaced by a pending row for the same slot. Pending rows, and queued
+-- ones with no request yet, are left alone: their request is built when they are claimed,
+-- and the queue and the dispatcher skip a processing invoice. Returns the Resend ids flagged.
+CREATE OR REPLACE FUNCTION crm.requeue_invoice_reminders(p_invoice_id bigint, p_reason text)
+RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    v_ids text[] := '{}';
+BEGIN
+    FOR r IN
+        SELECT rm.id, rm.status, rm.resend_id
+          FROM crm.reminders rm
+         WHERE rm.invoice_id = p_invoice_id AND rm.resend_cancel IS NULL
+           AND (rm.status = 'scheduled'
+                OR (rm.status = 'queued' AND EXISTS (SELECT 1 FROM crm.email_messages m WHERE m.reminder_id = rm.id)))
+         ORDER BY rm.id
+           FOR UPDATE OF rm
+    LOOP
+        IF r.status = 'scheduled' THEN
+            -- Stays 'scheduled' until Resend confirms, as in crm.stop_invoice_reminders.
+            UPDATE crm.reminders SET resend_cancel = 'requested', cancel_reason = p_reason, next_attempt_at = now()
+             WHERE id = r.id;
+            v_ids := v_ids || r.resend_id;
+        ELSE
+            -- A stored request without a known Resend id: the flagging trigger hands it to the
+            -- cancel worker, which replays it to learn the id.
+            UPDATE crm.reminders
+               SET status = 'cancelled', cancel_reason = p_reason, cancelled_at = now(), claim_token = NULL,
+                   claimed_until = NULL
+             WHERE id = r.id;
+        END IF;
+        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
+        VALUES ('reminder', r.id, r.status, CASE WHEN r.status = 'scheduled' THEN 'scheduled' ELSE 'cancelled' END,
+                'system', 'requeue_invoice_reminders',
+                jsonb_build_object('cancel_reason', p_reason, 'resend_cancel', 'requested',
+                                   'replaced_by', crm.replace_reminder(r.id)));
+    END LOOP;
+    RETURN v_ids;
+END;
+$$;
+
+
+-- A partial payment changes the amount every already-built reminder asks for.
+CREATE OR REPLACE FUNCTION crm.requeue_reminders_after_partial_payment() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM crm.requeue_invoice_reminders(NEW.id, 'amount_changed');
+    RETURN NULL;
+END;
+$$;
+
+
+CREATE OR REPLACE TRIGGER invoices_requeue_reminders_after_partial_payment
+    AFTER UPDATE OF amount_paid_cents ON crm.invoices
+    FOR EACH ROW
+    WHEN (NEW.amount_paid_cents > OLD.amount_paid_cents AND NEW.status = 'open'
+          AND NEW.amount_paid_cents < NEW.amount_due_cents)
+    EXECUTE FUNCTION crm.requeue_reminders_after_partial_payment();

@@ -76,8 +76,13 @@ BEGIN
     IF p_type = 'invoice.payment_failed' AND v_to IN ('draft', 'sending', 'open', 'uncollectible') THEN
         v_error := left(coalesce(p_obj #>> '{last_payment_error,message}', 'A payment attempt failed')
                         || coalesce(format(' (attempt %s)', p_obj ->> 'attempt_count'), ''), 500);
+        -- The invoice's payload carries no reason: keep one payment_intent.payment_failed gave.
         UPDATE crm.invoices
-           SET last_payment_error = v_error, attention = 'payment_failed', attention_detail = v_error
+           SET last_payment_error = CASE WHEN p_obj ? 'last_payment_error' OR attention IS DISTINCT FROM 'payment_failed'
+                                         THEN v_error ELSE coalesce(last_payment_error, v_error) END,
+               attention = 'payment_failed',
+               attention_detail = CASE WHEN p_obj ? 'last_payment_error' OR attention IS DISTINCT FROM 'payment_failed'
+                                       THEN v_error ELSE coalesce(attention_detail, v_error) END
          WHERE id = v_id;
         PERFORM crm.write_invoice_audit(v_id, v_inv.status, v_to, p_event_id, p_type,
                                         jsonb_build_object('payment_error', v_error));
@@ -155,6 +160,10 @@ BEGIN
             THEN crm.apply_stripe_invoice_payment(v_id, v_obj, p_mode)
         WHEN v_type IN ('charge.refunded', 'refund.created', 'refund.updated', 'refund.failed')
             THEN crm.apply_stripe_refund_event(v_id, v_type, v_obj, p_mode)
+        WHEN v_type IN ('payment_intent.processing', 'payment_intent.payment_failed')
+            THEN crm.apply_stripe_payment_intent_event(v_id, v_type, v_obj, p_mode)
+        WHEN v_type IN ('charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed')
+            THEN crm.apply_stripe_dispute_event(v_id, v_type, v_obj, p_mode)
         ELSE jsonb_build_object('outcome', 'ignored', 'detail', 'event type not handled')
     END;
 

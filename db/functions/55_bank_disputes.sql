@@ -1,0 +1,295 @@
+-- Money beyond Paid: bank debits on their way (payment_intent.processing, then the payment
+-- or payment_intent.payment_failed) and disputes (charge.dispute.*). Both states are
+-- derived: an open invoice with processing_payment_intent_id set is Processing; an invoice
+-- with an open crm.disputes row is Disputed (crm.invoice_display_status).
+
+-- The status the dashboard shows: the stored one, or a derived one (processing, disputed,
+-- overdue) on top of it.
+CREATE OR REPLACE FUNCTION crm.invoice_display_status(p_status text, p_due_date date, p_processing_pi text,
+                                                      p_open_disputes bigint, p_today date)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN p_open_disputes > 0 AND p_status IN ('open', 'paid') THEN 'disputed'
+        WHEN p_status = 'open' AND p_processing_pi IS NOT NULL THEN 'processing'
+        WHEN p_status = 'open' AND p_due_date < p_today THEN 'overdue'
+        ELSE p_status
+    END;
+$$;
+
+
+-- The CRM invoice a PaymentIntent pays. Since API 2025-03-31 a PaymentIntent names no
+-- invoice, so: the payment already recorded for it, the invoice it is processing on, else
+-- an invoice of the PaymentIntent's customer, in this mode, that Stripe's description names
+-- ("Payment for Invoice ABCD-0001"), else that customer's only open invoice with exactly
+-- the PaymentIntent's amount remaining.
+CREATE OR REPLACE FUNCTION crm.find_invoice_for_payment_intent(p_obj jsonb, p_mode text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_pi text := p_obj ->> 'id';
+    v_id bigint;
+    v_customer bigint;
+    v_count bigint;
+BEGIN
+    SELECT invoice_id INTO v_id FROM crm.payments WHERE stripe_payment_intent_id = v_pi;
+    IF v_id IS NULL THEN
+        SELECT id INTO v_id FROM crm.invoices WHERE processing_payment_intent_id = v_pi ORDER BY id LIMIT 1;
+    END IF;
+    IF v_id IS NOT NULL OR p_obj ->> 'customer' IS NULL THEN
+        RETURN v_id;
+    END IF;
+    SELECT id INTO v_customer FROM crm.customers
+     WHERE CASE p_mode WHEN 'live' THEN stripe_customer_id_live ELSE stripe_customer_id_test END = p_obj ->> 'customer';
+    IF v_customer IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT id INTO v_id FROM crm.invoices
+     WHERE customer_id = v_customer AND mode = p_mode AND stripe_invoice_number IS NOT NULL
+       AND stripe_invoice_number = substring(p_obj ->> 'description' FROM '(\S+)$')
+     ORDER BY id LIMIT 1;
+    IF v_id IS NOT NULL THEN
+        RETURN v_id;
+    END IF;
+    SELECT min(id), count(*) INTO v_id, v_count FROM crm.invoices
+     WHERE customer_id = v_customer AND mode = p_mode AND status = 'open'
+       AND amount_due_cents - amount_paid_cents = crm.jsonb_cents(p_obj -> 'amount');
+    RETURN CASE WHEN v_count = 1 THEN v_id END;
+END;
+$$;
+
+
+-- payment_intent.processing: a bank debit is on its way; the invoice shows Processing and
+-- its reminders pause (those already built are cancelled and kept for later).
+-- payment_intent.payment_failed: the debit (or a card) failed; the invoice is open again,
+-- flagged for staff with Stripe's reason, and its reminders resume.
+CREATE OR REPLACE FUNCTION crm.apply_stripe_payment_intent_event(p_event_id text, p_type text, p_obj jsonb,
+                                                                 p_mode text)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_pi text := p_obj ->> 'id';
+    v_id bigint := crm.find_invoice_for_payment_intent(p_obj, p_mode);
+    v_inv crm.invoices;
+    v_resend text[] := '{}';
+    v_error text;
+    v_shown text;
+BEGIN
+    IF v_id IS NULL THEN
+        RETURN jsonb_build_object('outcome', 'unmatched', 'detail', 'no CRM invoice for ' || coalesce(v_pi, '?'));
+    END IF;
+    SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
+    IF v_inv.mode IS DISTINCT FROM p_mode THEN
+        RETURN jsonb_build_object('outcome', 'rejected', 'invoice_id', v_id,
+                                  'detail', format('event is %s mode, invoice was sent in %s mode', p_mode,
+                                                   coalesce(v_inv.mode, 'no')));
+    END IF;
+    v_shown := CASE WHEN v_inv.processing_payment_intent_id IS NOT NULL THEN 'processing' ELSE v_inv.status END;
+
+    IF p_type = 'payment_intent.processing' THEN
+        IF v_inv.status <> 'open' OR v_inv.processing_payment_intent_id IS NOT DISTINCT FROM v_pi
+           OR p_obj ->> 'status' IS DISTINCT FROM 'processing'
+           OR EXISTS (SELECT 1 FROM crm.payments WHERE stripe_payment_intent_id = v_pi) THEN
+            RETURN jsonb_build_object('outcome', 'ignored', 'invoice_id', v_id, 'job_id', v_inv.job_id,
+                                      'detail', format('nothing to change (invoice is %s)', v_shown));
+        END IF;
+        UPDATE crm.invoices
+           SET processing_payment_intent_id = v_pi, processing_amount_cents = crm.jsonb_cents(p_obj -> 'amount'),
+               processing_since = now()
+         WHERE id = v_id;
+        PERFORM crm.write_invoice_audit(v_id, 'open', 'processing', p_event_id, p_type,
+            jsonb_build_object('payment_intent', v_pi, 'amount_cents', crm.jsonb_cents(p_obj -> 'amount'),
+                               'payment_method_types', p_obj -> 'payment_method_types'));
+        v_resend := crm.requeue_invoice_reminders(v_id, 'payment_processing');
+        RETURN jsonb_build_object('outcome', 'applied', 'invoice_id', v_id, 'job_id', v_inv.job_id,
+                                  'from_status', 'open', 'to_status', 'open', 'resend_ids_to_cancel', to_jsonb(v_resend),
+                                  'detail', 'bank payment processing; reminders paused');
+    END IF;
+
+    -- payment_intent.payment_failed
+    IF v_inv.status NOT IN ('open', 'uncollectible')
+       OR EXISTS (SELECT 1 FROM crm.payments WHERE stripe_payment_intent_id = v_pi) THEN
+        RETURN jsonb_build_object('outcome', 'ignored', 'invoice_id', v_id, 'job_id', v_inv.job_id,
+                                  'detail', format('nothing to change (invoice is %s)', v_shown));
+    END IF;
+    v_error := left(coalesce(p_obj #>> '{last_payment_error,message}', 'The payment failed')
+                    || coalesce(' (' || coalesce(p_obj #>> '{last_payment_error,decline_code}',
+                                                 p_obj #>> '{last_payment_error,code}') || ')', ''), 500);
+    UPDATE crm.invoices
+       SET last_payment_error = v_error, attention = 'payment_failed', attention_detail = v_error,
+           processing_payment_intent_id = CASE WHEN processing_payment_intent_id = v_pi THEN NULL
+                                               ELSE processing_payment_intent_id END,
+           processing_amount_cents = CASE WHEN processing_payment_intent_id = v_pi THEN NULL
+                                          ELSE processing_amount_cents END,
+           processing_since = CASE WHEN processing_payment_intent_id = v_pi THEN NULL ELSE processing_since END
+     WHERE id = v_id;
+    PERFORM crm.write_invoice_audit(v_id, v_shown,
+        CASE WHEN v_inv.processing_payment_intent_id = v_pi THEN v_inv.status ELSE v_shown END, p_event_id, p_type,
+        jsonb_build_object('payment_intent', v_pi, 'payment_error', v_error));
+    RETURN jsonb_build_object('outcome', 'applied', 'invoice_id', v_id, 'job_id', v_inv.job_id,
+                              'from_status', v_inv.status, 'to_status', v_inv.status,
+                              'detail', CASE WHEN v_inv.processing_payment_intent_id = v_pi
+                                             THEN 'bank payment failed; reminders resume' ELSE 'payment failed' END);
+END;
+$$;
+
+
+-- The debit settled: its payment is recorded (invoice_payment.paid, or reconcile).
+CREATE OR REPLACE FUNCTION crm.clear_processing_on_payment() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE crm.invoices
+       SET processing_payment_intent_id = NULL, processing_amount_cents = NULL, processing_since = NULL
+     WHERE id = NEW.invoice_id AND processing_payment_intent_id = NEW.stripe_payment_intent_id;
+    IF FOUND AND (SELECT status = 'open' AND amount_due_cents > (SELECT sum(amount_cents) FROM crm.payments p
+                                                                  WHERE p.invoice_id = NEW.invoice_id)
+                    FROM crm.invoices WHERE id = NEW.invoice_id) THEN
+        -- Settled for part of the invoice: it is open for the rest (paid in full, invoice.paid says so).
+        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
+        VALUES ('invoice', NEW.invoice_id, 'processing', 'open', 'stripe_event', coalesce(NEW.stripe_event_id, 'system'),
+                NEW.stripe_event_id, jsonb_build_object('payment_intent', NEW.stripe_payment_intent_id,
+                                                        'settled_cents', NEW.amount_cents));
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
+CREATE OR REPLACE TRIGGER payments_clear_processing
+    AFTER INSERT OR UPDATE OF stripe_payment_intent_id ON crm.payments
+    FOR EACH ROW
+    WHEN (NEW.stripe_payment_intent_id IS NOT NULL)
+    EXECUTE FUNCTION crm.clear_processing_on_payment();
+
+
+-- Paid, void or uncollectible: nothing is processing on the invoice any more.
+CREATE OR REPLACE FUNCTION crm.clear_processing_when_closed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.processing_payment_intent_id := NULL;
+    NEW.processing_amount_cents := NULL;
+    NEW.processing_since := NULL;
+    RETURN NEW;
+END;
+$$;
+
+
+CREATE OR REPLACE TRIGGER invoices_clear_processing_when_closed
+    BEFORE UPDATE OF status ON crm.invoices
+    FOR EACH ROW
+    WHEN (NEW.status <> 'open' AND NEW.processing_payment_intent_id IS NOT NULL)
+    EXECUTE FUNCTION crm.clear_processing_when_closed();
+
+
+CREATE OR REPLACE FUNCTION crm.dispute_is_final(p_status text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_status IN ('won', 'lost', 'warning_closed', 'prevented');
+$$;
+
+
+-- charge.dispute.*: one crm.disputes row per Stripe dispute, linked to the payment (and its
+-- invoice) through the charge or payment intent recorded on crm.payments. Safe to apply
+-- again and in any order: a final status (won, lost, ...) never moves, and an event for a
+-- dispute recorded before its payment was known links it when applied (replayed) later.
+CREATE OR REPLACE FUNCTION crm.apply_stripe_dispute_event(p_event_id text, p_type text, p_obj jsonb, p_mode text)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_charge text := p_obj ->> 'charge';
+    v_intent text := p_obj ->> 'payment_intent';
+    v_status text := p_obj ->> 'status';
+    v_amount bigint := crm.jsonb_cents(p_obj -> 'amount');
+    v_payment crm.payments;
+    v_inv crm.invoices;
+    v_old crm.disputes;
+    v_new crm.disputes;
+    v_open_before boolean;
+    v_open_after boolean;
+BEGIN
+    IF (p_obj ->> 'id') !~ '^(dp|du)_' OR v_amount IS NULL OR v_status IS NULL
+       OR v_status NOT IN ('warning_needs_response', 'warning_under_review', 'warning_closed', 'needs_response',
+                           'under_review', 'won', 'lost', 'prevented') THEN
+        RETURN jsonb_build_object('outcome', 'ignored', 'detail', 'not a dispute this CRM can record');
+    END IF;
+    SELECT * INTO v_payment FROM crm.payments
+     WHERE (v_charge IS NOT NULL AND stripe_charge_id = v_charge)
+        OR (v_intent IS NOT NULL AND stripe_payment_intent_id = v_intent)
+     ORDER BY id LIMIT 1;
+    IF v_payment.id IS NOT NULL THEN
+        SELECT * INTO v_inv FROM crm.invoices WHERE id = v_payment.invoice_id FOR UPDATE;
+        IF v_payment.mode <> p_mode THEN
+            RETURN jsonb_build_object('outcome', 'rejected', 'invoice_id', v_inv.id,
+                                      'detail', format('event is %s mode, payment was made in %s mode', p_mode,
+                                                       v_payment.mode));
+        END IF;
+    END IF;
+
+    SELECT * INTO v_old FROM crm.disputes WHERE stripe_dispute_id = p_obj ->> 'id' FOR UPDATE;
+    IF v_old.id IS NULL THEN
+        INSERT INTO crm.disputes (invoice_id, payment_id, mode, stripe_dispute_id, stripe_charge_id,
+                                  stripe_payment_intent_id, stripe_event_id, amount_cents, currency, reason, status,
+                                  evidence_due_by, opened_at, closed_at)
+        VALUES (v_inv.id, v_payment.id, p_mode, p_obj ->> 'id', v_charge, v_intent, p_event_id, v_amount,
+                coalesce(p_obj ->> 'currency', v_payment.currency, 'usd'), p_obj ->> 'reason', v_status,
+                crm.jsonb_epoch(p_obj #> '{evidence_details,due_by}'),
+                coalesce(crm.jsonb_epoch(p_obj -> 'created'), now()),
+                CASE WHEN crm.dispute_is_final(v_status) THEN now() END)
+        ON CONFLICT (stripe_dispute_id) DO NOTHING
+        RETURNING * INTO v_new;
+        v_open_before := false;
+    ELSE
+        v_open_before := v_old.invoice_id IS NOT NULL AND NOT crm.dispute_is_final(v_old.status);
+        UPDATE crm.disputes
+           SET invoice_id = coalesce(invoice_id, v_inv.id), payment_id = coalesce(payment_id, v_payment.id),
+               status = CASE WHEN crm.dispute_is_final(status) THEN status ELSE v_status END,
+               closed_at = CASE WHEN crm.dispute_is_final(status) THEN closed_at
+                                WHEN crm.dispute_is_final(v_status) THEN now() END,
+               amount_cents = CASE WHEN crm.dispute_is_final(status) THEN amount_cents ELSE v_amount END,
+               reason = coalesce(p_obj ->> 'reason', reason),
+               evidence_due_by = coalesce(crm.jsonb_epoch(p_obj #> '{evidence_details,due_by}'), evidence_due_by),
+               stripe_payment_intent_id = coalesce(stripe_payment_intent_id, v_intent),
+               stripe_event_id = p_event_id
+         WHERE id = v_old.id
+           AND (invoice_id IS DISTINCT FROM coalesce(invoice_id, v_inv.id)
+                OR (NOT crm.dispute_is_final(status)
+                    AND (status <> v_status OR amount_cents <> v_amount
+                         OR evidence_due_by IS DISTINCT FROM
+                            coalesce(crm.jsonb_epoch(p_obj #> '{evidence_details,due_by}'), evidence_due_by))))
+        RETURNING * INTO v_new;
+    END IF;
+
+    IF v_new.id IS NULL THEN
+        RETURN jsonb_build_object('outcome', CASE WHEN v_payment.id IS NULL THEN 'unmatched' ELSE 'ignored' END,
+                                  'invoice_id', v_inv.id, 'job_id', v_inv.job_id,
+                                  'detail', 'dispute already recorded');
+    END IF;
+    IF v_payment.id IS NULL THEN
+        RETURN jsonb_build_object('outcome', 'unmatched',
+                                  'detail', format('dispute %s recorded; no CRM payment for %s yet', v_new.stripe_dispute_id,
+                                                   coalesce(v_intent, v_charge, '?')));
+    END IF;
+
+    -- The derived status moves: audited on the invoice, so its timeline shows it.
+    v_open_after := NOT crm.dispute_is_final(v_new.status);
+    IF v_open_after AND NOT v_open_before THEN
+        PERFORM crm.write_invoice_audit(v_inv.id, v_inv.status, 'disputed', p_event_id, p_type,
+            jsonb_build_object('dispute', v_new.stripe_dispute_id, 'amount_cents', v_new.amount_cents,
+                               'reason', v_new.reason, 'dispute_status', v_new.status,
+                               'evidence_due_by', v_new.evidence_due_by));
+    ELSIF NOT v_open_after AND (v_open_before OR v_old.id IS NULL OR v_old.invoice_id IS NULL) THEN
+        PERFORM crm.write_invoice_audit(v_inv.id, CASE WHEN v_open_before THEN 'disputed' ELSE v_inv.status END,
+            CASE v_new.status WHEN 'lost' THEN 'dispute_lost' ELSE v_inv.status END, p_event_id, p_type,
+            jsonb_build_object('dispute', v_new.stripe_dispute_id, 'amount_cents', v_new.amount_cents,
+                               'dispute_status', v_new.status));
+    END IF;
+    RETURN jsonb_build_object('outcome', 'applied', 'invoice_id', v_inv.id, 'job_id', v_inv.job_id,
+                              'from_status', v_inv.status, 'to_status', v_inv.status,
+                              'detail', format('dispute %s %s', v_new.stripe_dispute_id, v_new.status));
+END;
+$$;
+
+
+CREATE OR REPLACE TRIGGER disputes_touch
+    BEFORE UPDATE ON crm.disputes
+    FOR EACH ROW EXECUTE FUNCTION crm.touch_updated_at();
