@@ -93,6 +93,8 @@ def update_customer(sb: Sandbox, ctx: StripeCtx, cus: Obj, p: Obj) -> Obj:
     for key in ("email", "name", "phone", "description"):
         if key in p:
             cus[key] = p[key] or None
+    if "balance" in p:
+        cus["balance"] = int(p["balance"] or 0)
     if "preferred_locales" in p:
         cus["preferred_locales"] = list(p["preferred_locales"] or [])
     if "metadata" in p:
@@ -238,7 +240,7 @@ def finalize(sb: Sandbox, ctx: StripeCtx, inv: Obj, p: Obj) -> Obj:
     inv["invoice_pdf"] = f"{ctx.base_url}/i/{inv['id']}/pdf"
     inv["webhooks_delivered_at"] = now
     _recompute_totals(sb, ctx, inv)
-    inv["ending_balance"] = 0
+    _apply_customer_balance(inv, cus)
     emit(sb, ctx, "invoice.finalized", _snapshot(sb, ctx, inv))
     if inv["amount_due"] == 0:
         # Stripe marks a zero-amount invoice paid as soon as it is finalized.
@@ -250,6 +252,19 @@ def finalize(sb: Sandbox, ctx: StripeCtx, inv: Obj, p: Obj) -> Obj:
         emit(sb, ctx, "invoice.paid", after)
         emit(sb, ctx, "invoice.payment_succeeded", after)
     return inv
+
+
+def _apply_customer_balance(inv: Obj, cus: Obj | None) -> None:
+    """As Stripe does at finalization: a credit balance (negative) pays what it can of the
+    total; `amount_due` drops, `total` does not, and the customer keeps the rest."""
+    starting = int(cus["balance"]) if cus is not None else 0
+    applied = min(inv["total"], -starting) if starting < 0 else 0
+    inv["starting_balance"] = starting
+    inv["ending_balance"] = starting + applied
+    inv["amount_due"] = inv["total"] - applied
+    inv["amount_remaining"] = inv["amount_due"] - inv["amount_paid"]
+    if cus is not None:
+        cus["balance"] = starting + applied
 
 
 def _require_payable(inv: Obj) -> None:

@@ -42,7 +42,7 @@ def customer(livemode: bool, now: int, p: Obj) -> Obj:
         "id": ids.stripe_id("cus", 14),
         "object": "customer",
         "address": _address(p.get("address")),
-        "balance": 0,
+        "balance": int(p.get("balance") or 0),
         "created": now,
         "currency": None,
         "customer_account": None,

@@ -30,6 +30,49 @@ END;
 $$;
 
 
+-- A customer opted out of reminders: in the opt-out's transaction, their queued reminders
+-- are cancelled (one whose request was already stored is flagged for the cancel worker by
+-- the trigger below) and the ones Resend holds are flagged for the cancel worker, as
+-- crm.stop_invoice_reminders does for a payment. Pending ones stay pending: the queueing
+-- function cancels each as it comes due while the customer is opted out, so opting back in
+-- before then brings them back. Returns how many reminders were stopped.
+CREATE OR REPLACE FUNCTION crm.stop_customer_reminders(p_customer_id bigint, p_actor text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    WITH target AS (
+        SELECT r.id, r.status
+          FROM crm.reminders r JOIN crm.invoices i ON i.id = r.invoice_id
+         WHERE i.customer_id = p_customer_id
+           AND (r.status = 'queued' OR (r.status = 'scheduled' AND r.resend_cancel IS NULL))
+         ORDER BY r.id
+           FOR UPDATE OF r
+    ), cancelled AS (
+        UPDATE crm.reminders r
+           SET status = 'cancelled', cancel_reason = 'opted_out', cancelled_at = now()
+          FROM target t WHERE r.id = t.id AND t.status = 'queued'
+        RETURNING r.id, 'queued'::text AS from_status, 'cancelled'::text AS to_status
+    ), flagged AS (
+        UPDATE crm.reminders r
+           SET resend_cancel = 'requested', cancel_reason = 'opted_out', next_attempt_at = now()
+          FROM target t WHERE r.id = t.id AND t.status = 'scheduled'
+        RETURNING r.id, 'scheduled'::text AS from_status, 'scheduled'::text AS to_status
+    ), audit AS (
+        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
+        SELECT 'reminder', id, from_status, to_status, 'user', p_actor,
+               jsonb_build_object('cancel_reason', 'opted_out',
+                                  'resend_cancel', CASE WHEN from_status = 'scheduled' THEN 'requested' END)
+          FROM (SELECT * FROM cancelled UNION ALL SELECT * FROM flagged) s
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_count FROM audit;
+    RETURN v_count;
+END;
+$$;
+
+
 CREATE OR REPLACE FUNCTION crm.queue_due_reminders_within(p_now timestamptz, p_window interval)
 RETURNS integer
 LANGUAGE plpgsql AS $$

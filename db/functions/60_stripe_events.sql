@@ -141,12 +141,16 @@ BEGIN
     IF v_id IS NULL OR v_type IS NULL OR jsonb_typeof(v_obj) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'not a Stripe event (id, type and data.object are required)' USING ERRCODE = '22023';
     END IF;
-    INSERT INTO crm.stripe_events (id, type, mode, api_version, object_id, outcome, source, stripe_created_at, payload)
+    INSERT INTO crm.stripe_events (id, type, mode, api_version, object_id, outcome, source, stripe_created_at, payload,
+                                   webhook_received_at)
     VALUES (v_id, v_type, p_mode, p_event ->> 'api_version', v_obj ->> 'id', 'ignored', p_source,
-            crm.jsonb_epoch(p_event -> 'created'), p_event)
+            crm.jsonb_epoch(p_event -> 'created'), p_event, CASE WHEN p_source = 'webhook' THEN now() END)
     ON CONFLICT (id) DO NOTHING;
     IF NOT FOUND THEN
-        UPDATE crm.stripe_events SET duplicate_deliveries = duplicate_deliveries + 1 WHERE id = v_id
+        -- A webhook arriving after reconcile recorded the event: it was late, not missed.
+        UPDATE crm.stripe_events SET duplicate_deliveries = duplicate_deliveries + 1,
+               webhook_received_at = COALESCE(webhook_received_at, CASE WHEN p_source = 'webhook' THEN now() END)
+        WHERE id = v_id
         RETURNING outcome INTO v_previous;
         RETURN jsonb_build_object('outcome', 'duplicate', 'detail', 'already processed: ' || v_previous,
                                   'resend_ids_to_cancel', '[]'::jsonb, 'job_completed', false);
