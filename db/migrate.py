@@ -74,15 +74,6 @@ ALTER TABLE crm.schema_functions ENABLE ROW LEVEL SECURITY;
 """
 
 
-# Applied migrations edited afterwards on purpose, without changing what they create: the
-# checksum a database recorded before the edit is accepted and replaced by the current one
-# (Flyway's `repair`). Anything else edited after it was applied is still refused.
-REVISED_CHECKSUMS: dict[str, tuple[str, str]] = {
-    "0011": ("66457754b9b189f5e13492d3b7ef1c5cdd573f12d5183a996b837c170008fea8",
-             "CREATE SCHEMA IF NOT EXISTS crm moved to the runner, so a role owning only crm can migrate"),
-}
-
-
 class MigrationError(RuntimeError):
     pass
 
@@ -204,10 +195,6 @@ def migrate(url: str, directory: Path = MIGRATIONS_DIR, functions: Path = FUNCTI
             done = applied(conn)
             for migration in migrations:
                 if migration.key in done:
-                    if done[migration.key] == REVISED_CHECKSUMS.get(migration.key, ("", ""))[0]:
-                        conn.execute("UPDATE crm.schema_migrations SET checksum = %s WHERE version = %s",
-                                     (migration.checksum, migration.key))
-                        done[migration.key] = migration.checksum
                     if done[migration.key] != migration.checksum:
                         raise MigrationError(
                             f"migration {migration.path.name} was changed after it was applied; "
