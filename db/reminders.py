@@ -67,6 +67,10 @@ def pg_cron_installed(conn: Conn) -> bool:
     return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone() is not None
 
 
+# The invoice is locked (KEY SHARE) with its reminder, not later by the email record's foreign
+# key: a payment holds its invoice FOR UPDATE and then cancels the reminders, so taking the
+# invoice after the reminder deadlocked with it (two sidecars' soak through the pooler). An
+# invoice being paid right now is skipped; its reminder is cancelled or taken next pass.
 _CLAIM = """
 WITH picked AS (
     SELECT r.id
@@ -76,6 +80,7 @@ WITH picked AS (
      ORDER BY r.send_at, r.id
      LIMIT %(limit)s
        FOR UPDATE OF r SKIP LOCKED
+       FOR KEY SHARE OF i SKIP LOCKED
 )
 UPDATE crm.reminders r
    SET claim_token = %(token)s, claimed_until = %(now)s + %(lease)s

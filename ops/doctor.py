@@ -68,6 +68,10 @@ def run_doctor() -> int:
                        "(on Supabase, enable pg_cron in Database -> Extensions, then run migrate)")
         else:
             line(bool(status.pg_cron_jobs), "pg_cron jobs: " + ("; ".join(status.pg_cron_jobs) or "none"))
+            if status.pg_cron_failures:
+                n = len(status.pg_cron_failures)
+                line(False, f"pg_cron: {n} failed run{'s' if n > 1 else ''} in the last day "
+                            f"(cron.job_run_details), latest first: " + "; ".join(status.pg_cron_failures))
         line(not status.tables_without_rls,
              "row level security on every crm table" if not status.tables_without_rls
              else f"RLS missing on: {', '.join(status.tables_without_rls)}")

@@ -177,18 +177,34 @@ $$;
 CREATE OR REPLACE FUNCTION crm.ensure_cron_jobs()
 RETURNS text
 LANGUAGE plpgsql AS $$
+DECLARE
+    -- The job runs as the role that owns the schema (Supabase: the application's role, not a
+    -- superuser), in this database, which is where pg_cron lives on Supabase (`postgres`).
+    v_owner text := (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'crm');
+    v_superuser boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
         IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_cron') THEN
             RETURN 'pg_cron is not installed on this server';
         END IF;
+        IF NOT v_superuser THEN
+            -- Only the platform may create it (on Supabase: Database -> Extensions).
+            RETURN 'pg_cron is available but not enabled in this database: enable it, then run migrate again';
+        END IF;
         IF current_setting('cron.database_name', true) IS DISTINCT FROM current_database() THEN
-            RETURN 'pg_cron is not preloaded for this database (shared_preload_libraries, cron.database_name)';
+            RETURN format('pg_cron runs in database %s, not in %s (cron.database_name)',
+                          coalesce(current_setting('cron.database_name', true), 'none'), current_database());
         END IF;
         CREATE EXTENSION pg_cron;
     END IF;
-    PERFORM cron.schedule('crm-queue-due-reminders', '*/5 * * * *',
-                          'SELECT crm.queue_due_reminders(now())');
+    IF to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NOT NULL THEN
+        -- pg_cron lets only a superuser name the role; anyone else schedules as itself.
+        PERFORM cron.schedule_in_database('crm-queue-due-reminders', '*/5 * * * *',
+                                          'SELECT crm.queue_due_reminders(now())', current_database(),
+                                          CASE WHEN v_superuser THEN v_owner END);
+    ELSE  -- pg_cron before 1.4: the job runs in cron.database_name as the role scheduling it
+        PERFORM cron.schedule('crm-queue-due-reminders', '*/5 * * * *', 'SELECT crm.queue_due_reminders(now())');
+    END IF;
     RETURN 'scheduled';
 END;
 $$;
