@@ -34,7 +34,7 @@ import psycopg
 from crm.settings import load_settings
 from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, stripe_target
 from db import payment_details as q
-from db.pool import connect
+from db.pool import worker_pool
 from db.stripe_events import apply_event
 
 log = logging.getLogger("crm.payment_details")
@@ -190,8 +190,13 @@ def run_pass(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: str, *
 
 
 def payment_details_pass(gateway: StripeGateway | None = None) -> dict[str, int]:
-    """The sidecar worker's pass: the configured mode, a connection of its own."""
-    with connect(autocommit=True) as conn:
-        settings = load_settings(conn)
-        gw = gateway or StripeGateway(stripe_target(settings))
-        return run_pass(conn, gw, settings.stripe_mode)
+    """The sidecar worker's pass: the configured mode, one connection of the workers' pool (in
+    autocommit: each statement, crm.apply_stripe_event included, is its own transaction)."""
+    with worker_pool().connection() as conn:
+        conn.autocommit = True
+        try:
+            settings = load_settings(conn)
+            gw = gateway or StripeGateway(stripe_target(settings))
+            return run_pass(conn, gw, settings.stripe_mode)
+        finally:
+            conn.autocommit = False
