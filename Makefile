@@ -10,7 +10,7 @@ LOCK_ENV := PIP_CONFIG_FILE=/dev/null PIP_CONSTRAINT= PIP_FIND_LINKS= PIP_EXTRA_
 COMPILE  := $(LOCK_ENV) $(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
             --index-url https://pypi.org/simple --no-emit-index-url
 
-.PHONY: run test lint bench clean-data lock
+.PHONY: run test test-pooled lint bench clean-data lock
 
 $(VENV)/.runtime: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(PY) -m pytest
+
+# Only the tests that run through PgBouncer in transaction mode (make test runs them too).
+test-pooled: $(VENV)/.dev
+	$(PY) -m pytest -k pooled
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -35,7 +35,16 @@ def render(report: Report, cfg: Any, res: Any, seconds: float, failed: bool) -> 
     _dashboard(report, res)
     _queue(report, res)
     _send(report, res)
+    _soak(report)
     _targets(report, res)
+
+
+def _soak(report: Report) -> None:
+    """The soak's figures (docs/soak-results.md, from the soak runs, not from this bench)."""
+    path = parts.ROOT / "docs" / "soak-results.md"
+    if path.exists():
+        report.section("Soak: one sidecar direct, two sidecars through the pooler",
+                       path.read_text(encoding="utf-8").strip())
 
 
 def _load(report: Report, res: Any) -> None:

@@ -18,9 +18,20 @@ def _prefix(install_id: str, mode: str) -> str:
     return f"crm-{install_id}-{mode}"
 
 
-def customer_key(install_id: str, mode: str, customer_id: int) -> str:
-    # Per customer, not per invoice: two invoices for one new customer share one cus_.
-    return f"{_prefix(install_id, mode)}-customer-{customer_id}"
+def customer_digest(name: str, email: str) -> str:
+    """What the Stripe customer is given (name and email), as a short hash."""
+    return hashlib.sha256(json.dumps([name, email]).encode()).hexdigest()[:16]
+
+
+def customer_key(install_id: str, mode: str, customer_id: int, digest: str) -> str:
+    # Per customer, not per invoice: two invoices for one new customer share one cus_. The
+    # data sent is part of the key: a customer whose email was corrected after a lost answer
+    # is created anew (the old key would be "same key, different parameters" for 24 h).
+    return f"{_prefix(install_id, mode)}-customer-{customer_id}-{digest}"
+
+
+def customer_update_key(install_id: str, mode: str, customer_id: int, digest: str) -> str:
+    return f"{customer_key(install_id, mode, customer_id, digest)}-update"
 
 
 def invoice_key(install_id: str, mode: str, invoice_id: int, generation: int, step: str) -> str:

@@ -10,6 +10,8 @@ import re
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from crm.money import currency_problem
+
 MODE_NOTE = (
     "Switching mode changes which Stripe key and webhook signing secret are used for new sends. "
     "Invoices already sent stay in the mode they were sent in, and events from the other mode never "
@@ -77,7 +79,10 @@ def timezone_error(name: str) -> str | None:
 
 
 def currency_error(code: str) -> str | None:
-    return None if re.fullmatch(r"[a-z]{3}", code.strip().lower()) else "A currency is a 3-letter code like usd."
+    """Settings refuses a currency the CRM cannot bill correctly (crm.money.currency_problem)."""
+    if not re.fullmatch(r"[a-z]{3}", code.strip().lower()):
+        return "A currency is a 3-letter code like usd."
+    return currency_problem(code)
 
 
 def email_domain(address: str) -> str:

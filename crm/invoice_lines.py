@@ -1,8 +1,9 @@
-"""Invoice lines as typed in the dashboard's table editor: validation and totals in cents.
+"""Invoice lines as typed in the dashboard's table editor: validation and totals in minor units.
 
 `parse_lines` takes the editor's rows (description, quantity, unit price as text or a
 number) and returns either clean `Line`s or one message per bad row; nothing partial.
-Prices go through Decimal(str(x)) because the editor hands numbers back as floats.
+Prices go through Decimal(str(x)) because the editor hands numbers back as floats, and are
+parsed in the invoice's currency (crm.money: ¥5,000 is 5000, $5,000 is 500000).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from crm.money import MoneyError, parse_cents
+from crm.money import MoneyError, amount_text, parse_cents
 from crm.validation import text_error
 
 MAX_LINES = 250  # Stripe's limit of items per invoice
 MAX_QUANTITY = 100_000
-MAX_UNIT_CENTS = 100_000_000_00
+MAX_UNIT_CENTS = 100_000_000_00  # in minor units, whatever the currency
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,13 @@ def parse_quantity(value: Any) -> int:
     return int(number)
 
 
-def parse_unit_price(value: Any) -> int:
+def parse_unit_price(value: Any, currency: str = "usd") -> int:
     if _blank(value):
         raise ValueError("unit price is required")
     if isinstance(value, bool):
         raise ValueError("unit price must be an amount")
     try:
-        cents = parse_cents(value if isinstance(value, (int, str)) else Decimal(str(value)))
+        cents = parse_cents(value if isinstance(value, (int, str)) else Decimal(str(value)), currency)
     except MoneyError as exc:
         raise ValueError(f"unit price: {exc}") from exc
     except InvalidOperation as exc:
@@ -91,8 +92,8 @@ def parse_unit_price(value: Any) -> int:
     return cents
 
 
-def parse_lines(rows: Iterable[Mapping[str, Any]]) -> ParsedLines:
-    """Rows with keys description, quantity, unit_price; fully blank rows are skipped."""
+def parse_lines(rows: Iterable[Mapping[str, Any]], currency: str = "usd") -> ParsedLines:
+    """Rows with keys description, quantity, unit_price (in `currency`); fully blank rows are skipped."""
     lines: list[Line] = []
     errors: list[str] = []
     for n, row in enumerate(rows, start=1):
@@ -113,7 +114,7 @@ def parse_lines(rows: Iterable[Mapping[str, Any]]) -> ParsedLines:
         except ValueError as exc:
             problems.append(str(exc))
         try:
-            unit = parse_unit_price(price_raw)
+            unit = parse_unit_price(price_raw, currency)
         except ValueError as exc:
             problems.append(str(exc))
         if problems:
@@ -127,7 +128,6 @@ def parse_lines(rows: Iterable[Mapping[str, Any]]) -> ParsedLines:
     return ParsedLines(lines if not errors else [], errors)
 
 
-def price_text(cents: int) -> str:
-    """What the editor shows for a stored unit price: plain, no symbol, two decimals."""
-    whole, frac = divmod(cents, 100)
-    return f"{whole}.{frac:02d}"
+def price_text(cents: int, currency: str = "usd") -> str:
+    """What the editor shows for a stored unit price: plain, no symbol, the currency's decimals."""
+    return amount_text(cents, currency)

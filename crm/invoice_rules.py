@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crm.invoice_lines import MAX_LINES, Line, total_cents
+from crm.money import currency_problem
 
 # Lines are the same value the dashboard's editor produces (crm.invoice_lines).
 MAX_STRIPE_LINES = MAX_LINES
@@ -55,6 +56,9 @@ def sendable_problems(ctx: SendContext) -> list[str]:
         problems.append("The invoice total is zero: Stripe needs an amount above zero.")
     if len(ctx.lines) > MAX_STRIPE_LINES:
         problems.append(f"Stripe allows at most {MAX_STRIPE_LINES} lines on one invoice.")
+    money_problem = currency_problem(ctx.currency)
+    if money_problem:
+        problems.append(f"The invoice's currency cannot be billed: {money_problem}")
     if not ctx.customer_email:
         problems.append("The customer has no email address: add one before sending.")
     elif not valid_email(ctx.customer_email):
@@ -105,6 +109,7 @@ class StoredProgress:
 
     stripe_customer_id: str | None
     stripe_invoice_id: str | None
+    customer_synced: bool  # the Stripe customer has the CRM's current name and email
     lines_added: bool
     finalized: bool
     resend_email_id: str | None
@@ -115,6 +120,8 @@ def next_step(p: StoredProgress) -> str:
     """The first step whose result is not stored yet."""
     if not p.stripe_customer_id and not p.stripe_invoice_id:
         return "customer"
+    if p.stripe_customer_id and not p.customer_synced and not p.finalized:
+        return "customer"  # edited in the CRM since Stripe last heard: update it before finalizing
     if not p.stripe_invoice_id:
         return "invoice"
     if not p.finalized and not p.lines_added:
@@ -126,5 +133,7 @@ def next_step(p: StoredProgress) -> str:
     return "complete"
 
 
-def totals_match(ours: int, stripe_total: int, stripe_amount_due: int) -> bool:
-    return ours == stripe_total == stripe_amount_due
+def totals_match(ours: int, stripe_total: int) -> bool:
+    """Stripe's invoice total against ours. Not `amount_due`: a credit balance the customer
+    has at Stripe is applied at finalization and lowers what is due, not the total."""
+    return ours == stripe_total

@@ -3,11 +3,18 @@
 One run, for the configured Stripe mode only: (1) list Stripe's events since the last
 checkpoint (minus an overlap) and apply each through crm.apply_stripe_event with source
 'reconcile', so an event the sidecar already applied is only counted as a duplicate;
-(2) compare every CRM invoice still open, sending or uncollectible with Stripe's invoice
-and repair drift with a synthetic event (deterministic `evt_reconcile_...` id) through
-the same SQL function, so a repair is audited, deduplicated and never moves an invoice
-backwards. A Send left `sending` after its lease ran out is reported, not re-run: the
-owner resumes it with Send (the workflow resumes from its recorded steps).
+(2) re-apply every event recorded 'unmatched' in the look-back whose invoice or payment is
+now known (crm.replay_stripe_event: a refund that came before its payment); (3) compare
+every CRM invoice still open, sending or uncollectible with Stripe's invoice and repair
+drift with a synthetic event (deterministic `evt_reconcile_...` id) through the same SQL
+function, so a repair is audited, deduplicated and never moves an invoice backwards;
+(4) compare the money of every invoice touched since the listing start: Stripe's
+InvoicePayments the CRM lacks (synthetic `invoice_payment.paid`), and per payment the
+charge's `amount_refunded` against the CRM's refunded amount (its refunds listed and
+applied as synthetic `refund.updated`, and a synthetic `charge.refunded`); (5) one pass
+of crm.payment_details (fees, missing payment intents, decline reasons). A Send left
+`sending` after its lease ran out is reported, not re-run: the owner resumes it with Send
+(the workflow resumes from its recorded steps).
 
 Runs of one mode exclude each other with an advisory lock held for the run; a second
 run finds it taken and returns a skipped report. Each run is recorded in
@@ -28,11 +35,13 @@ from typing import Any
 import psycopg
 from stripe import StripeError
 
+from crm import payment_details
 from crm.money import format_cents
 from crm.settings import load_settings
 from crm.stripe_event_rules import EVENT_ID, event_problem, invoice_status_may_move, mode_of
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, stripe_target
+from db import payment_details as details_q
 from db import reconcile_runs as runs
 from db.pool import connect
 from db.stripe_events import apply_event
@@ -127,6 +136,10 @@ class ReconcileReport:
     # a finding for staff, not a failed run.
     missing_at_stripe: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Unmatched events re-applied because what they name is now known (outcome -> count).
+    replayed: dict[str, int] = field(default_factory=dict)
+    money_checked: int = 0
+    details: dict[str, int] = field(default_factory=dict)  # crm.payment_details pass counts
 
     event_errors: int = 0
 
@@ -144,6 +157,7 @@ class ReconcileReport:
             "events_duplicate": self.outcomes.get("duplicate", 0), "invoices_checked": self.invoices_checked,
             "invoices_repaired": sum(1 for r in self.repairs if r["outcome"] == "applied"),
             "invoices_missing_at_stripe": len(self.missing_at_stripe),
+            "events_replayed": sum(self.replayed.values()), "invoices_money_checked": self.money_checked,
             "errors": len(self.errors),
         }
 
@@ -157,8 +171,9 @@ class ReconcileReport:
         out = [f"reconcile {self.mode} mode (run {self.run_id}): {'ok' if self.ok else 'finished with errors'}",
                f"checked {c['events_seen']} Stripe events since {since}: {c['events_applied']} applied, "
                f"{c['events_duplicate']} already recorded" + (f", {others}" if others else ""),
-               f"checked {c['invoices_checked']} open/sending invoices against Stripe: "
-               f"{c['invoices_repaired']} repaired"]
+               f"re-applied {c['events_replayed']} events recorded unmatched before what they name arrived",
+               f"checked {c['invoices_checked']} open/sending invoices against Stripe, and the money of "
+               f"{c['invoices_money_checked']}: {c['invoices_repaired']} repaired"]
         out += [f"  fixed invoice #{r['invoice_id']} ({r['stripe_invoice_id']}): {r['reason']} -> {r['to_status']}"
                 for r in self.repairs if r["outcome"] == "applied"]
         out += [f"  invoice #{i} is stuck in sending (its Send stopped); press Send to resume it"
@@ -170,6 +185,7 @@ class ReconcileReport:
 
     def as_detail(self) -> dict[str, Any]:
         return {"outcomes": self.outcomes, "repairs": self.repairs, "stuck_sends": self.stuck_sends,
+                "replayed": self.replayed, "payment_details": self.details,
                 "missing_at_stripe": self.missing_at_stripe[:200], "errors": self.errors[:50]}
 
 
@@ -242,6 +258,87 @@ def _repair_drift(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: s
                                                                  "outcome": result.outcome}})
 
 
+def _money_repair(conn: psycopg.Connection[Any], report: ReconcileReport, inv: dict[str, Any], event: dict[str, Any],
+                  reason: str) -> None:
+    mode = report.mode
+    result = apply_event(conn, event, mode, source="reconcile")
+    if result.outcome in ("duplicate", "ignored"):
+        return
+    report.repairs.append({"invoice_id": int(inv["id"]), "stripe_invoice_id": inv["stripe_invoice_id"],
+                           "event_id": event["id"], "reason": reason, "outcome": result.outcome,
+                           "from_status": inv["status"], "to_status": result.to_status or inv["status"]})
+    log.info("reconcile: repaired money", extra={"fields": {"invoice_id": inv["id"], "event_id": event["id"],
+                                                             "outcome": result.outcome}})
+
+
+def _compare_payments(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport,
+                      inv: dict[str, Any], stripe_inv: dict[str, Any], now: datetime) -> None:
+    """Stripe's InvoicePayments the CRM has not recorded (their event was lost)."""
+    known = {str(p["stripe_payment_id"]) for p in runs.payments_of(conn, int(inv["id"]))}
+    for inpay in (stripe_inv.get("payments") or {}).get("data") or []:
+        if inpay.get("status") != "paid" or inpay["id"] in known:
+            continue
+        event = payment_details.synthetic_event(inpay, "invoice_payment.paid",
+                                                payment_details.invoice_payment_event_id(inpay), report.mode, now)
+        _money_repair(conn, report, inv, event,
+                      f"Stripe has payment {inpay['id']} of {format_cents(int(inpay.get('amount_paid') or 0))}, "
+                      "the CRM did not")
+
+
+def _compare_refunds(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport,
+                     inv: dict[str, Any], now: datetime) -> None:
+    """Per payment: the charge's amount_refunded against what the CRM counts."""
+    for pay in runs.payments_of(conn, int(inv["id"])):
+        charge_id = pay["stripe_charge_id"]
+        if not charge_id and pay["stripe_payment_intent_id"]:
+            latest = gateway.retrieve_payment_intent(str(pay["stripe_payment_intent_id"])).get("latest_charge")
+            charge_id = latest.get("id") if isinstance(latest, dict) else latest
+        if not charge_id:
+            continue
+        charge = payment_details.plain(gateway.retrieve_charge(str(charge_id)))
+        stripe_refunded = int(charge.get("amount_refunded") or 0)
+        if stripe_refunded == int(pay["refunded"]):
+            continue
+        reason = (f"Stripe has {format_cents(stripe_refunded)} refunded on {charge_id}, "
+                  f"the CRM had {format_cents(int(pay['refunded']))}")
+        for refund in gateway.list_refunds(str(charge_id)):
+            refund = payment_details.plain(refund)
+            event = payment_details.synthetic_event(refund, "refund.updated",
+                                                    f"evt_reconcile_{refund['id']}_{refund.get('status')}",
+                                                    report.mode, now)
+            _money_repair(conn, report, inv, event, reason)
+        charge.pop("refunds", None)
+        _money_repair(conn, report, inv, payment_details.synthetic_event(
+            charge, "charge.refunded", f"evt_reconcile_{charge_id}_refunded_{stripe_refunded}", report.mode, now),
+            reason)
+
+
+def _compare_disputes(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport,
+                      inv: dict[str, Any], now: datetime) -> None:
+    """Hook for dispute state (charge.dispute.*): compare each payment's disputes with the
+    CRM's and repair with synthetic `charge.dispute.updated`/`.closed` events, the way
+    _compare_refunds does for refunds. Owned by the disputes work; nothing to compare yet."""
+
+
+def _compare_money(conn: psycopg.Connection[Any], gateway: StripeGateway, now: datetime,
+                   report: ReconcileReport) -> None:
+    since = report.listed_since or now - timedelta(days=DEFAULT_LOOKBACK_DAYS)
+    for inv in runs.invoices_touched(conn, report.mode, since):
+        report.money_checked += 1
+        try:
+            stripe_inv = payment_details.plain(gateway.retrieve_invoice_with_payments(str(inv["stripe_invoice_id"])))
+            _compare_payments(conn, gateway, report, inv, stripe_inv, now)
+            _compare_refunds(conn, gateway, report, inv, now)
+            _compare_disputes(conn, gateway, report, inv, now)
+        except StripeGatewayError as exc:
+            if exc.http_status == 404:
+                continue  # reported by the status comparison when it matters
+            report.errors.append(f"invoice #{inv['id']} ({inv['stripe_invoice_id']}) money: {exc}")
+            if exc.retryable:
+                report.errors.append("Stripe unreachable: stopped comparing money")
+                return
+
+
 def _list_events(gateway: StripeGateway, since: datetime) -> list[dict[str, Any]]:
     try:
         return [as_json_object(e) for e in gateway.list_events(int(since.timestamp()), list(HANDLED_EVENT_TYPES))]
@@ -264,7 +361,15 @@ def _run(conn: psycopg.Connection[Any], gateway: StripeGateway, report: Reconcil
         else:
             failed = _apply_listed(conn, events, mode, report)
             report.checkpoint = next_checkpoint(previous, [int(e.get("created") or 0) for e in events], failed)
+            report.replayed = details_q.replay_unmatched(
+                conn, mode, now - timedelta(days=_env_int("RECONCILE_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS)))
             _repair_drift(conn, gateway, mode, now, report)
+            _compare_money(conn, gateway, now, report)
+            try:
+                report.details = payment_details.run_pass(conn, gateway, mode, now=now, source="reconcile",
+                                                          unlinked_older_than_s=0)
+            except StripeGatewayError as exc:
+                report.errors.append(f"payment details: {exc}")
         ok = report.ok
     finally:
         if not ok and not report.errors:

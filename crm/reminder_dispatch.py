@@ -102,8 +102,12 @@ def _claim_batch(conn: Conn, now: datetime, limit: int, token: UUID, lease: time
         settings = load_settings(conn)
         install = q.install_id(conn)
         for row in rows:
+            if row["reminders_opt_out"]:
+                # Opted out after it was queued: the customer who said stop gets nothing.
+                q.cancel_claimed_opted_out(conn, row["id"], token, now)
+                continue
             if row["request"] is not None:
-                claimed.append((row, dict(row["request"])))
+                claimed.append((row, recheck_stored_request(conn, row, settings, install, now)))
                 continue
             if not row["customer_email"]:
                 claimed.append((row, None))
@@ -116,6 +120,75 @@ def _claim_batch(conn: Conn, now: datetime, limit: int, token: UUID, lease: time
             row["idempotency_key"] = reminder_key(install, row["id"])
             claimed.append((row, request))
     return claimed
+
+
+_CONTENT_FIELDS = ("from", "to", "subject", "html", "text", "reply_to", "tags")
+
+
+def recheck_stored_request(conn: Conn, row: dict[str, Any], settings: Settings, install: str,
+                           now: datetime) -> dict[str, Any] | None:
+    """The request to hand off for a reminder whose request an earlier claim stored.
+
+    The stored request keeps the amount and address it was rendered with; since then a
+    partial payment may have lowered the amount due, or staff corrected the email. It is
+    rendered again from today's data: unchanged, the stored one goes (same key, so a request
+    Resend already has is replayed, not doubled); changed, the new one is stored under a new
+    idempotency key (the old key would be refused for a different payload) and the old one is
+    kept as superseded until `_retire_superseded` made sure it is not waiting at Resend.
+    None when the customer no longer has an address (the hand-off then fails with that reason).
+    """
+    stored = dict(row["request"])
+    if not row["customer_email"]:
+        return None
+    subject, scheduled_at, fresh = _build_request(row, settings, now)
+    if all(stored.get(k) == fresh.get(k) for k in _CONTENT_FIELDS):
+        return stored
+    revision = int(row["revision"] or 0) + 1
+    key = f"{reminder_key(install, int(row['id']))}-r{revision}"
+    kept = q.replace_stale_request(conn, int(row["id"]), idempotency_key=key, to_address=row["customer_email"],
+                                   subject=subject, scheduled_at=scheduled_at, request=fresh)
+    row.update(kept)
+    log.info("reminder request re-rendered at hand-off", extra={"fields": {
+        "reminder_id": row["id"], "revision": revision, "to_changed": stored.get("to") != fresh.get("to")}})
+    return dict(kept["request"])
+
+
+def _retire_superseded(conn: Conn, gateway: ResendGateway, now: datetime, token: UUID,
+                       row: dict[str, Any]) -> str | None:
+    """Make sure a replaced request is not waiting at Resend before its replacement goes.
+
+    Replayed under its own key (Resend answers with the email it holds, or schedules it now
+    if the first request never arrived) and cancelled at once. Returns None when the new
+    request may go; otherwise the hand-off's outcome ('failed': retry later; 'scheduled':
+    the old email had already gone out, so it counts as this reminder and no second goes).
+    """
+    reminder_id = int(row["id"])
+    refusal = replay_refusal(row["superseded_scheduled_at"], row["superseded_stored_at"], now)
+    if refusal is not None:
+        # Past its time: if Resend had it, it went out already, and a replay could send it
+        # now. The customer still gets the corrected reminder; the note says what may have gone.
+        with conn.transaction():
+            q.clear_superseded(conn, reminder_id, "possibly_sent", refusal)
+        return None
+    try:
+        old_id = gateway.send(dict(row["superseded_request"]), idempotency_key=str(row["superseded_key"]))
+        result = gateway.cancel(old_id)
+        if result == "too_late" and _already_cancelled(gateway, old_id):
+            result = "cancelled"
+    except EmailError as exc:
+        retry_at = now + backoff(int(row.get("attempts") or 0) + 1)
+        with conn.transaction():
+            q.record_send_failure(conn, reminder_id, token, f"retiring the replaced request: {exc}", retry_at)
+        return "failed"
+    if result == "too_late":
+        # The replaced email went out before it could be stopped: that was this reminder.
+        with conn.transaction():
+            q.clear_superseded(conn, reminder_id, "sent", "the replaced request had already gone out")
+            outcome = q.record_handoff(conn, reminder_id, token, old_id, now)
+        return outcome if outcome in ("scheduled", "cancel_requested") else "claim_lost"
+    with conn.transaction():
+        q.clear_superseded(conn, reminder_id, "cancelled", f"Resend email {old_id} cancelled")
+    return None
 
 
 def dispatch_queued(conn: Conn, gateway: ResendGateway, now: datetime, *, batch: int = 50,
@@ -140,6 +213,10 @@ def dispatch_queued(conn: Conn, gateway: ResendGateway, now: datetime, *, batch:
 def _hand_off(conn: Conn, gateway: ResendGateway, now: datetime, token: UUID, row: dict[str, Any],
               request: dict[str, Any] | None) -> str:
     reminder_id = int(row["id"])
+    if request is not None and row.get("superseded_request") is not None:
+        retired = _retire_superseded(conn, gateway, now, token, row)
+        if retired is not None:
+            return retired
     try:
         if request is None:
             raise EmailError("the customer has no email address", retryable=False)

@@ -96,6 +96,26 @@ class ResendGateway:
     def retrieve(self, email_id: str) -> dict[str, Any]:
         return dict(self._call(lambda: resend.Emails.get(email_id)))
 
+    def find_domain(self, domain: str) -> dict[str, Any] | None:
+        """The domain as Resend lists it (id, status, open_tracking, click_tracking), or None."""
+        listing = self._call(lambda: resend.Domains.list())
+        for item in listing.get("data", []):
+            if item.get("name") == domain:
+                return dict(item)
+        return None
+
+    def create_domain(self, domain: str) -> dict[str, Any]:
+        """Add a sending domain with open and click tracking on; returns it with its DNS records."""
+        return dict(self._call(lambda: resend.Domains.create(
+            {"name": domain, "open_tracking": True, "click_tracking": True})))
+
+    def turn_on_tracking(self, domain_id: str) -> None:
+        self._call(lambda: resend.Domains.update({"id": domain_id, "open_tracking": True, "click_tracking": True}))
+
+    def verify_domain(self, domain_id: str) -> None:
+        """Ask Resend to check the domain's DNS records now (it answers at once, verifies later)."""
+        self._call(lambda: resend.Domains.verify(domain_id))
+
     def domain_verified(self, domain: str) -> bool | None:
         """True/False for a domain Resend knows; None when it does not list it."""
         listing = self._call(lambda: resend.Domains.list())

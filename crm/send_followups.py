@@ -64,7 +64,8 @@ def resend_invoice_email(invoice_id: int, actor: str) -> SendResult:
 
 
 def void_invoice(invoice_id: int, actor: str) -> None:
-    """Void at Stripe, then here (reminders cancelled, audited). Voiding a void invoice does nothing."""
+    """Void at Stripe, then here (reminders cancelled, the job completed when every other invoice is
+    paid, audited). Voiding a void invoice does nothing."""
     with connection() as conn:
         inv = invoices.get_with_customer(conn, invoice_id)
         settings = load_settings(conn)
@@ -87,6 +88,10 @@ def void_invoice(invoice_id: int, actor: str) -> None:
         if from_status is not None:
             cancelled = invoices.cancel_reminders(conn, invoice_id, "void")
             invoices.audit(conn, invoice_id, from_status, "void", actor, {"reminders_cancelled": cancelled})
+            # The void may close the job's last open invoice (a paid deposit, a voided final):
+            # the same completion rule as a payment, in this transaction, the user as actor.
+            if invoices.complete_job_after_void(conn, int(inv["job_id"]), invoice_id, actor):
+                log.info("job %s completed by the void of invoice %s", inv["job_id"], invoice_id)
     log.info("invoice %s voided by %s (was %s)", invoice_id, actor, inv["status"])
 
 

@@ -34,18 +34,23 @@ from crm.send_steps import (
     Row,
     TotalMismatch,
     customer_column,
+    customer_synced,
     gateways,
     skip_email,
 )
 from crm.settings import Settings, load_settings
-from crm.stripe_gateway import StripeGatewayError
+from crm.stripe_gateway import StripeGatewayError, configured_call_budget_s
 from db import invoices, reminders, send_steps
 from db.pool import connection
 
 log = logging.getLogger("crm.send")
 __all__ = ["SendOptions", "SendRefused", "SendResult", "SimulatedCrash", "resend_invoice_email", "send_invoice",
            "void_invoice"]
+# The lease outlives the longest Stripe call (every retry timing out) with a margin, and is
+# renewed before every Stripe try and after every step, so no second Send takes over while
+# a step is still running; never shorter than DEFAULT_LEASE_S.
 DEFAULT_LEASE_S = 120.0
+LEASE_MARGIN_S = 60.0
 SANDBOX_NOTE = "SANDBOX: emulated Stripe and Resend; no real money moves and no real email is sent."
 
 
@@ -53,9 +58,18 @@ class SimulatedCrash(BaseException):
     """Raised by a test's `after_step` hook: the workflow stops as if the process died."""
 
 
+class LeaseLost(RuntimeError):
+    """Another Send took the invoice over (ours had run out): stop before the next Stripe call."""
+
+
+def send_lease_s() -> float:
+    """How long a Send's lease lasts: longer than the worst Stripe call of the configured gateway."""
+    return max(DEFAULT_LEASE_S, configured_call_budget_s() + LEASE_MARGIN_S)
+
+
 @dataclass(frozen=True)
 class SendOptions:
-    lease_s: float = DEFAULT_LEASE_S
+    lease_s: float | None = None  # None: send_lease_s()
     after_step: Callable[[str], None] | None = None  # tests: kill the workflow after a step
     now: datetime | None = None  # the claim's clock (tests: a later moment, after a lease ran out)
 
@@ -63,6 +77,7 @@ class SendOptions:
 def _stored_progress(inv: Row, mode: str) -> rules.StoredProgress:
     return rules.StoredProgress(
         stripe_customer_id=inv[customer_column(mode)],
+        customer_synced=customer_synced(inv, mode),
         stripe_invoice_id=inv["stripe_invoice_id"],
         lines_added=inv["stripe_lines_added_at"] is not None,
         finalized=inv["hosted_invoice_url"] is not None,
@@ -100,7 +115,7 @@ def _refuse_if_busy(inv: Row, settings: Settings, now: datetime) -> None:
         raise SendRefused(f"This invoice was started in Stripe {inv['mode']} mode; switch back to it to resume.")
 
 
-def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions) -> tuple[Settings, int, str]:
+def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions, lease_s: float) -> tuple[Settings, int, str]:
     """Check, lock and mark sending in one short transaction; returns (settings, attempt, install id)."""
     with connection() as conn:
         try:
@@ -125,7 +140,7 @@ def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions) -> tuple[
         due = rules.due_date_for(inv["due_date"], now.astimezone(ZoneInfo(tz)).date(),
                                  int(settings["invoice.payment_terms_days"]))
         attempt = invoices.claim_send(
-            conn, invoice_id, token=token, owner=actor, lease_s=opts.lease_s, mode=settings.stripe_mode, due_date=due,
+            conn, invoice_id, token=token, owner=actor, lease_s=lease_s, mode=settings.stripe_mode, due_date=due,
             amount_due_cents=rules.total_cents(lines), sandboxed=settings.stripe_sandboxed or settings.resend_sandboxed,
             now=opts.now)
         invoices.audit(conn, invoice_id, inv["status"], "open" if inv["status"] == "open" else "sending", actor,
@@ -172,9 +187,14 @@ def _stripe_refused(a: Attempt, step: str, exc: StripeGatewayError, token: str) 
         except StripeGatewayError as del_exc:
             log.warning("invoice %s: could not delete Stripe draft %s: %s", a.invoice_id, inv["stripe_invoice_id"],
                         del_exc)
+            # Gone already is as good as deleted; anything else (finalized meanwhile, Stripe
+            # away) keeps the link, so the next Send resumes that invoice instead of a new one.
+            discard = del_exc.code == "resource_missing"
     message = f"Stripe refused the {step} step: {exc}. The invoice is a draft again; fix it and Send again."
     stale_customer = inv[f"stripe_customer_id_{a.mode}"]
-    forget_customer = exc.code == "resource_missing" and exc.param == "customer" and stale_customer
+    # Unknown to this Stripe account: named as the invoice's customer, or the customer updated.
+    forget_customer = exc.code == "resource_missing" and (exc.param == "customer" or step == "customer") \
+        and stale_customer
     if forget_customer:
         # The stored customer was made with other keys (typically the sandbox, before real keys
         # were entered): forget it so the next Send creates the customer at this Stripe account.
@@ -219,7 +239,13 @@ def _run(a: Attempt, token: str, opts: SendOptions) -> SendResult:
             break
         try:
             STEP_FUNCTIONS[step](a, inv)
+        except LeaseLost:
+            return SendResult(False, "sending", None, step, "Another Send took over this invoice.")
         except StripeGatewayError as exc:
+            if exc.in_progress_elsewhere:
+                # Stripe is still running the same request for another attempt: not a refusal.
+                return _stopped(a, step, None, f"Another Send of this invoice is still at the {step} step in Stripe. "
+                                "Nothing was changed; press Send again in a minute to resume.", token)
             if not exc.retryable:
                 return _stripe_refused(a, step, exc, token)
             return _stopped(a, step, "send_failed", f"Stripe could not be reached at the {step} step ({exc}). "
@@ -231,7 +257,7 @@ def _run(a: Attempt, token: str, opts: SendOptions) -> SendResult:
         if opts.after_step is not None:
             opts.after_step(step)
         with connection() as conn:
-            if not invoices.renew_lease(conn, a.invoice_id, token, opts.lease_s):
+            if not invoices.renew_lease(conn, a.invoice_id, token, a.lease_s):
                 return SendResult(False, "sending", None, step, "Another Send took over this invoice.")
     done = _complete(a, token)
     if opts.after_step is not None:
@@ -257,15 +283,24 @@ def send_invoice(invoice_id: int, actor: str, progress: Callable[[str], None] | 
     """Send (or resume sending) a draft invoice. Raises SendRefused when it will not start."""
     opts = options or SendOptions()
     token = str(uuid.uuid4())
-    settings, attempt, install = _claim(invoice_id, actor, token, opts)
+    lease_s = opts.lease_s if opts.lease_s is not None else send_lease_s()
+    settings, attempt, install = _claim(invoice_id, actor, token, opts, lease_s)
     stripe, resend = gateways(settings)
+
+    def keep_lease() -> None:
+        with connection() as conn:
+            if not invoices.renew_lease(conn, invoice_id, token, lease_s):
+                raise LeaseLost(f"invoice {invoice_id}: another Send took over")
+
+    stripe.before_call = keep_lease
     where = "the SANDBOX" if stripe.target.sandboxed or resend.target.sandboxed else "Stripe and Resend"
     log.info("invoice %s: send attempt %s by %s via %s (Stripe: %s; Resend: %s)", invoice_id, attempt, actor,
              where, stripe.target.describe(), "SANDBOX" if resend.target.sandboxed else "Resend")
     with connection() as conn:
         lines = _lines(invoices.lines(conn, invoice_id))
     a = Attempt(invoice_id=invoice_id, attempt=attempt, actor=actor, install_id=install, mode=settings.stripe_mode,
-                settings=settings, stripe=stripe, resend=resend, progress=progress or (lambda _m: None), lines=lines)
+                settings=settings, stripe=stripe, resend=resend, progress=progress or (lambda _m: None), lines=lines,
+                lease_s=lease_s)
     try:
         result = _run(a, token, opts)
     except Exception as exc:

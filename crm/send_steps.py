@@ -55,6 +55,7 @@ class Attempt:
     resend: ResendGateway
     progress: Callable[[str], None]
     lines: list[Line] = field(default_factory=list)
+    lease_s: float = 120.0
 
     def key_invoice(self, inv: Row, step: str) -> str:
         return idempotency.invoice_key(self.install_id, self.mode, self.invoice_id, int(inv["send_generation"]), step)
@@ -92,15 +93,37 @@ def customer_column(mode: str) -> str:
     return "stripe_customer_id_live" if mode == "live" else "stripe_customer_id_test"
 
 
+def digest_column(mode: str) -> str:
+    return "stripe_customer_digest_live" if mode == "live" else "stripe_customer_digest_test"
+
+
+def customer_synced(inv: Row, mode: str) -> bool:
+    """The stored Stripe customer was last given this customer's current name and email."""
+    current = idempotency.customer_digest(str(inv["customer_name"]), str(inv["customer_email"]))
+    return inv[digest_column(mode)] == current
+
+
 def step_customer(a: Attempt, inv: Row) -> None:
-    key = idempotency.customer_key(a.install_id, a.mode, int(inv["customer_id"]))
+    """Create the Stripe customer, or bring the stored one up to the CRM's name and email."""
+    name, email, customer_id = str(inv["customer_name"]), str(inv["customer_email"]), int(inv["customer_id"])
+    digest = idempotency.customer_digest(name, email)
+    existing = inv[customer_column(a.mode)]
+    if existing:
+        key = idempotency.customer_update_key(a.install_id, a.mode, customer_id, digest)
+        a.progress("Updating the customer's name and email in Stripe…")
+        with recorded(a, "customer", key) as rec:
+            a.stripe.update_customer(str(existing), name, email, key)
+            with connection() as conn:
+                invoices.store_stripe_customer(conn, customer_id, a.mode, str(existing), digest)
+            rec.external_id = str(existing)
+        return
+    key = idempotency.customer_key(a.install_id, a.mode, customer_id, digest)
     a.progress("Creating the customer in Stripe…")
     with recorded(a, "customer", key) as rec:
         cus = a.stripe.create_customer(
-            str(inv["customer_name"]), str(inv["customer_email"]),
-            {"crm_customer_id": str(inv["customer_id"]), "crm_install_id": a.install_id}, key)
+            name, email, {"crm_customer_id": str(customer_id), "crm_install_id": a.install_id}, key)
         with connection() as conn:
-            invoices.store_stripe_customer(conn, int(inv["customer_id"]), a.mode, cus)
+            invoices.store_stripe_customer(conn, customer_id, a.mode, cus, digest)
         rec.external_id = cus
 
 
@@ -137,14 +160,39 @@ def step_lines(a: Attempt, inv: Row) -> None:
         if a.attempt > 1:
             # An earlier attempt may have added them and died before recording it.
             current = a.stripe.retrieve_invoice(stripe_id)
-            if int(current["lines"]["total_count"]) > 0 or current["status"] != "draft":
+            if current["lines"]["data"] or current["status"] != "draft":
                 rec.status, rec.note = "skipped", "lines were already on the Stripe invoice"
+                if current["status"] == "draft":
+                    check_draft_total(a, current)
                 with connection() as conn:
                     invoices.mark_lines_added(conn, a.invoice_id)
                 return
-        a.stripe.add_lines(stripe_id, items, key)
+        draft = a.stripe.add_lines(stripe_id, items, key)
+        check_draft_total(a, draft)
         with connection() as conn:
             invoices.mark_lines_added(conn, a.invoice_id)
+
+
+def _mismatch(a: Attempt, ours: int, stripe_total: int, *, finalized: bool) -> TotalMismatch:
+    where = ("The invoice was finalized at Stripe but the email was not sent. Check it in Stripe, void it, "
+             "and create a new one." if finalized else
+             "The Stripe invoice is still a draft (nothing is payable) and the email was not sent. Check it in "
+             "Stripe, then void this invoice and create a new one.")
+    detail = f"Stripe's total ({stripe_total} minor units) differs from ours ({ours}). {where}"
+    with connection() as conn:
+        invoices.flag(conn, a.invoice_id, "total_mismatch", detail)
+    return TotalMismatch(detail)
+
+
+def check_draft_total(a: Attempt, draft: dict[str, Any]) -> None:
+    """Compare Stripe's total with ours on the draft, before anything is finalized (payable).
+
+    `total`, not `amount_due`: a customer's credit balance at Stripe lowers what is due
+    at finalization, and that is Stripe applying the credit, not a wrong invoice.
+    """
+    ours = total_cents(a.lines)
+    if not totals_match(ours, int(draft["total"])):
+        raise _mismatch(a, ours, int(draft["total"]), finalized=False)
 
 
 def step_finalize(a: Attempt, inv: Row) -> None:
@@ -164,16 +212,12 @@ def step_finalize(a: Attempt, inv: Row) -> None:
                 raise
         ours = total_cents(a.lines)
         with connection() as conn:
-            invoices.store_finalized(conn, a.invoice_id, number=final.get("number"),
+            invoices.store_finalized(conn, a.invoice_id, stripe_id, number=final.get("number"),
                                      hosted_url=final.get("hosted_invoice_url"), pdf_url=final.get("invoice_pdf"),
                                      stripe_total_cents=int(final["total"]))
-        if not totals_match(ours, int(final["total"]), int(final["amount_due"])):
-            detail = (f"Stripe's total ({final['total']} cents, amount due {final['amount_due']}) differs from "
-                      f"ours ({ours} cents). The email was not sent. Check the invoice in Stripe, void it, "
-                      "and create a new one.")
-            with connection() as conn:
-                invoices.flag(conn, a.invoice_id, "total_mismatch", detail)
-            raise TotalMismatch(detail)
+        # The draft was checked at the lines step; this catches a line added at Stripe since.
+        if not totals_match(ours, int(final["total"])):
+            raise _mismatch(a, ours, int(final["total"]), finalized=True)
 
 
 # An invoice in one of these no longer wants its email: the customer paid through a link

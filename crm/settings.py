@@ -44,6 +44,10 @@ SPECS: dict[str, SettingSpec] = {
                     label="Stripe test webhook signing secrets"),
         SettingSpec("stripe.live.webhook_secrets", "STRIPE_LIVE_WEBHOOK_SECRET", "", secret=True,
                     label="Stripe live webhook signing secrets"),
+        SettingSpec("stripe.test.webhook_endpoint_id", "STRIPE_TEST_WEBHOOK_ENDPOINT_ID", "",
+                    label="Stripe test webhook endpoint (we_...)"),
+        SettingSpec("stripe.live.webhook_endpoint_id", "STRIPE_LIVE_WEBHOOK_ENDPOINT_ID", "",
+                    label="Stripe live webhook endpoint (we_...)"),
         SettingSpec("resend.api_key", "RESEND_API_KEY", "", secret=True, label="Resend API key"),
         SettingSpec("resend.webhook_secret", "RESEND_WEBHOOK_SECRET", "", secret=True, label="Resend webhook secret"),
         SettingSpec("email.from", "EMAIL_FROM", "billing@example.com", label="From address"),
@@ -76,7 +80,7 @@ def env_override(key: str) -> Any | None:
     spec = SPECS[key]
     # STRIPE_SECRET_KEY / STRIPE_WEBHOOK_SECRET name the secrets of the current STRIPE_MODE.
     raw = os.environ.get(spec.env)
-    if raw is None and key.startswith("stripe.") and key != "stripe.mode":
+    if raw is None and key.startswith("stripe.") and key.endswith(("secret_key", "webhook_secrets")):
         mode = os.environ.get("STRIPE_MODE", "").strip()
         if mode and key.startswith(f"stripe.{mode}."):
             generic = "STRIPE_SECRET_KEY" if key.endswith("secret_key") else "STRIPE_WEBHOOK_SECRET"

@@ -33,8 +33,26 @@ def env_str(name: str, default: str = "") -> str:
 class DatabaseConfig:
     url: str | None  # None: the embedded server under ./.data
     pool_min: int
-    pool_max: int
+    pool_max: int  # the request pool (sidecar) or the page pool (dashboard, CLI)
     prepared_statements: bool
+    pool_timeout_s: float = 10.0  # wait for a pooled connection, then fail (503 / a message), never hang
+    worker_pool_max: int = 4  # one per sidecar worker thread: reminders queue, dispatch, cancel, reconcile
+
+
+# A reconcile run holds two dedicated connections (db.pool.connect) while it runs: one whose
+# transaction holds the run lock, one for the work. The sidecar's worker runs it; so does the
+# dashboard's Activity page button.
+RECONCILE_CONNECTIONS = 2
+
+
+def connection_budget(process: str, cfg: DatabaseConfig | None = None) -> int:
+    """The most connections one process of this kind opens (README: connection budget)."""
+    cfg = cfg or database_config()
+    if process == "sidecar":
+        return cfg.pool_max + cfg.worker_pool_max + RECONCILE_CONNECTIONS
+    if process == "dashboard":
+        return cfg.pool_max + RECONCILE_CONNECTIONS
+    raise ValueError(f"unknown process kind: {process}")
 
 
 def database_config() -> DatabaseConfig:
@@ -47,6 +65,8 @@ def database_config() -> DatabaseConfig:
         pool_min=env_int("DB_POOL_MIN", 1),
         pool_max=env_int("DB_POOL_MAX", 10),
         prepared_statements=prepare not in ("off", "false", "0", "no"),
+        pool_timeout_s=float(env_str("DB_POOL_TIMEOUT_S", "10")),
+        worker_pool_max=env_int("DB_WORKER_POOL_MAX", 4),
     )
 
 

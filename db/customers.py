@@ -97,18 +97,33 @@ def create_customer(conn: Conn, data: CustomerInput, actor: str) -> int:
 
 
 def update_customer(conn: Conn, customer_id: int, data: CustomerInput, actor: str) -> None:
-    conn.execute(
-        "UPDATE crm.customers SET name = %s, email = %s, phone = %s, address = %s, reminders_opt_out = %s "
-        "WHERE id = %s",
-        (data.name.strip(), _blank_to_none(data.email), _blank_to_none(data.phone), _blank_to_none(data.address),
-         data.reminders_opt_out, customer_id),
-    )
-    _audit(conn, customer_id, None, "edited", actor)
+    """Edit a customer; an opt-out stops their queued and Resend-held reminders in the same transaction."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE crm.customers SET name = %s, email = %s, phone = %s, address = %s, reminders_opt_out = %s "
+            "WHERE id = %s",
+            (data.name.strip(), _blank_to_none(data.email), _blank_to_none(data.phone), _blank_to_none(data.address),
+             data.reminders_opt_out, customer_id),
+        )
+        _audit(conn, customer_id, None, "edited", actor)
+        if data.reminders_opt_out:
+            stop_reminders_of_opted_out(conn, customer_id, actor)
 
 
 def set_reminders_opt_out(conn: Conn, customer_id: int, opt_out: bool, actor: str) -> None:
-    conn.execute("UPDATE crm.customers SET reminders_opt_out = %s WHERE id = %s", (opt_out, customer_id))
-    _audit(conn, customer_id, None, "reminders_opt_out" if opt_out else "reminders_opt_in", actor)
+    with conn.transaction():
+        conn.execute("UPDATE crm.customers SET reminders_opt_out = %s WHERE id = %s", (opt_out, customer_id))
+        _audit(conn, customer_id, None, "reminders_opt_out" if opt_out else "reminders_opt_in", actor)
+        if opt_out:
+            stop_reminders_of_opted_out(conn, customer_id, actor)
+
+
+def stop_reminders_of_opted_out(conn: Conn, customer_id: int, actor: str) -> int:
+    """Cancel the customer's queued reminders and flag those Resend holds for the cancel worker
+    (crm.stop_customer_reminders); a no-op for one already opted out, whose nothing is queued."""
+    row = conn.execute("SELECT crm.stop_customer_reminders(%s, %s) AS n", (customer_id, actor)).fetchone()
+    assert row is not None
+    return int(row["n"])
 
 
 def customer_jobs(conn: Conn, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:

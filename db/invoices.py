@@ -18,7 +18,8 @@ Row = dict[str, Any]
 
 _INVOICE_WITH_CUSTOMER = """
 SELECT i.*, c.name AS customer_name, c.email AS customer_email, c.reminders_opt_out,
-       c.stripe_customer_id_test, c.stripe_customer_id_live
+       c.stripe_customer_id_test, c.stripe_customer_id_live,
+       c.stripe_customer_digest_test, c.stripe_customer_digest_live
 FROM crm.invoices i JOIN crm.customers c ON c.id = i.customer_id
 WHERE i.id = %s
 """
@@ -88,18 +89,23 @@ def release_lease(conn: Conn, invoice_id: int, token: str) -> None:
         "WHERE id = %s AND send_lease_token = %s", (invoice_id, token))
 
 
-def store_stripe_customer(conn: Conn, customer_id: int, mode: str, stripe_customer_id: str) -> None:
+def store_stripe_customer(conn: Conn, customer_id: int, mode: str, stripe_customer_id: str, digest: str) -> None:
+    """The Stripe customer and what it was given (crm.idempotency.customer_digest). A customer
+    another Send stored meanwhile is kept; the digest is recorded only for the one stored."""
     column = "stripe_customer_id_live" if mode == "live" else "stripe_customer_id_test"
-    # Column names cannot be parameters; `column` is one of two literals above.
-    conn.execute(f"UPDATE crm.customers SET {column} = %s WHERE id = %s AND {column} IS NULL",
-                 (stripe_customer_id, customer_id))
+    digest_column = "stripe_customer_digest_live" if mode == "live" else "stripe_customer_digest_test"
+    # Column names cannot be parameters; both are one of two literals above.
+    conn.execute(f"UPDATE crm.customers SET {digest_column} = CASE WHEN {column} IS NULL OR {column} = %s "
+                 f"THEN %s ELSE {digest_column} END, {column} = coalesce({column}, %s) WHERE id = %s",
+                 (stripe_customer_id, digest, stripe_customer_id, customer_id))
 
 
 def forget_stripe_customer(conn: Conn, customer_id: int, mode: str, stripe_customer_id: str) -> bool:
     """Drop a stored cus_ id Stripe does not know (made with other keys, e.g. the sandbox's)."""
     column = "stripe_customer_id_live" if mode == "live" else "stripe_customer_id_test"
-    cur = conn.execute(f"UPDATE crm.customers SET {column} = NULL WHERE id = %s AND {column} = %s",
-                       (customer_id, stripe_customer_id))
+    digest_column = "stripe_customer_digest_live" if mode == "live" else "stripe_customer_digest_test"
+    cur = conn.execute(f"UPDATE crm.customers SET {column} = NULL, {digest_column} = NULL "
+                       f"WHERE id = %s AND {column} = %s", (customer_id, stripe_customer_id))
     return cur.rowcount == 1
 
 
@@ -112,12 +118,16 @@ def mark_lines_added(conn: Conn, invoice_id: int) -> None:
     conn.execute("UPDATE crm.invoices SET stripe_lines_added_at = now() WHERE id = %s", (invoice_id,))
 
 
-def store_finalized(conn: Conn, invoice_id: int, *, number: str | None, hosted_url: str | None,
-                    pdf_url: str | None, stripe_total_cents: int) -> None:
-    conn.execute(
+def store_finalized(conn: Conn, invoice_id: int, stripe_invoice_id: str, *, number: str | None,
+                    hosted_url: str | None, pdf_url: str | None, stripe_total_cents: int) -> bool:
+    """Store what finalizing returned, only while the invoice still names that Stripe invoice
+    (an attempt that lost the invoice to another must not put its pay link on the new one)."""
+    cur = conn.execute(
         "UPDATE crm.invoices SET stripe_invoice_number = %s, hosted_invoice_url = %s, invoice_pdf_url = %s, "
-        "stripe_total_cents = %s, stripe_lines_added_at = coalesce(stripe_lines_added_at, now()) WHERE id = %s",
-        (number, hosted_url, pdf_url, stripe_total_cents, invoice_id))
+        "stripe_total_cents = %s, stripe_lines_added_at = coalesce(stripe_lines_added_at, now()) "
+        "WHERE id = %s AND stripe_invoice_id = %s",
+        (number, hosted_url, pdf_url, stripe_total_cents, invoice_id, stripe_invoice_id))
+    return cur.rowcount == 1
 
 
 def flag(conn: Conn, invoice_id: int, attention: str, detail: str) -> None:
@@ -132,12 +142,18 @@ def clear_flag(conn: Conn, invoice_id: int, attention: str) -> None:
 
 def back_to_draft(conn: Conn, invoice_id: int, detail: str, *, discard_stripe_draft: bool) -> bool:
     """Stripe refused the request: draft again, with the message; a new generation of keys when
-    the Stripe draft was thrown away. False if the invoice was no longer sending."""
+    the Stripe draft was thrown away, and then no Stripe field of it is left (id, number, pay
+    link, PDF, total), so nothing of the old invoice can reach the next. False if the invoice
+    was no longer sending."""
     cur = conn.execute(
         "UPDATE crm.invoices SET status = 'draft', attention = 'send_failed', attention_detail = %(detail)s, "
         "send_generation = send_generation + CASE WHEN %(discard)s THEN 1 ELSE 0 END, "
         "stripe_invoice_id = CASE WHEN %(discard)s THEN NULL ELSE stripe_invoice_id END, "
         "stripe_lines_added_at = CASE WHEN %(discard)s THEN NULL ELSE stripe_lines_added_at END, "
+        "stripe_invoice_number = CASE WHEN %(discard)s THEN NULL ELSE stripe_invoice_number END, "
+        "hosted_invoice_url = CASE WHEN %(discard)s THEN NULL ELSE hosted_invoice_url END, "
+        "invoice_pdf_url = CASE WHEN %(discard)s THEN NULL ELSE invoice_pdf_url END, "
+        "stripe_total_cents = CASE WHEN %(discard)s THEN NULL ELSE stripe_total_cents END, "
         "mode = CASE WHEN %(discard)s OR stripe_invoice_id IS NULL THEN NULL ELSE mode END, "
         "send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL "
         "WHERE id = %(id)s AND status = 'sending'",
@@ -207,6 +223,13 @@ def cancel_reminders(conn: Conn, invoice_id: int, reason: str) -> int:
         "next_attempt_at = CASE WHEN resend_id IS NOT NULL THEN now() END "
         "WHERE invoice_id = %s AND status IN ('pending', 'queued', 'scheduled')", (reason, invoice_id))
     return cur.rowcount
+
+
+def complete_job_after_void(conn: Conn, job_id: int, invoice_id: int, actor: str) -> bool:
+    """Complete the job if this void left only paid (and void) invoices on it (crm.complete_job_if_done)."""
+    row = conn.execute("SELECT crm.complete_job_after_void(%s, %s, %s) AS done", (job_id, invoice_id, actor)).fetchone()
+    assert row is not None
+    return bool(row["done"] if isinstance(row, dict) else row[0])
 
 
 def audit(conn: Conn, invoice_id: int, from_status: str | None, to_status: str | None, actor: str,

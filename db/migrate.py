@@ -47,8 +47,17 @@ LEGACY_MIGRATIONS = {
     "0009": "reminder_cancel_unrecorded", "0010": "job_completion_lock", "0011": "collections_indexes",
 }
 
+# CREATE SCHEMA IF NOT EXISTS checks the right to create schemas before it looks: an
+# application role that owns a schema made for it (Supabase-style least privilege) has no
+# such right, so the schema is created only when it is missing.
 _BOOTSTRAP = """
-CREATE SCHEMA IF NOT EXISTS crm;
+DO $$
+BEGIN
+    IF to_regnamespace('crm') IS NULL THEN
+        CREATE SCHEMA crm;
+    END IF;
+END
+$$;
 CREATE TABLE IF NOT EXISTS crm.schema_migrations (
     version     text PRIMARY KEY,
     name        text NOT NULL,

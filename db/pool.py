@@ -1,8 +1,13 @@
-"""The one psycopg connection pool of this process.
+"""The psycopg connection pools of this process.
 
-Each process (dashboard, sidecar, CLI) opens one pool lazily, sized by DB_POOL_MIN and
-DB_POOL_MAX. Rows come back as dicts. Prepared statements are switched off for
-Supabase's transaction-mode pooler, which cannot keep them across transactions.
+Each process (dashboard, sidecar, CLI) opens its pool lazily, sized by DB_POOL_MIN and
+DB_POOL_MAX; the sidecar's background workers have a pool of their own
+(DB_WORKER_POOL_MAX), so a busy dispatcher never takes a connection a webhook needs. A
+caller waits at most DB_POOL_TIMEOUT_S for a connection and then gets PoolTimeout (the
+sidecar answers 503, the dashboard says the database is busy): nothing hangs.
+db.config.connection_budget adds them up. Rows come back as dicts. Prepared statements are
+switched off for Supabase's transaction-mode pooler, which hands each transaction to
+whichever server connection is free, where a statement prepared on another is missing.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from db.config import database_config, resolved_database_url
 
 Conn = psycopg.Connection[dict[str, Any]]
 
-_pool: ConnectionPool[Conn] | None = None
+_pools: dict[str, ConnectionPool[Conn]] = {}
 _lock = threading.Lock()
 
 
@@ -32,34 +37,59 @@ def connect_kwargs() -> dict[str, Any]:
     return kwargs
 
 
-def get_pool() -> ConnectionPool[Conn]:
-    global _pool
+def _named_pool(name: str) -> ConnectionPool[Conn]:
     with _lock:
-        if _pool is None:
+        pool = _pools.get(name)
+        if pool is None:
             cfg = database_config()
-            _pool = ConnectionPool(
+            workers = name == "crm-workers"
+            max_size = cfg.worker_pool_max if workers else cfg.pool_max
+            pool = ConnectionPool(
                 resolved_database_url(),
-                min_size=cfg.pool_min,
-                max_size=cfg.pool_max,
+                min_size=min(cfg.pool_min, max_size),
+                max_size=max_size,
                 kwargs=connect_kwargs(),
+                timeout=cfg.pool_timeout_s,
+                # Workers check a connection before using it (one empty round trip): nothing else
+                # drops their pool's connections that died with a restarted server. The request
+                # path skips it and checks the pool after an OperationalError (webhook/database.py).
+                check=ConnectionPool.check_connection if workers else None,
                 open=True,
-                name="crm",
+                name=name,
             )
-        return _pool
+            _pools[name] = pool
+        return pool
+
+
+def get_pool() -> ConnectionPool[Conn]:
+    """The request pool (sidecar) or page pool (dashboard, CLI)."""
+    return _named_pool("crm")
+
+
+def worker_pool() -> ConnectionPool[Conn]:
+    """The sidecar's background workers' pool."""
+    return _named_pool("crm-workers")
 
 
 def close_pool() -> None:
-    global _pool
     with _lock:
-        if _pool is not None:
-            _pool.close()
-            _pool = None
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()
 
 
 @contextmanager
 def connection() -> Iterator[Conn]:
     """A pooled connection; the block is one transaction, committed on success."""
     with get_pool().connection() as conn:
+        yield conn
+
+
+@contextmanager
+def worker_connection() -> Iterator[Conn]:
+    """A connection from the workers' pool; the block is one transaction, committed on success."""
+    with worker_pool().connection() as conn:
         yield conn
 
 

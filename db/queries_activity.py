@@ -21,7 +21,7 @@ def stripe_events(conn: Conn, outcome: str | None = None, type_prefix: str = "",
     return conn.execute(
         """
         SELECT s.received_at, s.id, s.type, s.mode, s.outcome, s.duplicate_deliveries, s.source, s.invoice_id,
-               s.object_id, s.detail
+               s.object_id, s.detail, s.replayed_at AS applied_late_at
         FROM crm.stripe_events s
         WHERE (%(outcome)s::text IS NULL
                OR (%(outcome)s = 'duplicate' AND s.duplicate_deliveries > 0)
@@ -31,6 +31,20 @@ def stripe_events(conn: Conn, outcome: str | None = None, type_prefix: str = "",
         LIMIT %(limit)s OFFSET %(offset)s
         """,
         {"outcome": outcome, "type": type_prefix.strip(), "limit": limit, "offset": offset},
+    ).fetchall()
+
+
+def declines(conn: Conn, limit: int = 100) -> list[dict[str, Any]]:
+    """Declined payment attempts with Stripe's reason (the payment intent's last_payment_error)."""
+    return conn.execute(
+        """
+        SELECT f.failed_at, f.invoice_id, coalesce(i.stripe_invoice_number, '#' || i.id) AS invoice, c.name AS customer,
+               f.code, f.decline_code, f.message, f.stripe_payment_intent_id AS payment_intent, f.mode
+        FROM crm.payment_failures f JOIN crm.invoices i ON i.id = f.invoice_id
+        JOIN crm.customers c ON c.id = i.customer_id
+        ORDER BY f.failed_at DESC, f.id DESC LIMIT %(limit)s
+        """,
+        {"limit": limit},
     ).fetchall()
 
 

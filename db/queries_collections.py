@@ -41,18 +41,26 @@ def refresh_daily(conn: Conn, tz: str) -> int:
 
 
 def tiles(conn: Conn, today: date, month_start: datetime, now: datetime, tz: str = "UTC") -> dict[str, Any]:
-    """Outstanding, overdue, collected this month (gross, fees, net), medians, DSO inputs, and
-    the share of invoices paid the same day they were sent and within an hour (last 30 days
-    against the 30 before)."""
-    # The open balances and the exact medians come from the invoices (index-only scans of
-    # covering indexes, 0011); the windowed sums from the daily roll-up. This runs on every
-    # live refresh of the page.
+    """Outstanding, overdue, collected this month (gross, refunds, fees, net), medians, DSO inputs,
+    and the share of invoices paid the same day they were sent and within an hour (last 30 days
+    against the 30 before).
+
+    gross: payments this month less disputes lost this month; refunded: refunds Stripe counts
+    (pending or succeeded) made this month; collected = gross - refunded; fees: Stripe's fees of
+    this month's payments and refunds, from their balance transactions (`fees_pending` payments
+    are still being fetched); net = collected - fees, what reaches the bank."""
+    # The open balances and the exact rolling medians come from the invoices (index-only scans
+    # of covering indexes, 0011); the windowed sums from the daily roll-up (local days). This
+    # runs on every live refresh of the page.
     refresh_daily(conn, tz)
     row = conn.execute(
         """
         SELECT o.outstanding_cents, o.overdue_cents, o.overdue_count,
-               r.gross_cents - r.lost_cents AS gross_cents, r.fee_cents,
-               r.gross_cents - r.lost_cents - r.fee_cents AS net_cents, r.payments, r.lost_cents AS disputes_lost_cents,
+               r.gross_cents - r.lost_cents AS gross_cents, r.refunded_cents,
+               r.fee_cents + r.refund_fee_cents AS fee_cents,
+               r.gross_cents - r.lost_cents - r.refunded_cents - r.fee_cents - r.refund_fee_cents AS net_cents,
+               r.gross_cents - r.lost_cents - r.refunded_cents AS collected_cents, r.payments, r.fees_pending,
+               r.refunds, r.lost_cents AS disputes_lost_cents,
                t.median_s_last30, t.median_s_prev30, r.invoiced_90d_cents,
                r.sent_last30, r.same_day_last30, r.within_hour_last30,
                r.sent_prev30, r.same_day_prev30, r.within_hour_prev30
@@ -67,11 +75,16 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime, tz: str
                        FILTER (WHERE paid_at < %(now)s - interval '30 days') AS median_s_prev30
               FROM crm.invoices WHERE paid_at >= %(now)s - interval '60 days' AND paid_at < %(now)s
                AND sent_at IS NOT NULL) t,
-             -- A lost dispute takes the money back: collected in the month it was lost.
+             -- This month (local days), from the roll-up. A lost dispute takes the money back:
+             -- collected in the month it was lost.
              (SELECT coalesce(sum(collected_cents) FILTER (WHERE day >= %(month)s), 0) AS gross_cents,
                      coalesce(sum(disputes_lost_cents) FILTER (WHERE day >= %(month)s), 0) AS lost_cents,
                      coalesce(sum(fee_cents) FILTER (WHERE day >= %(month)s), 0) AS fee_cents,
                      coalesce(sum(payments) FILTER (WHERE day >= %(month)s), 0) AS payments,
+                     coalesce(sum(fees_pending) FILTER (WHERE day >= %(month)s), 0) AS fees_pending,
+                     coalesce(sum(refunded_cents) FILTER (WHERE day >= %(month)s), 0) AS refunded_cents,
+                     coalesce(sum(refund_fee_cents) FILTER (WHERE day >= %(month)s), 0) AS refund_fee_cents,
+                     coalesce(sum(refunds) FILTER (WHERE day >= %(month)s), 0) AS refunds,
                      coalesce(sum(sent_cents) FILTER (WHERE day > %(today)s - 90), 0) AS invoiced_90d_cents,
                      coalesce(sum(sent_invoices) FILTER (WHERE day > %(today)s - 30), 0) AS sent_last30,
                      coalesce(sum(paid_same_day) FILTER (WHERE day > %(today)s - 30), 0) AS same_day_last30,
@@ -167,8 +180,9 @@ def aging_totals(conn: Conn, today: date) -> list[dict[str, Any]]:
 
 
 def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, tz: str) -> list[dict[str, Any]]:
-    """Per week: amount invoiced (sent, not void) and amount collected (payments, less the
-    disputes lost that week: they take the money back), zero-filled."""
+    """Per week: amount invoiced (sent, not void), amount collected (payments, less that week's
+    refunds and the disputes lost that week: they take the money back) and Stripe's fees
+    (payments' and refunds' balance transactions), zero-filled; from the daily roll-up."""
     refresh_daily(conn, tz)
     first, last = _day_window(until, since, tz)
     return conn.execute(
@@ -178,11 +192,12 @@ def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, t
                                    interval '1 week')::date AS week
         ), sums AS (
             SELECT date_trunc('week', day)::date AS week, sum(sent_cents) AS invoiced_cents,
-                   sum(collected_cents - disputes_lost_cents) AS collected_cents
+                   sum(collected_cents - disputes_lost_cents - refunded_cents) AS collected_cents,
+                   sum(fee_cents + refund_fee_cents) AS fee_cents
             FROM crm.collections_daily WHERE day BETWEEN %(first)s AND %(last)s GROUP BY 1
         )
         SELECT w.week, coalesce(s.invoiced_cents, 0) AS invoiced_cents,
-               coalesce(s.collected_cents, 0) AS collected_cents
+               coalesce(s.collected_cents, 0) AS collected_cents, coalesce(s.fee_cents, 0) AS fee_cents
         FROM weeks w LEFT JOIN sums s USING (week)
         ORDER BY w.week
         """,

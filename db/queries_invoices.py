@@ -66,7 +66,10 @@ def list_invoices(conn: Conn, f: InvoiceFilter, today: date) -> list[dict[str, A
                                                   FROM crm.invoice_lines l WHERE l.invoice_id = i.id)
                     ELSE i.amount_due_cents END AS amount_due_cents,
                i.amount_paid_cents, i.amount_due_cents - i.amount_paid_cents AS amount_remaining_cents,
-               i.currency, i.due_date,
+               i.amount_refunded_cents, i.currency, i.due_date,
+               CASE WHEN i.amount_refunded_cents <= 0 THEN NULL
+                    WHEN i.amount_refunded_cents >= i.amount_paid_cents THEN 'refunded'
+                    ELSE 'partially refunded' END AS refund_state,
                CASE WHEN i.status = 'open' AND i.due_date < %(today)s THEN %(today)s - i.due_date END
                    AS days_overdue,
                i.mode, i.hosted_invoice_url, i.attention, i.sent_at, i.paid_at, i.created_at,
@@ -108,6 +111,13 @@ def get_invoice(conn: Conn, invoice_id: int, today: date | None = None) -> dict[
         """,
         {"id": invoice_id, "today": today or date.today()},
     ).fetchone()
+
+
+def invoice_declines(conn: Conn, invoice_id: int, limit: int = 3) -> list[dict[str, Any]]:
+    """The invoice's latest declined payment attempts with Stripe's reason, newest first."""
+    return conn.execute(
+        "SELECT failed_at, code, decline_code, message, stripe_payment_intent_id FROM crm.payment_failures "
+        "WHERE invoice_id = %s ORDER BY failed_at DESC, id DESC LIMIT %s", (invoice_id, limit)).fetchall()
 
 
 def invoice_payments(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
@@ -180,6 +190,26 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
                    || CASE WHEN s.duplicate_deliveries > 0 THEN ' (+' || s.duplicate_deliveries || ' duplicates)'
                       ELSE '' END, s.id
             FROM crm.stripe_events s WHERE s.invoice_id = %(id)s
+          UNION ALL
+            SELECT p.paid_at, 'payment',
+                   'paid ' || to_char(p.amount_cents::numeric / 100, 'FM999,999,990.00') || ' ' || upper(p.currency)
+                   || CASE WHEN p.fee_cents IS NOT NULL
+                           THEN ' (Stripe fee ' || to_char(p.fee_cents::numeric / 100, 'FM999,999,990.00')
+                                || ', net ' || to_char(p.net_cents::numeric / 100, 'FM999,999,990.00') || ')'
+                           ELSE ' (fee not known yet)' END,
+                   coalesce(p.stripe_payment_intent_id, p.stripe_payment_id)
+            FROM crm.payments p WHERE p.invoice_id = %(id)s
+          UNION ALL
+            SELECT a.created_at, 'refund',
+                   'refund ' || to_char((a.detail ->> 'amount_cents')::numeric / 100, 'FM999,999,990.00') || ' '
+                   || coalesce(a.from_status || ' → ', '') || a.to_status, r.stripe_refund_id
+            FROM crm.audit_log a JOIN crm.refunds r ON r.id = a.entity_id
+            WHERE a.entity = 'refund' AND r.invoice_id = %(id)s
+          UNION ALL
+            SELECT f.failed_at, 'decline',
+                   'payment declined: ' || coalesce(f.message, '') || ' ('
+                   || concat_ws(' / ', f.code, f.decline_code) || ')', f.stripe_payment_intent_id
+            FROM crm.payment_failures f WHERE f.invoice_id = %(id)s
           UNION ALL
             SELECT coalesce(st.finished_at, st.started_at), 'send step',
                    st.step || ' ' || st.status || coalesce(': ' || st.error, ''), 'attempt ' || st.attempt

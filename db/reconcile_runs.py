@@ -79,3 +79,31 @@ def latest(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
             "FROM crm.reconcile_runs ORDER BY started_at DESC, id DESC LIMIT %s",
             (limit,),
         ).fetchall()
+
+
+def invoices_touched(conn: Conn, mode: str, since: datetime) -> list[dict[str, Any]]:
+    """Invoices of `mode` whose money may have moved since `since` (paid, refunded, or still
+    collectable and changed): the reconciler compares their amounts with Stripe's."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT i.id, i.status, i.stripe_invoice_id, i.amount_paid_cents, i.amount_refunded_cents "
+            "FROM crm.invoices i WHERE i.mode = %(mode)s AND i.stripe_invoice_id IS NOT NULL "
+            "AND i.status IN ('open', 'paid', 'uncollectible') "
+            "AND (i.updated_at >= %(since)s OR i.paid_at >= %(since)s "
+            "     OR EXISTS (SELECT 1 FROM crm.payments p WHERE p.invoice_id = i.id AND p.created_at >= %(since)s) "
+            "     OR EXISTS (SELECT 1 FROM crm.refunds r WHERE r.invoice_id = i.id AND r.updated_at >= %(since)s)) "
+            "ORDER BY i.id",
+            {"mode": mode, "since": since},
+        ).fetchall()
+
+
+def payments_of(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
+    """An invoice's payments with what the CRM counts as refunded on each."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT p.id, p.stripe_payment_id, p.stripe_payment_intent_id, p.stripe_charge_id, p.amount_cents, "
+            "greatest(p.charge_amount_refunded_cents, coalesce((SELECT sum(r.amount_cents) FROM crm.refunds r "
+            "  WHERE r.payment_id = p.id AND r.status IN ('pending', 'requires_action', 'succeeded')), 0)) AS refunded "
+            "FROM crm.payments p WHERE p.invoice_id = %s ORDER BY p.id",
+            (invoice_id,),
+        ).fetchall()

@@ -67,6 +67,10 @@ def pg_cron_installed(conn: Conn) -> bool:
     return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone() is not None
 
 
+# The invoice is locked (KEY SHARE) with its reminder, not later by the email record's foreign
+# key: a payment holds its invoice FOR UPDATE and then cancels the reminders, so taking the
+# invoice after the reminder deadlocked with it (two sidecars' soak through the pooler). An
+# invoice being paid right now is skipped; its reminder is cancelled or taken next pass.
 _CLAIM = """
 WITH picked AS (
     SELECT r.id
@@ -76,6 +80,7 @@ WITH picked AS (
      ORDER BY r.send_at, r.id
      LIMIT %(limit)s
        FOR UPDATE OF r SKIP LOCKED
+       FOR KEY SHARE OF i SKIP LOCKED
 )
 UPDATE crm.reminders r
    SET claim_token = %(token)s, claimed_until = %(now)s + %(lease)s
@@ -89,8 +94,9 @@ SELECT r.id, r.invoice_id, r.sequence, r.offset_days, r.send_at, r.attempts,
          WHERE o.invoice_id = r.invoice_id) AS all_offsets,
        i.stripe_invoice_number, i.hosted_invoice_url, i.due_date, i.currency,
        i.amount_due_cents - i.amount_paid_cents AS amount_remaining_cents,
-       c.name AS customer_name, c.email AS customer_email,
-       m.id AS message_id, m.request, m.idempotency_key
+       c.name AS customer_name, c.email AS customer_email, c.reminders_opt_out,
+       m.id AS message_id, m.request, m.idempotency_key, m.scheduled_at, m.created_at AS request_stored_at,
+       m.revision, m.superseded_request, m.superseded_key, m.superseded_scheduled_at, m.superseded_stored_at
   FROM crm.reminders r
   JOIN crm.invoices i ON i.id = r.invoice_id
   JOIN crm.customers c ON c.id = i.customer_id
@@ -125,6 +131,56 @@ def insert_reminder_message(conn: Conn, reminder_id: int, invoice_id: int, *, id
                           (reminder_id,)).fetchone()
     assert row is not None
     return dict(row["request"])
+
+
+def cancel_claimed_opted_out(conn: Conn, reminder_id: int, token: UUID, now: datetime) -> bool:
+    """The customer opted out after the reminder was queued: cancel it at hand-off. A request
+    stored by an earlier claim is flagged for the cancel worker by the trigger (0009)."""
+    cur = conn.execute(
+        "UPDATE crm.reminders SET status = 'cancelled', cancel_reason = 'opted_out', cancelled_at = %s, "
+        "claim_token = NULL, claimed_until = NULL WHERE id = %s AND claim_token = %s AND status = 'queued'",
+        (now, reminder_id, token))
+    if cur.rowcount == 1:
+        conn.execute(
+            "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
+            "VALUES ('reminder', %s, 'queued', 'cancelled', 'system', 'reminder_dispatcher', "
+            "'{\"cancel_reason\": \"opted_out\", \"note\": \"opted out after it was queued\"}')", (reminder_id,))
+    return cur.rowcount == 1
+
+
+def replace_stale_request(conn: Conn, reminder_id: int, *, idempotency_key: str, to_address: str, subject: str,
+                          scheduled_at: datetime, request: dict[str, Any]) -> dict[str, Any]:
+    """Store a re-rendered request under a new key. The replaced one is kept as `superseded_*`
+    unless one is kept already (then the replaced one was never sent: the dispatcher retires
+    the superseded request before it sends the current one)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "UPDATE crm.email_messages SET "
+            "superseded_stored_at = CASE WHEN superseded_request IS NULL THEN created_at "
+            "ELSE superseded_stored_at END, "
+            "superseded_scheduled_at = CASE WHEN superseded_request IS NULL THEN scheduled_at "
+            "ELSE superseded_scheduled_at END, "
+            "superseded_key = coalesce(superseded_key, idempotency_key), "
+            "superseded_request = coalesce(superseded_request, request), "
+            "request = %s, idempotency_key = %s, to_address = %s, subject = %s, scheduled_at = %s, "
+            "revision = revision + 1, error = NULL "
+            "WHERE reminder_id = %s AND resend_id IS NULL "
+            "RETURNING request, idempotency_key, revision, superseded_request, superseded_key, "
+            "superseded_scheduled_at, superseded_stored_at",
+            (Jsonb(request), idempotency_key, to_address, subject, scheduled_at, reminder_id)).fetchone()
+    assert row is not None, f"reminder {reminder_id} has no stored request to replace"
+    return row
+
+
+def clear_superseded(conn: Conn, reminder_id: int, outcome: str, note: str | None = None) -> None:
+    """The superseded request is settled ('cancelled' at Resend, 'not_at_resend', or 'possibly_sent')."""
+    conn.execute("UPDATE crm.email_messages SET superseded_request = NULL, superseded_key = NULL, "
+                 "superseded_scheduled_at = NULL, superseded_stored_at = NULL WHERE reminder_id = %s",
+                 (reminder_id,))
+    conn.execute(
+        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
+        "VALUES ('reminder', %s, 'queued', 'queued', 'system', 'reminder_dispatcher', %s)",
+        (reminder_id, Jsonb({"superseded_request": outcome, "note": note})))
 
 
 def record_handoff(conn: Conn, reminder_id: int, token: UUID, resend_id: str, now: datetime) -> str:

@@ -18,6 +18,7 @@ class DatabaseStatus:
     migrations_pending: list[str]
     functions_stale: list[str]  # db/functions files the database does not hold as written
     pg_cron_jobs: list[str] | None  # None: pg_cron not installed in this database
+    pg_cron_failures: list[str]  # failed runs of this database's jobs in the last day, newest first
     tables_without_rls: list[str]
 
 
@@ -32,11 +33,23 @@ def database_status(conn: psycopg.Connection[Any]) -> DatabaseStatus:
         version = str(cur.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
         has_cron = cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone()
         jobs: list[str] | None = None
+        failures: list[str] = []
         if has_cron:
+            # cron.job and cron.job_run_details show a non-superuser only the jobs it owns.
             jobs = [
-                f"{name} [{schedule}] {'active' if active else 'inactive'}"
-                for name, schedule, active in cur.execute(
-                    "SELECT jobname, schedule, active FROM cron.job ORDER BY jobname"
+                f"{name} [{schedule}] as {username} in {database}, {'active' if active else 'inactive'}"
+                for name, schedule, username, database, active in cur.execute(
+                    "SELECT jobname, schedule, username, database, active FROM cron.job "
+                    "WHERE database = current_database() ORDER BY jobname"
+                ).fetchall()
+            ]
+            failures = [
+                f"{name} at {started:%Y-%m-%d %H:%M} UTC: {(message or 'no message').strip()[:200]}"
+                for name, started, message in cur.execute(
+                    "SELECT j.jobname, d.start_time AT TIME ZONE 'UTC', d.return_message "
+                    "FROM cron.job_run_details d JOIN cron.job j ON j.jobid = d.jobid "
+                    "WHERE j.database = current_database() AND d.status = 'failed' "
+                    "AND d.start_time > now() - interval '1 day' ORDER BY d.start_time DESC LIMIT 5"
                 ).fetchall()
             ]
         no_rls = [
@@ -52,5 +65,6 @@ def database_status(conn: psycopg.Connection[Any]) -> DatabaseStatus:
         migrations_pending=[m.path.name for m in discover() if m.key not in done],
         functions_stale=[f.key for f in stale_functions(conn)],
         pg_cron_jobs=jobs,
+        pg_cron_failures=failures,
         tables_without_rls=no_rls,
     )

@@ -66,7 +66,10 @@ def _register_stripe_endpoint(conn: Conn, settings: Settings, url: str) -> str:
         existing = gateway.webhook_endpoint_urls()
         stored = settings.stripe_webhook_secrets(target.mode)
         if url in existing and stored:
-            return f"Stripe webhook endpoint {existing[url]} -> {url} already registered"
+            # Keep its subscription current (the handled types grow): updated in place, same secret.
+            gateway.update_webhook_endpoint(existing[url], {"enabled_events": list(HANDLED_EVENT_TYPES)})
+            save_setting(conn, f"stripe.{target.mode}.webhook_endpoint_id", existing[url])
+            return f"Stripe webhook endpoint {existing[url]} -> {url} already registered (events brought up to date)"
         if url in existing:
             # Its secret was lost (database reset): Stripe shows a secret only once, so start over.
             gateway.delete_webhook_endpoint(existing[url])
@@ -74,6 +77,7 @@ def _register_stripe_endpoint(conn: Conn, settings: Settings, url: str) -> str:
     except StripeGatewayError as exc:
         return f"could not register the Stripe webhook endpoint at the sandbox: {exc}"
     store_registered_webhook_secret(conn, settings, target.mode, secret, endpoint_id, None)
+    save_setting(conn, f"stripe.{target.mode}.webhook_endpoint_id", endpoint_id)
     return f"registered Stripe webhook endpoint {endpoint_id} -> {url}; signing secret stored encrypted"
 
 

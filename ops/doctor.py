@@ -5,7 +5,31 @@ It only reports: the database facts come from db/status.py, the integrations fro
 
 from __future__ import annotations
 
-from crm.settings import load_settings, sandbox_url
+from collections.abc import Callable
+from typing import Any
+
+from crm.settings import Settings, load_settings, sandbox_url
+
+
+def _golive(conn: Any, settings: Settings, line: Callable[[bool | None, str], None]) -> None:
+    """The go-live checklist, checked for real (and remembered, as the Settings page does). In test
+    mode an unfinished step is a note; in live mode it is a failure."""
+    from crm import golive
+
+    print("Go live, step by step:")
+    golive.check_all(settings, None, actor="doctor")
+    live = settings.stripe_mode == "live"
+    for view in golive.checklist(conn, settings):
+        sandbox = " [SANDBOX]" if view.sandboxed else ""
+        line(True if view.green else (False if live else None),
+             f"{view.step.number}. {view.step.title}: {view.detail}{sandbox}")
+    refusals = golive.live_refusals(conn, settings)
+    if live:
+        line(not refusals, "6. Switch to live: live mode is on" + (
+            ", but steps 1-5 are not all green" if refusals else ""))
+    else:
+        line(None, "6. Switch to live: " + ("allowed (Settings -> Go live)" if not refusals
+                                             else f"refused until steps 1-5 are green ({len(refusals)} to do)"))
 
 
 def run_doctor() -> int:
@@ -44,6 +68,10 @@ def run_doctor() -> int:
                        "(on Supabase, enable pg_cron in Database -> Extensions, then run migrate)")
         else:
             line(bool(status.pg_cron_jobs), "pg_cron jobs: " + ("; ".join(status.pg_cron_jobs) or "none"))
+            if status.pg_cron_failures:
+                n = len(status.pg_cron_failures)
+                line(False, f"pg_cron: {n} failed run{'s' if n > 1 else ''} in the last day "
+                            f"(cron.job_run_details), latest first: " + "; ".join(status.pg_cron_failures))
         line(not status.tables_without_rls,
              "row level security on every crm table" if not status.tables_without_rls
              else f"RLS missing on: {', '.join(status.tables_without_rls)}")
@@ -69,4 +97,6 @@ def run_doctor() -> int:
         else:
             line(True, f"Resend: API key configured ({settings.sources['resend.api_key']})")
         line(None, f"sending as {settings['email.from']} for {settings['business.name']}")
+        _golive(conn, settings, line)
     return 1 if problems else 0
+

@@ -2,7 +2,12 @@
 of webhook deliveries duplicated and 10% delayed (so reordered), all on loopback.
 
 It reports events sent, applied, duplicates absorbed, lost (must be 0) and double-applied
-(must be 0). The full run makes its own throwaway Postgres, sandbox and sidecar:
+(must be 0). With `reminders=True` every invoice also has a queued reminder and every
+fourth one stays unpaid, so the sidecars' dispatchers hand reminders to Resend while
+payments cancel others; it then also reports reminders handed off and reminders handed to
+Resend twice (must be 0). `RoundRobinProxy` spreads deliveries over several sidecars, the
+way a load balancer in front of them does (tests/test_pooled_sidecars.py runs two through
+PgBouncer). The full run makes its own throwaway Postgres, sandbox and sidecar:
 
     SOAK_SECONDS=60 SOAK_RATE=4 .venv/bin/python -m ops.soak
 
@@ -11,11 +16,13 @@ tests/test_soak.py runs `run_soak` for a few seconds against the test harness.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +38,8 @@ _JOB = "INSERT INTO crm.jobs (customer_id, title, status) VALUES (%s, 'Soak job'
 _INVOICE = ("INSERT INTO crm.invoices (job_id, customer_id, status, amount_due_cents, due_date, mode, "
             "stripe_invoice_id, sent_at) VALUES (%s, %s, 'open', %s, current_date + 14, 'test', %s, now()) "
             "RETURNING id")
+_REMINDER = ("INSERT INTO crm.reminders (invoice_id, sequence, offset_days, send_at, status, queued_at) "
+             "VALUES (%s, 1, 7, now() + interval '2 hours', 'queued', now())")
 _DOUBLE_APPLIED = """
 SELECT count(*) AS n FROM crm.invoices i
 WHERE (SELECT count(*) FROM crm.audit_log a WHERE a.entity = 'invoice' AND a.entity_id = i.id
@@ -49,34 +58,66 @@ class SoakResult:
     duplicates_absorbed: int
     lost: int
     double_applied: int
+    reminders_handed: int = 0
+    duplicate_reminders: int = 0  # reminders Resend holds more than one email for
+    left_open: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.double_applied == 0
+        return self.lost == 0 and self.double_applied == 0 and self.duplicate_reminders == 0
 
     def lines(self) -> list[str]:
         return [f"soak: {self.seconds:.0f} s, {self.invoices_paid} invoices paid",
                 f"events sent {self.events_sent}, applied {self.events_applied}, deliveries {self.deliveries}, "
                 f"duplicates absorbed {self.duplicates_absorbed}",
+                *([f"reminders handed to Resend {self.reminders_handed} ({self.left_open} invoices left open), "
+                   f"handed twice {self.duplicate_reminders} (must be 0)"] if self.reminders_handed else []),
                 f"lost {self.lost} (must be 0), double-applied {self.double_applied} (must be 0): "
                 + ("OK" if self.ok else "FAILED")]
 
 
 def _pay_one(conn: psycopg.Connection[dict[str, Any]], client: StripeClient, control: ControlClient,
-             customer_id: int, stripe_customer: str, amount: int) -> None:
+             customer_id: int, stripe_customer: str, amount: int, reminder: bool = False,
+             pay: bool = True) -> None:
     job = conn.execute(_JOB, (customer_id,)).fetchone()
     assert job is not None
     inv = client.v1.invoices.create({"customer": stripe_customer, "collection_method": "send_invoice",
                                      "days_until_due": 7, "auto_advance": False, "currency": "usd",
                                      "pending_invoice_items_behavior": "exclude"})
-    conn.execute(_INVOICE, (job["id"], customer_id, amount, inv.id))
+    row = conn.execute(_INVOICE, (job["id"], customer_id, amount, inv.id)).fetchone()
+    assert row is not None
+    if reminder:
+        conn.execute(_REMINDER, (row["id"],))
     client.v1.invoices.add_lines(str(inv.id), {"lines": [{"description": "Soak", "amount": amount}]})
     client.v1.invoices.finalize_invoice(str(inv.id), {"auto_advance": False})
-    control.pay_invoice(str(inv.id))
+    if pay:
+        control.pay_invoice(str(inv.id))
+
+
+def _reminders_in_mailbox(control: ControlClient) -> Counter[str]:
+    """How many emails Resend holds per CRM reminder id (from the tags the dispatcher sets)."""
+    held: Counter[str] = Counter()
+    for email in control.resend_emails():
+        for tag in email.get("tags") or []:
+            if tag.get("name") == "crm_reminder_id":
+                held[str(tag.get("value"))] += 1
+    return held
+
+
+def _wait_for_handoffs(conn: psycopg.Connection[dict[str, Any]], timeout_s: float) -> None:
+    """Until no reminder of an open invoice is still queued (the dispatchers took them all)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        row = conn.execute("SELECT count(*) AS n FROM crm.reminders r JOIN crm.invoices i ON i.id = r.invoice_id "
+                           "WHERE r.status = 'queued' AND i.status = 'open'").fetchone()
+        if row is not None and row["n"] == 0:
+            return
+        time.sleep(0.2)
 
 
 def run_soak(conn: psycopg.Connection[dict[str, Any]], control: ControlClient, stripe_api_base: str,
-             stripe_key: str, seconds: float, rate: float, settle_timeout_s: float = 60.0) -> SoakResult:
+             stripe_key: str, seconds: float, rate: float, settle_timeout_s: float = 60.0,
+             reminders: bool = False) -> SoakResult:
     """Pays `rate` invoices a second for `seconds` (conn: autocommit), then counts."""
     control.set_delivery_faults(service="stripe", duplicate_rate=0.1, delay_rate=0.1, delay_s=0.5, seed=42)
     client = StripeClient(stripe_key, base_addresses={"api": stripe_api_base})
@@ -84,12 +125,17 @@ def run_soak(conn: psycopg.Connection[dict[str, Any]], control: ControlClient, s
     assert customer is not None
     stripe_customer = str(client.v1.customers.create({"email": "soak@example.com", "name": "Soak"}).id)
     started = time.monotonic()
-    paid = 0
+    made = paid = 0
     while time.monotonic() - started < seconds:
-        time.sleep(max(0.0, started + paid / rate - time.monotonic()))
-        _pay_one(conn, client, control, int(customer["id"]), stripe_customer, 1_000 + paid)
-        paid += 1
+        time.sleep(max(0.0, started + made / rate - time.monotonic()))
+        pay = not (reminders and made % 4 == 3)
+        _pay_one(conn, client, control, int(customer["id"]), stripe_customer, 1_000 + made, reminder=reminders,
+                 pay=pay)
+        made += 1
+        paid += pay
     elapsed = time.monotonic() - started
+    if reminders:
+        _wait_for_handoffs(conn, settle_timeout_s)
     deadline = time.monotonic() + settle_timeout_s
     while control.http.get("/deliveries").json()["in_flight"] and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -103,7 +149,53 @@ def run_soak(conn: psycopg.Connection[dict[str, Any]], control: ControlClient, s
         events_applied=sum(1 for r in ledger.values() if r["outcome"] == "applied"),
         deliveries=len(control.deliveries(service="stripe", outcome="delivered")),
         duplicates_absorbed=sum(int(r["duplicate_deliveries"]) for r in ledger.values()),
-        lost=len(sent - set(ledger)), double_applied=int(double["n"]) if double else 0)
+        lost=len(sent - set(ledger)), double_applied=int(double["n"]) if double else 0,
+        **(_reminder_counts(control, made - paid) if reminders else {}))
+
+
+def _reminder_counts(control: ControlClient, left_open: int) -> dict[str, int]:
+    held = _reminders_in_mailbox(control)
+    return {"reminders_handed": len(held), "duplicate_reminders": sum(1 for n in held.values() if n > 1),
+            "left_open": left_open}
+
+
+@dataclass
+class RoundRobinProxy:
+    """A load balancer in front of several sidecars: POSTs go to each target in turn."""
+
+    targets: list[str]
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def app(self) -> Any:
+        import httpx
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        turn = itertools.count()
+        client = httpx.AsyncClient(timeout=60, trust_env=False)
+        passed = ("content-type", "stripe-signature", "svix-id", "svix-timestamp", "svix-signature")
+
+        async def forward(request: Request) -> Response:
+            target = self.targets[next(turn) % len(self.targets)]
+            self.counts[target] += 1
+            headers = {k: v for k, v in request.headers.items() if k.lower() in passed}
+            resp = await client.post(target + request.url.path, content=await request.body(), headers=headers)
+            return Response(resp.content, status_code=resp.status_code, media_type=resp.headers.get("content-type"))
+
+        return Starlette(routes=[Route("/{path:path}", forward, methods=["POST"])])
+
+    def serve(self, port: int) -> Any:
+        """Start it on 127.0.0.1:`port` in a thread; returns the uvicorn server (set should_exit)."""
+        import uvicorn
+
+        server = uvicorn.Server(uvicorn.Config(self.app(), host="127.0.0.1", port=port, log_level="warning",
+                                               access_log=False))
+        threading.Thread(target=server.run, name="soak-round-robin", daemon=True).start()
+        while not server.started:
+            time.sleep(0.02)
+        return server
 
 
 def _subscribed(client: StripeClient) -> list[str]:

@@ -31,6 +31,9 @@ REMINDER_COLUMNS = {"send_at": "Goes out", "customer": "Customer", "invoice_id":
                     "offset_days": "Days after due", "status": "Status", "cancel_reason": "Cancel reason",
                     "resend_cancel": "Resend cancel", "attempts": "Attempts", "last_error": "Last error",
                     "sent_at": "Sent", "cancelled_at": "Cancelled", "id": "ID"}
+DECLINE_COLUMNS = {"failed_at": "Declined", "invoice": "Invoice", "customer": "Customer", "code": "Code",
+                   "decline_code": "Decline code", "message": "Stripe's message", "mode": "Mode",
+                   "payment_intent": "Payment intent"}
 RUN_COLUMNS = {"started_at": "Started", "actor": "By", "mode": "Mode", "status": "Status",
                "events_seen": "Events seen", "events_applied": "Applied", "events_duplicate": "Duplicates",
                "invoices_checked": "Invoices checked", "invoices_repaired": "Repaired", "errors": "Errors",
@@ -53,6 +56,10 @@ with stripe_tab:
         events = q.stripe_events(conn, None if outcome == "all" else outcome, type_prefix)
     more = st.toggle("More columns", key="act_stripe_more")
     rows_table(events, STRIPE_COLUMNS | (STRIPE_MORE if more else {}), "No Stripe events yet.", "stripe_events_table")
+    st.markdown("**Declined payments** (the reason Stripe gave on the payment intent)")
+    with connection() as conn:
+        declined = q.declines(conn)
+    rows_table(declined, DECLINE_COLUMNS, "No declined payments.", "declines_table")
 
 with email_tab:
     a, b = st.columns(2)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from crm import collections as rules
@@ -16,7 +15,7 @@ from db import queries_collections as q
 from db.pool import connection
 from ui import charts
 from ui.session import require_owner
-from ui.widgets import LIVE_REFRESH, clock, money, plural, settings
+from ui.widgets import LIVE_REFRESH, clock, frame, money, plural, settings, table
 
 require_owner()
 current = settings()
@@ -48,14 +47,20 @@ def live_tiles() -> None:
     row2[0].metric("Outstanding", money(t["outstanding_cents"], currency))
     row2[1].metric("Overdue", money(t["overdue_cents"], currency), plural(t["overdue_count"], "invoice"),
                    delta_color="off")
-    row2[2].metric("Collected this month", money(t["gross_cents"], currency),
-                   plural(t["payments"], "payment") + (f", {money(lost, currency)} lost to disputes" if lost else ""),
-                   delta_color="off", help="Gross: payments received, before Stripe's fees, less disputes lost "
-                                           "this month.")
-    row2[3].metric("Net of Stripe fees", money(t["net_cents"], currency),
-                   f"fees {money(t['fee_cents'], currency)}", delta_color="off")
-    st.caption(f"Last 30 days against the 30 before. {rules.DSO_FORMULA}. Live: refreshes every {LIVE_REFRESH}, "
-               f"updated {now.local:%H:%M:%S} {now.tz_label}.")
+    row2[2].metric("Collected this month", money(t["collected_cents"], currency), plural(t["payments"], "payment"),
+                   delta_color="off", help="Payments this month less the refunds made and the disputes lost this "
+                                           "month.")
+    row2[3].metric("Net of Stripe fees", money(t["net_cents"], currency), f"fees {money(t['fee_cents'], currency)}",
+                   delta_color="off", help="Collected less Stripe's fees (from each payment's and refund's balance "
+                                           "transaction): what reaches the bank.")
+    details = [f"This month: {money(t['gross_cents'], currency)} paid",
+               f"{money(t['refunded_cents'], currency)} refunded"]
+    if lost:
+        details.append(f"{money(lost, currency)} lost to disputes")
+    if t["fees_pending"]:
+        details.append(f"fees of {plural(t['fees_pending'], 'payment')} still being fetched")
+    st.caption(", ".join(details) + f". Last 30 days against the 30 before. {rules.DSO_FORMULA}. Live: refreshes "
+               f"every {LIVE_REFRESH}, updated {now.local:%H:%M:%S} {now.tz_label}.")
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -77,11 +82,11 @@ def live_disputes() -> None:
     st.subheader("Open disputes")
     st.caption("Chargebacks the customer's bank opened: answer each in Stripe's Dashboard before its evidence "
                "deadline, or the money stays with the customer.")
-    st.dataframe(pd.DataFrame([{
-        "Invoice": r["number"] or "not matched yet", "Customer": r["customer"] or "", "At stake":
-        money(r["amount_cents"], r["currency"]), "Reason": r["reason"] or "", "Status": r["status"].replace("_", " "),
-        "Evidence due by": clock(current).show(r["evidence_due_by"]), "Dispute": r["stripe_dispute_id"],
-    } for r in rows]), hide_index=True, width="stretch", key="open_disputes")
+    table(frame([{**r, "number": r["number"] or "not matched yet", "at_stake": money(r["amount_cents"], r["currency"]),
+                  "state": r["status"].replace("_", " ")} for r in rows],
+                {"number": "Invoice", "customer": "Customer", "at_stake": "At stake", "reason": "Reason",
+                 "state": "Status", "evidence_due_by": "Evidence due by", "stripe_dispute_id": "Dispute"},
+                clock(current).tz), key="open_disputes")
 
 
 live_disputes()
@@ -117,8 +122,8 @@ left, right = st.columns(2)
 with left:
     st.subheader("Funnel (sent in the last 90 days)")
     st.altair_chart(charts.funnel(data["funnel"]), width="stretch")
-    st.dataframe(pd.DataFrame([{"Stage": r["stage"].capitalize(), "Invoices": r["invoices"]} for r in data["funnel"]]),
-                 hide_index=True)
+    table(frame([{"stage": r["stage"].capitalize(), "invoices": r["invoices"]} for r in data["funnel"]],
+                {"stage": "Stage", "invoices": "Invoices"}, now.tz), key="funnel_table")
 with right:
     st.subheader("Reminders (last 90 days)")
     r = data["reminders"]

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import streamlit as st
 
+from crm.stripe_event_rules import refund_state
 from db import drafts, jobs
 from db import queries_invoices as q
 from db.customers import customer_choices
@@ -59,12 +60,14 @@ def live_list() -> None:
     shown = [{**r, "amount": money(r["amount_due_cents"], r["currency"]),
               "paid": money(r["amount_paid_cents"], r["currency"]),
               "remaining": money(r["amount_remaining_cents"], r["currency"]),
-              "state": r["status"] + (f" {r['days_overdue']}d" if r["days_overdue"] else ""),
+              "refunded": money(r["amount_refunded_cents"], r["currency"]) if r["amount_refunded_cents"] else "",
+              "state": r["status"] + (f" {r['days_overdue']}d" if r["days_overdue"] else "")
+              + (f" · {r['refund_state']}" if r["refund_state"] else ""),
               "signal": " · ".join(x for x in (r["email_signal"], r["attention"]) if x)} for r in rows]
     columns = {"number": "Invoice", "customer": "Customer", "amount": "Amount", "state": "Status", "due_date": "Due"}
     if st.session_state.get("inv_more_columns"):
-        columns |= {"paid": "Paid", "remaining": "Remaining", "kind": "Kind", "signal": "Email / attention",
-                    "mode": "Mode", "created_at": "Created", "id": "ID"}
+        columns |= {"paid": "Paid", "remaining": "Remaining", "refunded": "Refunded", "kind": "Kind",
+                    "signal": "Email / attention", "mode": "Mode", "created_at": "Created", "id": "ID"}
     if not shown:
         st.info("No invoices match these filters.")
     else:
@@ -89,6 +92,7 @@ def live_header(invoice_id: int, shown_status: str) -> None:
         invoice = q.get_invoice(conn, invoice_id, clock(current).today)
         payments = q.invoice_payments(conn, invoice_id)
         disputes = q.invoice_disputes(conn, invoice_id)
+        declines = q.invoice_declines(conn, invoice_id)
     assert invoice is not None
     if invoice["shown_status"] != shown_status:
         st.rerun(scope="app")
@@ -99,12 +103,22 @@ def live_header(invoice_id: int, shown_status: str) -> None:
                + (f" · Stripe {invoice['mode']} mode" if invoice["mode"] else "")
                + (" · demo data (not at Stripe)" if invoice.get("demo") else ""))
     cur = invoice["currency"]
-    m = st.columns(4)
+    fees = [p["fee_cents"] for p in payments]
+    known_fees = [f for f in fees if f is not None]
+    m = st.columns(6)
     m[0].metric("Amount due", money(invoice["amount_due_cents"], cur))
     m[1].metric("Paid", money(invoice["amount_paid_cents"], cur),
                 f"{len(payments)} payments" if len(payments) > 1 else None, delta_color="off")
     m[2].metric("Remaining", money(invoice["amount_remaining_cents"] if invoice["status"] == "open" else 0, cur))
-    m[3].metric("Refunded", money(invoice["amount_refunded_cents"], cur))
+    m[3].metric("Refunded", money(invoice["amount_refunded_cents"], cur),
+                refund_label(int(invoice["amount_paid_cents"]), int(invoice["amount_refunded_cents"])),
+                delta_color="off")
+    m[4].metric("Stripe fees", money(sum(known_fees), cur) if known_fees else "—",
+                "being fetched" if len(known_fees) < len(fees) else None, delta_color="off",
+                help="From each payment's balance transaction at Stripe.")
+    m[5].metric("Net", money(int(invoice["amount_paid_cents"]) - int(invoice["amount_refunded_cents"])
+                             - sum(known_fees), cur) if fees and len(known_fees) == len(fees) else "—",
+                help="Paid less refunds and Stripe's fees: what reaches the bank.")
     if invoice["processing_payment_intent_id"] and invoice["status"] == "open":
         st.info(f"Processing: a bank payment of {money(invoice['processing_amount_cents'] or 0, cur)} is on its way "
                 f"(since {clock(current).show(invoice['processing_since'])}). Bank debits take up to four business "
@@ -121,11 +135,20 @@ def live_header(invoice_id: int, shown_status: str) -> None:
     if len(payments) > 1 or (payments and invoice["status"] == "open"):
         st.markdown("**Payments**")
         table(frame([{**p, "amount": money(p["amount_cents"], p["currency"]),
+                      "fee": money(p["fee_cents"], p["currency"]) if p["fee_cents"] is not None else "being fetched",
                       "payment": p["stripe_payment_intent_id"] or p["stripe_payment_id"]} for p in payments],
-                    {"paid_at": "Paid at", "amount": "Amount", "payment": "Payment"}, clock(current).tz),
-              key="invoice_payments")
+                    {"paid_at": "Paid at", "amount": "Amount", "fee": "Stripe fee", "payment": "Payment"},
+                    clock(current).tz), key="invoice_payments")
     if invoice["attention"]:
         st.warning(f"Needs attention: {invoice['attention']} — {invoice['attention_detail'] or ''}")
+    for d in declines:
+        st.error(f"Payment declined {d['failed_at']:%Y-%m-%d %H:%M}: {d['message'] or 'no message'} "
+                 f"(code {d['code'] or '—'}, decline code {d['decline_code'] or '—'})")
+
+
+def refund_label(paid: int, refunded: int) -> str | None:
+    state = refund_state(paid, refunded)
+    return {"full": "fully refunded", "partial": "partially refunded"}.get(state)
 
 
 more, pages_slot = st.columns([1, 2])

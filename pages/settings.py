@@ -1,6 +1,7 @@
-"""Settings → Integrations (owner): health, Stripe keys and mode, webhook registration,
-Resend, reminders and business settings. Secrets are stored encrypted and shown masked;
-a value set by an environment variable wins and is shown as such."""
+"""Settings → Integrations (owner): go live step by step, webhook health, Stripe keys and
+webhook registration, Resend, reminders and business settings. Secrets are stored encrypted
+and shown masked; a value set by an environment variable wins and is shown as such. The rules
+(what each go-live step needs, when live mode may be switched on) are in crm/golive.py."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from crm import golive, webhook_secrets
 from crm import integrations as rules
-from crm import webhook_secrets
 from crm.reminder_emails import parse_tones, tone_error
 from crm.secrets_store import mask
 from crm.settings import SPECS, UNDECRYPTABLE_HINT, remove_webhook_secret, save_setting, secret_hints
@@ -19,7 +20,7 @@ from db import queries_activity
 from db.pool import connection
 from ui import settings_actions as actions
 from ui.session import require_owner
-from ui.widgets import clock, frame, settings, show_flash, table
+from ui.widgets import clock, flash, frame, settings, show_flash, table
 
 session = require_owner()
 st.title("Settings → Integrations")
@@ -49,6 +50,141 @@ def save(values: dict[str, object], message: str, clear: tuple[str, ...] = ()) -
         st.session_state.pop(widget, None)
     st.session_state["_flash"] = ("success", message)
     st.rerun()
+
+
+# --- Go live, step by step ------------------------------------------------------------------
+ICON_GREEN, ICON_FAILED = ":green[:material/check_circle:]", ":red[:material/cancel:]"
+ICON_UNCHECKED, ICON_STALE = ":gray[:material/radio_button_unchecked:]", ":orange[:material/history:]"
+
+
+def _when(ts: datetime | None) -> str:
+    return f"{ts.astimezone(clock(current).local.tzinfo):%Y-%m-%d %H:%M}" if ts else "never"
+
+
+def _waiting_for_payment() -> bool:
+    with connection() as conn:
+        view = next(v for v in golive.checklist(conn, current) if v.step.key == "test_invoice")
+    return bool(view.facts.get("invoice_id")) and not view.green
+
+
+@st.fragment(run_every="3s" if _waiting_for_payment() else None)
+def go_live() -> None:
+    st.subheader("Go live, step by step")
+    st.caption("Each step is checked for real (Stripe, Resend, the webhook ledger) and remembered with when it was "
+               "checked. Live mode is refused until steps 1–5 are green.")
+    if _waiting_for_payment():
+        result = golive.check_step("test_invoice", current, session.user_id)
+        if result.ok:
+            flash(result.detail)
+            st.rerun()
+    with connection() as conn:
+        views = golive.checklist(conn, current)
+        refusals = golive.live_refusals(conn, current)
+    if st.button("Check all steps", key="golive_check_all"):
+        golive.check_all(current, session.user_id)
+        st.rerun()
+    for view in views:
+        s, icon = view.step, (ICON_GREEN if view.green else ICON_UNCHECKED if view.ok is None
+                              else ICON_STALE if view.ok else ICON_FAILED)
+        with st.container(border=True):
+            st.markdown(f"{icon} **{s.number}. {s.title}**" + (" · `SANDBOX`" if view.sandboxed else ""))
+            (st.success if view.green else st.info if view.ok is None else st.warning)(view.detail)
+            st.caption((f"Checked {_when(view.checked_at)}. " if view.checked_at else "") + ("" if view.green
+                                                                                            else s.how))
+            cols = st.columns(3)
+            if cols[0].button("Check", key=f"golive_check_{s.key}"):
+                golive.check_step(s.key, current, session.user_id)
+                st.rerun()
+            if s.key == "resend" and cols[1].button("Set up domain in Resend", key="golive_resend_setup"):
+                outcome = golive.setup_resend_domain(current)
+                (st.success if outcome.ok else st.error)(outcome.message)
+                if outcome.records:
+                    st.caption("Add these DNS records at your DNS host, then press Check:")
+                    st.dataframe(outcome.records, hide_index=True)
+            if s.key == "test_invoice":
+                if cols[1].button("Send test invoice", key="golive_send_test_invoice"):
+                    with st.spinner("Sending the test invoice through Send via Stripe…"):
+                        outcome = golive.send_test_invoice(current, session.email, session.name, session.user_id,
+                                                           session.email)
+                    (flash if outcome.ok else st.error)(outcome.message)
+                    if outcome.ok:
+                        st.rerun()
+                pay_url = view.facts.get("pay_url")
+                if pay_url and not view.green:
+                    cols[2].link_button("Open the pay link", str(pay_url))
+                    st.caption(f"Pay link: {pay_url}")
+    with st.container(border=True):
+        live_now = mode == "live"
+        st.markdown((ICON_GREEN if live_now or not refusals else ICON_FAILED) + " **6. Switch to live**"
+                    + (" · `SANDBOX`" if current.stripe_sandboxed else ""))
+        if live_now:
+            st.success("Stripe is in live mode." + (" SANDBOX: no live key is set, no real card is charged."
+                                                    if current.stripe_sandboxed else ""))
+        elif refusals:
+            st.warning("Refused until steps 1–5 are green:\n\n" + "\n".join(f"- {r}" for r in refusals))
+        else:
+            st.success("Steps 1–5 are green: live mode may be switched on.")
+        with st.form("stripe_mode"):
+            st.write(f"Current mode: **{mode}**")
+            new_mode = st.radio("Mode", ["test", "live"], index=0 if mode == "test" else 1, horizontal=True)
+            st.caption(rules.MODE_NOTE)
+            confirmed = st.checkbox("I understand what changes")
+            confirm_msg = st.empty()
+            switch = st.form_submit_button("Switch mode")
+        if switch:
+            if not confirmed:
+                confirm_msg.error("Tick the confirmation to switch modes.")
+            elif new_mode != mode:
+                outcome = golive.switch_mode(new_mode, session.user_id)
+                if outcome.ok:
+                    actions.forget_webhook_health()
+                    flash(outcome.message)
+                    st.rerun(scope="app")
+                confirm_msg.error(outcome.message)
+
+
+go_live()
+
+
+# --- Webhook health -------------------------------------------------------------------------
+st.subheader("Webhook health")
+st.caption("Is Stripe reaching the sidecar? Per mode: the endpoint at Stripe, deliveries in the last 24 h, "
+           "the last event not applied, and missed deliveries (events reconcile found that never arrived by webhook).")
+for mh in actions.webhook_health(current):
+    ep = mh.endpoint
+    label = f"{mh.mode.title()} mode" + (" (current)" if mh.mode == mode else "") + (" · SANDBOX" if ep.sandboxed
+                                                                                   else "")
+    with st.container(border=True):
+        st.markdown(f"**{label}**")
+        for warning in mh.warnings:
+            (st.error if warning.startswith("EMERGENCY") else st.warning)(warning)
+        if mh.emergency and st.button(f"Re-enable the {mh.mode} endpoint", key=f"reenable_{mh.mode}",
+                                      type="primary"):
+            outcome = actions.reenable_webhook(current, mh.mode)
+            if outcome.ok:
+                flash(outcome.message + " Run reconcile (Activity) to catch up on what it missed.")
+                st.rerun()
+            st.error(outcome.message)
+        if not mh.in_use and not ep.registered:
+            st.caption(f"Not set up: no {mh.mode}-mode endpoint is registered.")
+            continue
+        m = st.columns(4)
+        m[0].metric("Endpoint", (ep.status or "none").upper() if not ep.error else "unknown")
+        m[1].metric("Received (24 h)", mh.received_24h)
+        m[2].metric("Missed (24 h)", mh.missed_24h)
+        m[3].metric("Last received", f"{mh.last_received:%H:%M:%S}" if mh.last_received else "never")
+        if ep.registered:
+            st.caption(f"{ep.endpoint_id} → {ep.url} · {len(ep.enabled_events)} enabled events"
+                       + (f" · missing: {', '.join(ep.missing_types)}" if ep.missing_types else
+                          " · every handled type subscribed"))
+        failure = mh.last_failure
+        st.caption("Last failure: " + (f"{failure['received_at']:%Y-%m-%d %H:%M:%S} {failure['type']} "
+                                       f"{failure['outcome']} ({failure['detail'] or 'no detail'}), via "
+                                       f"{failure['source']}" if failure else "none recorded")
+                   + ". Deliveries that do not verify (400) are logged by the sidecar, not stored.")
+        if mh.missed:
+            st.caption("Missed deliveries (found by reconcile, never delivered by webhook):")
+            st.dataframe(mh.missed, hide_index=True)
 
 
 # --- Health -------------------------------------------------------------------------------
@@ -92,33 +228,22 @@ for key_mode in ("test", "live"):
             save({key: value.strip()}, f"Stripe {key_mode} key saved (shown masked).",
                  clear=(f"stripe_{key_mode}_key_input",))
 
-with st.form("stripe_mode"):
-    st.write(f"Current mode: **{mode}**")
-    new_mode = st.radio("Mode", ["test", "live"], index=0 if mode == "test" else 1, horizontal=True)
-    st.caption(rules.MODE_NOTE)
-    confirmed = st.checkbox("I understand what changes")
-    confirm_msg = st.empty()
-    switch = st.form_submit_button("Switch mode")
-if switch:
-    if current.sources["stripe.mode"] == "env":
-        confirm_msg.error("STRIPE_MODE is set in the environment, which wins: change it there.")
-    elif not confirmed:
-        confirm_msg.error("Tick the confirmation to switch modes.")
-    elif new_mode != mode:
-        save({"stripe.mode": new_mode}, f"Stripe mode is now {new_mode}.")
-
 with st.form("webhook"):
-    st.write(f"Webhook endpoint ({mode} mode). Signing secret: **{shown_secret(f'stripe.{mode}.webhook_secrets')}**")
+    st.write("Webhook endpoint. Signing secrets: " + "; ".join(
+        f"{m} **{shown_secret(f'stripe.{m}.webhook_secrets')}**" for m in ("test", "live")))
+    hook_mode = st.radio("Endpoint for", ["test", "live"], index=0 if mode == "test" else 1, horizontal=True,
+                         key="webhook_mode")
     url = st.text_input("Sidecar URL", placeholder="https://crm.example.com/webhooks/stripe")
     url_msg = st.empty()
-    st.caption("Enabled events: " + ", ".join(HANDLED_EVENT_TYPES))
+    st.caption("Enabled events: " + ", ".join(HANDLED_EVENT_TYPES) + ". Registering again updates the endpoint "
+               "in place (same signing secret).")
     register = st.form_submit_button("Register webhook endpoint")
 if register:
     error = rules.webhook_url_error(url)
     if error:
         url_msg.error(error)
     else:
-        outcome = actions.register_webhook(current, url.strip(), session.user_id)
+        outcome = actions.register_webhook(current, url.strip(), session.user_id, hook_mode)
         (st.success if outcome.ok else st.error)(outcome.message)
 
 stored_secrets = current.stripe_webhook_secret_entries(mode)
@@ -146,11 +271,17 @@ with st.form("resend"):
     from_msg = st.empty()
     reply_to = st.text_input("Reply-to", value=str(current["email.reply_to"]), key="email_reply_to")
     reply_msg = st.empty()
+    st.write(f"Resend webhook signing secret: **{shown_secret('resend.webhook_secret')}**")
+    resend_hook = st.text_input("New Resend webhook signing secret (whsec_…, leave empty to keep)", type="password",
+                                key="resend_webhook_input")
+    hook_msg = st.empty()
     save_email = st.form_submit_button("Save email settings")
 if save_email:
     errors = {key_msg: rules.resend_key_error(api_key) if api_key.strip() else None,
               from_msg: email_error(actions.bare_address(from_address)),
-              reply_msg: email_error(reply_to, required=False)}
+              reply_msg: email_error(reply_to, required=False),
+              hook_msg: None if not resend_hook.strip() or resend_hook.strip().startswith("whsec_")
+              else "A Resend (Svix) webhook secret starts with whsec_."}
     for slot, message in errors.items():
         if message:
             slot.error(message)
@@ -158,7 +289,9 @@ if save_email:
         values: dict[str, object] = {"email.from": from_address.strip(), "email.reply_to": reply_to.strip()}
         if api_key.strip():
             values["resend.api_key"] = api_key.strip()
-        save(values, "Email settings saved.", clear=("resend_key_input",))
+        if resend_hook.strip():
+            values["resend.webhook_secret"] = resend_hook.strip()
+        save(values, "Email settings saved.", clear=("resend_key_input", "resend_webhook_input"))
 left, right = st.columns(2)
 if left.button("Check sending domain"):
     outcome = actions.check_domain(current)
@@ -190,7 +323,9 @@ with st.form("business"):
     business_msg = st.empty()
     tz = st.text_input("Time zone", value=str(current["business.timezone"]), key="business_tz")
     tz_msg = st.empty()
-    currency = st.text_input("Currency", value=str(current["business.currency"]), key="business_currency")
+    currency = st.text_input("Currency", value=str(current["business.currency"]), key="business_currency",
+                             help="ISO code (usd, eur, jpy...). Amounts use its own minor unit; currencies the CRM "
+                             "cannot bill correctly (three-decimal ones such as KWD) are refused.")
     currency_msg = st.empty()
     terms = st.number_input("Default payment terms (days)", 0, 365, int(current["invoice.payment_terms_days"]),
                             key="terms")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sandbox.config import Settings
 from sandbox.faults import FaultBook
@@ -18,6 +18,9 @@ class Sandbox:
     faults: FaultBook
     # The configured bank debit settle delay and failure switch, restored by a reset.
     bank_defaults: tuple[float, bool] = (30.0, False)
+    # Idempotency keys of Stripe requests still being processed: a second request with one
+    # of them gets Stripe's 409 (another request with this key is in progress).
+    inflight_keys: set[str] = field(default_factory=set)
 
     @classmethod
     def create(cls, settings: Settings) -> Sandbox:

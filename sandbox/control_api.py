@@ -1,7 +1,7 @@
 """The ``/_sandbox`` control API used by tests and the demo (not part of either vendor's API).
 
 It injects request faults and delivery faults, exposes the request and delivery
-logs, pays or fails invoices with chosen amounts, moves the clock, flushes
+logs, pays or fails invoices with chosen amounts, disables webhook endpoints, moves the clock, flushes
 scheduled emails, configures the Resend webhook, and resets everything.
 """
 
@@ -146,6 +146,18 @@ async def invoice_pay(request: Request) -> Response:
     sb.store.save()
     return JSONResponse({"invoice": billing.render_invoice(sb, mode, inv), "error": error},
                         status_code=200 if error is None else 402)
+
+
+async def webhook_endpoint_disable(request: Request) -> Response:
+    """Disable an endpoint the way Stripe does after days of failed deliveries (status 'disabled':
+    nothing is delivered to it until it is re-enabled with webhook_endpoints.update(disabled=false))."""
+    sb = _sb(request)
+    found = sb.store.find_any_mode("webhook_endpoint", request.path_params["endpoint_id"])
+    if found is None:
+        return _bad("no such webhook endpoint", 404)
+    found[1]["status"] = "disabled"
+    sb.store.save()
+    return JSONResponse(public(found[1]))
 
 
 def _stripe_obj(request: Request, kind: str, key: str) -> tuple[Sandbox, StripeCtx, Obj]:
@@ -294,6 +306,7 @@ _TABLE: list[tuple[str, Any, list[str]]] = [
     ("/stripe/disputes/{dispute_id}/evidence", dispute_evidence, ["POST"]),
     ("/stripe/disputes/{dispute_id}/close", dispute_close, ["POST"]),
     ("/stripe/send_calls", send_calls, ["GET"]),
+    ("/stripe/webhook_endpoints/{endpoint_id}/disable", webhook_endpoint_disable, ["POST"]),
     ("/stripe/events", events, ["GET"]),
     ("/stripe/events/{event_id}/redeliver", redeliver_event, ["POST"]),
     ("/clock", clock, ["GET", "POST"]),

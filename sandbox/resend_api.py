@@ -1,4 +1,4 @@
-"""The Resend HTTP surface under ``/resend``: emails, batch, webhooks; JSON in and out.
+"""The Resend HTTP surface under ``/resend``: emails, batch, webhooks, domains; JSON in and out.
 
 Errors use Resend's ``{"statusCode", "name", "message"}`` body so resend-python
 raises the matching exception class (422 validation_error -> ValidationError,
@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox import idempotency, ids, request_log
+from sandbox import resend_domains as domains
 from sandbox import resend_mail as mail
 from sandbox.context import Sandbox
 from sandbox.netguard import url_shape_ok
@@ -109,6 +110,9 @@ def create_webhook(sb: Sandbox, body: Any) -> Obj:
 def _route(sb: Sandbox, method: str, parts: list[str], body: Any,
            headers: dict[str, str]) -> tuple[Obj, bool]:
     """Return (response body, whether the call mutates state)."""
+    routed = domains.route(sb, method, parts, body)
+    if routed is not None:
+        return routed
     if parts == ["emails"] and method == "POST":
         return send_email(sb, body, headers), True
     if parts == ["emails"] and method == "GET":

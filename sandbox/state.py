@@ -53,6 +53,7 @@ class Store:
         self.stripe = _empty_stripe()
         self.resend_emails: dict[str, Obj] = {}
         self.resend_webhooks: dict[str, Obj] = {}
+        self.resend_domains: dict[str, Obj] = {}
         # (service, scope, key) -> stored first response
         self.idempotency: dict[str, Obj] = {}
         self.request_log: deque[Obj] = deque(maxlen=REQUEST_LOG_MAX)
@@ -90,6 +91,7 @@ class Store:
             "stripe": self.stripe,
             "resend_emails": self.resend_emails,
             "resend_webhooks": self.resend_webhooks,
+            "resend_domains": self.resend_domains,
             "idempotency": self.idempotency,
             "invoice_send_calls": self.invoice_send_calls,
             "clock_offset_s": self.clock_offset_s,
@@ -122,6 +124,7 @@ class Store:
         self.stripe = stripe
         self.resend_emails = data.get("resend_emails", {})
         self.resend_webhooks = data.get("resend_webhooks", {})
+        self.resend_domains = data.get("resend_domains", {})
         self.idempotency = data.get("idempotency", {})
         self.invoice_send_calls = data.get("invoice_send_calls", [])
         self.clock_offset_s = float(data.get("clock_offset_s", 0.0))

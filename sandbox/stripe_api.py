@@ -23,6 +23,7 @@ from sandbox import idempotency, ids, request_log
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.formcodec import FormDecodeError, decode
 from sandbox.state import Obj
+from sandbox.stripe_account import account_retrieve, accounts_retrieve
 from sandbox.stripe_call import Call
 from sandbox.stripe_customers_invoices import (
     customers_create,
@@ -69,6 +70,8 @@ MAX_IDEMPOTENCY_KEY = 255
 _ID = r"([A-Za-z0-9_]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Callable[[Call], Obj]]] = [
     (m, re.compile(f"^/v1/{pattern}$"), h) for m, pattern, h in [
+        ("GET", "account", account_retrieve),
+        ("GET", f"accounts/{_ID}", accounts_retrieve),
         ("POST", "customers", customers_create),
         ("GET", "customers", customers_list),
         ("GET", f"customers/{_ID}", customers_retrieve),
@@ -152,6 +155,30 @@ def public_base(sb: Sandbox, request: Request) -> str:
 
 
 async def dispatch(request: Request) -> Response:
+    """One keyed POST at a time per key: a second while the first runs gets Stripe's 409."""
+    sb: Sandbox = request.app.state.sandbox
+    key = request.headers.get("idempotency-key") if request.method == "POST" else None
+    if not key:
+        return await _dispatch(request)
+    slot = f"{request.headers.get('authorization', '')}\x1f{key}"
+    if slot in sb.inflight_keys:
+        req_id = ids.request_id()
+        err = StripeError("There is currently another in-progress request using this idempotency key (the same "
+                          "request was probably sent twice, and the first is still going through): "
+                          f"{key}. Try again later.", status=409, type="idempotency_error",
+                          code="idempotency_key_in_use")
+        request_log.record(sb.store, service="stripe", method=request.method, path=request.url.path,
+                           query=request.url.query, idempotency_key=key, status=409, mode=None, fault=None,
+                           replayed=False, request_id=req_id)
+        return _json(409, err.body(req_id), {"Request-Id": req_id, "Idempotency-Key": key})
+    sb.inflight_keys.add(slot)
+    try:
+        return await _dispatch(request)
+    finally:
+        sb.inflight_keys.discard(slot)
+
+
+async def _dispatch(request: Request) -> Response:
     sb: Sandbox = request.app.state.sandbox
     method, path = request.method, request.url.path
     req_id = ids.request_id()

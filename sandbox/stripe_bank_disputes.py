@@ -119,7 +119,8 @@ def settle(sb: Sandbox, ctx: StripeCtx, pi: Obj, fail: bool | None = None) -> Ob
         description=pi["description"]))
     ch.update(status="succeeded", paid=True, captured=True, amount_captured=amount, balance_transaction=txn["id"])
     pi.update(status="succeeded", amount_received=amount)
-    inpay = _put(sb, ctx, "invoice_payment", so.invoice_payment(ctx.livemode, now, inv, pi, amount))
+    inpay = _put(sb, ctx, "invoice_payment", so.invoice_payment(ctx.livemode, now, inv, pi, amount,
+                                                                             paid=True))
     inv["amount_paid"] += amount
     inv["amount_remaining"] -= amount
     fully_paid = inv["amount_remaining"] == 0

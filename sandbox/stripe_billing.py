@@ -57,14 +57,13 @@ def render_invoice(sb: Sandbox, mode: str, inv: Obj, expand_payments: bool = Fal
         "object": "list",
         "data": [so.public(li) for li in lines[:so.EMBEDDED_LINES]],
         "has_more": len(lines) > so.EMBEDDED_LINES,
-        "total_count": len(lines),
         "url": f"/v1/invoices/{inv['id']}/lines",
     }
     if expand_payments:
         pays = [so.public(p) for p in sb.store.coll(mode, "invoice_payment").values()
                 if p["invoice"] == inv["id"]]
         out["payments"] = {"object": "list", "data": list(reversed(pays)), "has_more": False,
-                           "total_count": len(pays), "url": f"/v1/invoices/{inv['id']}/payments"}
+                           "url": f"/v1/invoices/{inv['id']}/payments"}
     return out
 
 
@@ -93,6 +92,8 @@ def update_customer(sb: Sandbox, ctx: StripeCtx, cus: Obj, p: Obj) -> Obj:
     for key in ("email", "name", "phone", "description"):
         if key in p:
             cus[key] = p[key] or None
+    if "balance" in p:
+        cus["balance"] = int(p["balance"] or 0)
     if "preferred_locales" in p:
         cus["preferred_locales"] = list(p["preferred_locales"] or [])
     if "metadata" in p:
@@ -238,7 +239,7 @@ def finalize(sb: Sandbox, ctx: StripeCtx, inv: Obj, p: Obj) -> Obj:
     inv["invoice_pdf"] = f"{ctx.base_url}/i/{inv['id']}/pdf"
     inv["webhooks_delivered_at"] = now
     _recompute_totals(sb, ctx, inv)
-    inv["ending_balance"] = 0
+    _apply_customer_balance(inv, cus)
     emit(sb, ctx, "invoice.finalized", _snapshot(sb, ctx, inv))
     if inv["amount_due"] == 0:
         # Stripe marks a zero-amount invoice paid as soon as it is finalized.
@@ -250,6 +251,19 @@ def finalize(sb: Sandbox, ctx: StripeCtx, inv: Obj, p: Obj) -> Obj:
         emit(sb, ctx, "invoice.paid", after)
         emit(sb, ctx, "invoice.payment_succeeded", after)
     return inv
+
+
+def _apply_customer_balance(inv: Obj, cus: Obj | None) -> None:
+    """As Stripe does at finalization: a credit balance (negative) pays what it can of the
+    total; `amount_due` drops, `total` does not, and the customer keeps the rest."""
+    starting = int(cus["balance"]) if cus is not None else 0
+    applied = min(inv["total"], -starting) if starting < 0 else 0
+    inv["starting_balance"] = starting
+    inv["ending_balance"] = starting + applied
+    inv["amount_due"] = inv["total"] - applied
+    inv["amount_remaining"] = inv["amount_due"] - inv["amount_paid"]
+    if cus is not None:
+        cus["balance"] = starting + applied
 
 
 def _require_payable(inv: Obj) -> None:
@@ -286,6 +300,9 @@ def pay(sb: Sandbox, ctx: StripeCtx, inv: Obj, *, amount: int | None = None,
     pi = _put(sb, ctx, "payment_intent", so.payment_intent(ctx.livemode, now, inv, amount))
     pi["metadata"] = {"invoice": inv["id"]}
     emit(sb, ctx, "payment_intent.created", so.public(pi))
+    # Each attempt is an InvoicePayment of the invoice (status open until its intent succeeds):
+    # how Stripe links an invoice to its payment intents, declined ones included.
+    inpay = _put(sb, ctx, "invoice_payment", so.invoice_payment(ctx.livemode, now, inv, pi, amount))
     receipt = f"{ctx.base_url}/receipts/{{id}}"
     before = _snapshot(sb, ctx, inv)
     inv["attempt_count"] += 1
@@ -316,7 +333,8 @@ def pay(sb: Sandbox, ctx: StripeCtx, inv: Obj, *, amount: int | None = None,
     _put(sb, ctx, "balance_transaction", txn)
     _put(sb, ctx, "charge", ch)
     pi.update(status="succeeded", amount_received=amount, latest_charge=ch["id"])
-    inpay = _put(sb, ctx, "invoice_payment", so.invoice_payment(ctx.livemode, now, inv, pi, amount))
+    inpay.update(status="paid", amount_paid=amount)
+    inpay["status_transitions"]["paid_at"] = now
     inv["amount_paid"] += amount
     inv["amount_remaining"] -= amount
     fully_paid = inv["amount_remaining"] == 0
@@ -415,14 +433,12 @@ def create_refund(sb: Sandbox, ctx: StripeCtx, p: Obj) -> Obj:
     before = so.public(ch)
     ch["amount_refunded"] += amount
     ch["refunded"] = ch["amount_refunded"] == ch["amount"]
-    refunds = [r for r in store.coll(ctx.mode, "refund").values() if r["charge"] == ch["id"]]
     re_prev = so.public(re)
     re.update(status="succeeded", balance_transaction=txn["id"])
     re["destination_details"]["card"]["reference_status"] = "available"
     re["destination_details"]["card"]["reference"] = "SANDBOX" + re["id"][-8:]
-    ch["refunds"] = {"object": "list", "data": [so.public(r) for r in reversed(refunds)],
-                     "has_more": False, "total_count": len(refunds),
-                     "url": f"/v1/charges/{ch['id']}/refunds"}
+    # Since API 2022-11-15 a charge carries no `refunds` list (only when expanded, and
+    # webhook payloads are never expanded): charge.refunded says only amount_refunded.
     emit(sb, ctx, "charge.refunded", so.public(ch), previous_attributes(before, so.public(ch)))
     emit(sb, ctx, "refund.updated", so.public(re), previous_attributes(re_prev, so.public(re)))
     return re

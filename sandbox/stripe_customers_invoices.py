@@ -34,7 +34,10 @@ def customers_create(call: Call) -> Obj:
     email = call.p.get("email")
     if email and "@" not in email:
         raise param_invalid("email", "Invalid email address: " + email, "email_invalid")
-    return render(call, billing.create_customer(call.sb, call.ctx, call.p))
+    params = dict(call.p)
+    if "balance" in params:
+        params["balance"] = as_int(params["balance"], "balance")
+    return render(call, billing.create_customer(call.sb, call.ctx, params))
 
 
 def customers_list(call: Call) -> Obj:
@@ -52,7 +55,10 @@ def customers_update(call: Call) -> Obj:
     check_allowed(call.p, CUSTOMER_FIELDS)
     metadata_ok(call.p)
     cus = get_obj(call, "customer", call.args[0])
-    return render(call, billing.update_customer(call.sb, call.ctx, cus, call.p))
+    params = dict(call.p)
+    if "balance" in params:
+        params["balance"] = as_int(params["balance"], "balance")
+    return render(call, billing.update_customer(call.sb, call.ctx, cus, params))
 
 
 def customers_delete(call: Call) -> Obj:

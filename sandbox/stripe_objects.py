@@ -42,7 +42,7 @@ def customer(livemode: bool, now: int, p: Obj) -> Obj:
         "id": ids.stripe_id("cus", 14),
         "object": "customer",
         "address": _address(p.get("address")),
-        "balance": 0,
+        "balance": int(p.get("balance") or 0),
         "created": now,
         "currency": None,
         "customer_account": None,
@@ -119,8 +119,7 @@ def invoice(livemode: bool, now: int, cust: Obj, p: Obj, account_name: str) -> O
         "issuer": {"type": "self"},
         "last_finalization_error": None,
         "latest_revision": None,
-        "lines": {"object": "list", "data": [], "has_more": False, "total_count": 0,
-                  "url": ""},
+        "lines": {"object": "list", "data": [], "has_more": False, "url": ""},
         "livemode": livemode,
         "metadata": dict(p.get("metadata") or {}),
         "next_payment_attempt": None,
@@ -142,7 +141,6 @@ def invoice(livemode: bool, now: int, cust: Obj, p: Obj, account_name: str) -> O
         "status": "draft",
         "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None,
                                "paid_at": None, "voided_at": None},
-        "subscription": None,
         "subtotal": 0,
         "subtotal_excluding_tax": 0,
         "test_clock": None,
@@ -304,7 +302,6 @@ def charge(livemode: bool, now: int, pi: Obj, *, succeeded: bool, last4: str,
         "created": now,
         "currency": pi["currency"],
         "customer": pi["customer"],
-        "customer_account": None,
         "description": pi["description"],
         "disputed": False,
         "failure_balance_transaction": None,
@@ -323,8 +320,6 @@ def charge(livemode: bool, now: int, pi: Obj, *, succeeded: bool, last4: str,
         "receipt_number": None,
         "receipt_url": receipt_url.replace("{id}", ch_id),
         "refunded": False,
-        "refunds": {"object": "list", "data": [], "has_more": False, "total_count": 0,
-                    "url": f"/v1/charges/{ch_id}/refunds"},
         "review": None,
         "shipping": None,
         "source": None,
@@ -363,11 +358,12 @@ def balance_transaction(now: int, *, amount: int, fee: int, currency: str, sourc
     }
 
 
-def invoice_payment(livemode: bool, now: int, inv: Obj, pi: Obj, amount: int) -> Obj:
+def invoice_payment(livemode: bool, now: int, inv: Obj, pi: Obj, amount: int, *, paid: bool = False) -> Obj:
+    """An invoice's payment attempt: `open` until its payment intent succeeds (then `paid`)."""
     return {
         "id": ids.stripe_id("inpay"),
         "object": "invoice_payment",
-        "amount_paid": amount,
+        "amount_paid": amount if paid else None,
         "amount_requested": amount,
         "created": now,
         "currency": inv["currency"],
@@ -375,8 +371,8 @@ def invoice_payment(livemode: bool, now: int, inv: Obj, pi: Obj, amount: int) ->
         "is_default": True,
         "livemode": livemode,
         "payment": {"type": "payment_intent", "payment_intent": pi["id"]},
-        "status": "paid",
-        "status_transitions": {"canceled_at": None, "paid_at": now},
+        "status": "paid" if paid else "open",
+        "status_transitions": {"canceled_at": None, "paid_at": now if paid else None},
     }
 
 

@@ -105,6 +105,11 @@ class ControlClient:
         rows: list[Row] = self._ok(self.http.get("/stripe/send_calls"))["data"]
         return rows
 
+    def disable_webhook_endpoint(self, endpoint_id: str) -> Row:
+        """What Stripe does to an endpoint that has failed for days: status 'disabled'."""
+        out: Row = self._ok(self.http.post(f"/stripe/webhook_endpoints/{endpoint_id}/disable"))
+        return out
+
     def events(self, mode: str = "test") -> list[Row]:
         rows: list[Row] = self._ok(self.http.get("/stripe/events", params={"mode": mode}))["data"]
         return rows

@@ -37,6 +37,7 @@ pytest_plugins = [
     "tests.fixtures.sidecar",
     "tests.fixtures.workflow",
     "tests.fixtures.dashboard",
+    "tests.fixtures.pooler",
 ]
 
 

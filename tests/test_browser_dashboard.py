@@ -109,6 +109,8 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
         pytest.skip(f"{CHROMIUM} is not installed: the browser test needs Chromium")
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # each rerun of a page takes seconds on two busy cores
+
     from tests.reconcile_helpers import wire_sidecar
 
     wire_sidecar(db, sidecar.url)
@@ -263,4 +265,100 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
             assert_no_sideways_scroll(mobile, title)
             mobile.screenshot(path=str(SHOTS / f"{title.lower()}-phone.png"))
         phone.close()
+        browser.close()
+
+
+def test_golive_checklist_walked_in_the_browser(db: psycopg.Connection[Any], dashboard_users: dict[str, int],
+                                                crm_sandbox: RunningSandbox, sidecar: Any,
+                                                dashboard_url: str) -> None:
+    """Settings → Go live against the sandbox: live refused, the endpoints registered and Resend set up
+    from the page, the test invoice sent, paid on the sandbox's hosted page and turning green by its
+    webhook without a reload, then live allowed. Screenshots settings-golive*.png (desktop, phone)."""
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is not installed: the browser test needs Chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # each rerun of a page takes seconds on two busy cores
+
+    from crm.settings import load_settings
+
+    hook_url = f"{sidecar.url}/webhooks/stripe"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    wait = 60_000  # generous: two busy cores, a Streamlit rerun per click
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(wait)
+        page.goto(dashboard_url)
+        page.get_by_role("textbox", name="Email").fill(OWNER_EMAIL)
+        page.get_by_role("textbox", name="Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Invoices")).to_be_visible()
+        page.get_by_role("link", name="Settings").click()
+        expect(page.get_by_role("heading", name="Go live, step by step")).to_be_visible()
+
+        def switch_mode_to_live() -> None:
+            form = page.get_by_test_id("stForm").filter(has_text="Current mode")
+            form.get_by_text("live", exact=True).click()
+            if not form.get_by_role("checkbox", name="I understand what changes").is_checked():
+                form.get_by_text("I understand what changes").click()
+            form.get_by_role("button", name="Switch mode").click()
+
+        switch_mode_to_live()
+        expect(page.get_by_text("Live mode is refused until steps 1-5 are green.", exact=False)).to_be_visible()
+        assert load_settings(db).stripe_mode == "test"
+
+        # Steps 2 and 5: register the sidecar for each mode through the page's form.
+        for hook_mode in ("test", "live"):
+            form = page.get_by_test_id("stForm").filter(has_text="Endpoint for")
+            form.get_by_text(hook_mode, exact=True).click()
+            form.get_by_role("textbox", name="Sidecar URL").fill(hook_url)
+            form.get_by_role("button", name="Register webhook endpoint").click()
+            expect(page.get_by_text("Registered we_", exact=False).first).to_be_visible()
+            page.wait_for_timeout(1000)
+        # Step 3: the Resend webhook secret, then the domain with tracking.
+        resend_form = page.get_by_test_id("stForm").filter(has_text="Save email settings")
+        resend_form.get_by_role("textbox", name="New Resend webhook signing secret").fill(
+            "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0")
+        resend_form.get_by_role("button", name="Save email settings").click()
+        expect(page.get_by_text("Email settings saved.")).to_be_visible()
+        page.get_by_role("button", name="Set up domain in Resend").click()
+        expect(page.get_by_text("added acme-hvac.test with open and click tracking on", exact=False)).to_be_visible()
+        page.get_by_role("button", name="Check all steps").click()
+        expect(page.get_by_text("The test key works: account", exact=False)).to_be_visible()
+        expect(page.get_by_text("Resend key works; acme-hvac.test is verified", exact=False)).to_be_visible()
+
+        # Step 4: the test invoice, paid on the hosted page with a test card.
+        page.get_by_role("button", name="Send test invoice").click()
+        expect(page.get_by_text("Test invoice #1 sent to", exact=False).first).to_be_visible()
+        row = db.execute("SELECT hosted_invoice_url FROM crm.invoices WHERE id = 1").fetchone()
+        assert row is not None and row["hosted_invoice_url"]
+        expect(page.get_by_text(f"Pay link: {row['hosted_invoice_url']}")).to_be_visible()
+        payer = browser.new_page()
+        payer.goto(row["hosted_invoice_url"])
+        payer.get_by_role("button", name="Pay $1.00").click()
+        expect(payer.locator("#paid")).to_be_visible()
+        payer.close()
+        # No reload: the checklist refreshes itself while the test invoice waits for its webhook.
+        expect(page.get_by_text("was paid and its webhook arrived", exact=False).first).to_be_visible(timeout=wait)
+        expect(page.get_by_text("Steps 1–5 are green: live mode may be switched on.")).to_be_visible()
+        page.wait_for_timeout(1500)
+        # Streamlit scrolls inside its own container: a tall viewport shows the whole checklist.
+        page.set_viewport_size({"width": 1280, "height": 2300})
+        page.get_by_role("heading", name="Settings → Integrations").scroll_into_view_if_needed()
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(SHOTS / "settings-golive.png"))
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.wait_for_timeout(2500)
+        page.get_by_role("heading", name="Settings → Integrations").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "settings-golive-phone.png"))
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.wait_for_timeout(1500)
+
+        switch_mode_to_live()
+        expect(page.get_by_text("Stripe mode is now live", exact=False).first).to_be_visible()
+        assert load_settings(db).stripe_mode == "live"
+        assert not page.get_by_test_id("stException").count()
         browser.close()

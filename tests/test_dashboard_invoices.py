@@ -84,7 +84,7 @@ def test_bad_lines_are_refused_and_nothing_is_saved(db: psycopg.Connection[Any],
     assert _texts(at, "error") == [
         "Line 1: description is required.",
         "Line 2: quantity must be at least 1.",
-        "Line 3: unit price: amounts are in whole cents.",
+        "Line 3: unit price: USD amounts have at most 2 decimals (whole minor units).",
     ]
     assert "Nothing was saved." in _texts(at, "caption")
     assert db.execute("SELECT count(*) AS n FROM crm.invoice_lines").fetchone() == {"n": 0}

@@ -39,7 +39,8 @@ def test_lines_total_to_the_cent_without_floats() -> None:
         {"description": "Part", "quantity": 2.0, "unit_price": 0.1 + 0.2},  # float from the editor: 0.30000000000000004
         {"description": "", "quantity": None, "unit_price": None},  # blank row: skipped
     ])
-    assert not parsed.ok and parsed.errors == ["Line 2: unit price: amounts are in whole cents."]
+    assert not parsed.ok
+    assert parsed.errors == ["Line 2: unit price: USD amounts have at most 2 decimals (whole minor units)."]
     parsed = parse_lines([
         {"description": "Labor", "quantity": 3, "unit_price": "110.01"},
         {"description": "Part", "quantity": 2.0, "unit_price": 19.99},

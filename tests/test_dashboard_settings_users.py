@@ -74,7 +74,9 @@ def test_mode_switch_needs_confirmation(db: psycopg.Connection[Any], app_as: Cal
     next(c for c in at.checkbox if c.label == "I understand what changes").check()
     next(r for r in at.radio if r.label == "Mode").set_value("live")
     next(b for b in at.button if b.label == "Switch mode").click().run()
-    assert load_settings(db).stripe_mode == "live"
+    # Confirmed, but the go-live checklist is not green: the core refuses (tests/test_dashboard_golive.py).
+    assert any(e.value.startswith("Live mode is refused until steps 1-5 are green.") for e in at.error)
+    assert load_settings(db).stripe_mode == "test"
 
 
 def test_register_webhook_and_test_email_against_the_sandbox(db: psycopg.Connection[Any],
@@ -146,3 +148,15 @@ def test_the_last_owner_cannot_be_disabled(db: psycopg.Connection[Any], app_as: 
     at = app_as("owner", "pages/users.py")
     at.selectbox(key="manage_user").set_value(dashboard_users["owner"]).run()
     assert at.button(key="disable_user").disabled
+
+
+def test_settings_refuses_a_currency_the_crm_cannot_bill(db: psycopg.Connection[Any],
+                                                         app_as: Callable[..., Any]) -> None:
+    at = app_as("owner", "pages/settings.py")
+    at.text_input(key="business_currency").input("kwd")  # three decimals: Stripe needs special handling
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert any("KWD has 3 decimals" in e.value for e in at.error)
+    assert db.execute("SELECT count(*) AS n FROM crm.settings").fetchone() == {"n": 0}
+    at.text_input(key="business_currency").input("JPY")
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert load_settings(db)["business.currency"] == "jpy"

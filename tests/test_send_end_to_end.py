@@ -53,6 +53,9 @@ def test_send_pay_and_the_webhook_marks_it_paid(db: Conn, crm_sandbox: RunningSa
     assert paid["error"] is None and paid["invoice"]["status"] == "paid"
     wait_until(lambda: db.execute("SELECT status FROM crm.invoices WHERE id = %s",
                                   (invoice_id,)).fetchone() == {"status": "paid"})
+    # The invoice may turn paid by an earlier event (invoice_payment.paid, invoice.updated) before
+    # the invoice.paid delivery is logged: wait for the log rather than assume the order.
+    wait_until(lambda: bool(crm_sandbox.control.deliveries(service="stripe", event_type="invoice.paid")))
     deliveries = crm_sandbox.control.deliveries(service="stripe", event_type="invoice.paid")
     assert deliveries and all(str(d.get("outcome")) for d in deliveries)
     inv = db.execute("SELECT i.status, i.paid_at, i.amount_paid_cents, i.amount_due_cents, j.status AS job_status "

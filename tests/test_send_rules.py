@@ -73,17 +73,23 @@ def test_stripe_lines_carry_unit_price_and_quantity() -> None:
      "complete"),
     ({"stripe_customer_id": "cus_1", "stripe_invoice_id": "in_1", "finalized": True, "resend_email_id": "e"},
      "complete"),
+    # Name or email edited in the CRM since Stripe last heard: update the customer before finalizing.
+    ({"stripe_customer_id": "cus_1", "customer_synced": False}, "customer"),
+    ({"stripe_customer_id": "cus_1", "stripe_invoice_id": "in_1", "customer_synced": False}, "customer"),
+    ({"stripe_customer_id": "cus_1", "stripe_invoice_id": "in_1", "finalized": True, "customer_synced": False},
+     "email"),
 ])
 def test_next_step_resumes_from_what_is_stored(stored: dict[str, Any], step: str) -> None:
-    base: dict[str, Any] = {"stripe_customer_id": None, "stripe_invoice_id": None, "lines_added": False,
+    base: dict[str, Any] = {"stripe_customer_id": None, "stripe_invoice_id": None, "customer_synced": True,
+                            "lines_added": False,
                             "finalized": False, "resend_email_id": None, "email_settled": False}
     assert rules.next_step(rules.StoredProgress(**{**base, **stored})) == step
 
 
-def test_totals_match_only_when_all_three_agree() -> None:
-    assert rules.totals_match(100, 100, 100)
-    assert not rules.totals_match(100, 105, 105)
-    assert not rules.totals_match(100, 100, 0)
+def test_totals_compare_the_total_not_the_amount_due() -> None:
+    # A credit balance at Stripe lowers amount_due at finalization; the total is what we sent.
+    assert rules.totals_match(100, 100)
+    assert not rules.totals_match(100, 105)
 
 
 def test_keys_are_stable_distinct_and_short_enough() -> None:
@@ -92,7 +98,12 @@ def test_keys_are_stable_distinct_and_short_enough() -> None:
     assert a == idempotency.lines_key("abc", "test", 7, 0, items)
     assert a != idempotency.lines_key("abc", "test", 7, 1, items)
     assert a != idempotency.lines_key("abc", "test", 7, 0, items[:1])
-    assert idempotency.customer_key("abc", "test", 3) != idempotency.customer_key("xyz", "test", 3)
+    digest = idempotency.customer_digest("Dana", "dana@example.com")
+    assert idempotency.customer_key("abc", "test", 3, digest) != idempotency.customer_key("xyz", "test", 3, digest)
+    # The data sent is in the key: a corrected email is a new request, not "same key, other parameters".
+    assert digest != idempotency.customer_digest("Dana", "dana@example.org")
+    assert idempotency.customer_key("abc", "test", 3, digest) != idempotency.customer_key(
+        "abc", "test", 3, idempotency.customer_digest("Dana", "dana@example.org"))
     assert idempotency.invoice_key("abc", "test", 7, 0, "create") != idempotency.invoice_key("abc", "live", 7, 0,
                                                                                             "create")
     assert len(idempotency.lines_key("f" * 32, "test", 10**12, 99, items)) <= 255

@@ -36,3 +36,32 @@ def test_the_settings_page_registers_every_handled_type(db: psycopg.Connection[A
     endpoints = stripe_client(crm_sandbox).v1.webhook_endpoints.list().data
     assert len(endpoints) == 1
     assert sorted(endpoints[0].enabled_events) == sorted(HANDLED_EVENT_TYPES)
+
+
+
+def test_an_endpoint_registered_before_a_type_was_added_is_reported_and_updated_in_place(
+        db: psycopg.Connection[Any], crm_sandbox: RunningSandbox) -> None:
+    """An endpoint without invoice_payment.paid and payment_intent.payment_failed (registered by an
+    older version) loses refunds and declines: its state says so, and registering again fixes it in
+    place, with the same signing secret."""
+    from crm.settings import store_registered_webhook_secret
+    from crm.stripe_endpoint import endpoint_state
+
+    url = "http://127.0.0.1:9/webhooks/stripe"
+    old = [t for t in HANDLED_EVENT_TYPES if t not in ("invoice_payment.paid", "payment_intent.payment_failed")]
+    client = stripe_client(crm_sandbox)
+    created = client.v1.webhook_endpoints.create({"url": url, "enabled_events": old})
+    store_registered_webhook_secret(db, load_settings(db), "test", str(created.secret), created.id, None)
+
+    state = endpoint_state(load_settings(db), "test")
+    assert state.endpoint_id == created.id
+    assert sorted(state.missing_types) == ["invoice_payment.paid", "payment_intent.payment_failed"]
+
+    outcome = register_webhook(load_settings(db), url, None)
+
+    assert outcome.ok and "in place" in outcome.message, outcome.message
+    endpoints = client.v1.webhook_endpoints.list().data
+    assert [e.id for e in endpoints] == [created.id]  # fixed in place, not a second endpoint
+    assert sorted(endpoints[0].enabled_events) == sorted(HANDLED_EVENT_TYPES)
+    assert load_settings(db).stripe_webhook_secrets("test") == [created.secret]
+    assert endpoint_state(load_settings(db), "test").missing_types == []

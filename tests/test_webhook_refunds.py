@@ -100,3 +100,41 @@ def test_refund_from_the_other_mode_changes_nothing(sidecar: Sidecar) -> None:
 
     assert sidecar.post(evt).json()["outcome"] == "rejected"
     assert invoice_amounts(sidecar, inv["invoice_id"]) == ("paid", 10_000, 0)
+
+
+def test_a_late_charge_refunded_or_retried_refund_never_moves_the_refunded_total_back(sidecar: Sidecar) -> None:
+    """Refunds of $30 then $20: the $50 cumulative charge.refunded first (no refunds.data, as
+    real Stripe sends it since 2022-11-15), then a retried $30 refund.created, then an older
+    $30 charge.refunded: $50 throughout."""
+    inv = paid_with_intent(sidecar)
+    thirty, twenty = sp.refund(inv["ch"], inv["pi"], 3_000), sp.refund(inv["ch"], inv["pi"], 2_000)
+    charge_50 = {k: v for k, v in sp.charge(inv["ch"], inv["pi"], 10_000, 5_000).items() if k != "refunds"}
+    charge_30 = {**charge_50, "amount_refunded": 3_000, "refunded": False}
+
+    sidecar.post(sp.event("charge.refunded", charge_50, created=1_700_000_900))
+    assert invoice_amounts(sidecar, inv["invoice_id"]) == ("paid", 10_000, 5_000)
+    sidecar.post(sp.event("refund.created", thirty))
+    sidecar.post(sp.event("charge.refunded", charge_30, created=1_700_000_800))
+    assert invoice_amounts(sidecar, inv["invoice_id"]) == ("paid", 10_000, 5_000)
+    sidecar.post(sp.event("refund.created", twenty))
+    sidecar.post(sp.event("refund.created", thirty))  # a retry, same refund id
+    assert invoice_amounts(sidecar, inv["invoice_id"]) == ("paid", 10_000, 5_000)
+    assert sidecar.db.execute("SELECT count(*) AS n FROM crm.refunds").fetchone() == {"n": 2}
+
+
+def test_a_refund_before_its_payment_is_applied_when_the_payment_arrives(sidecar: Sidecar) -> None:
+    inv = seed_invoice(sidecar.db)
+    pi, ch = sp.stripe_id("pi"), sp.stripe_id("ch")
+    refund = sp.refund(ch, pi, 2_500)
+    assert sidecar.post(sp.event("refund.created", refund)).json()["outcome"] == "unmatched"
+
+    paid = sidecar.post(sp.event("invoice_payment.paid", sp.invoice_payment(inv["stripe_invoice_id"], pi, 10_000)))
+
+    assert "1 earlier events applied" in paid.json()["detail"]
+    assert invoice_amounts(sidecar, inv["invoice_id"])[2] == 2_500
+    ledger = sidecar.db.execute("SELECT outcome, replayed_at IS NOT NULL AS late, detail FROM crm.stripe_events "
+                                "WHERE type = 'refund.created'").fetchone()
+    assert ledger is not None and ledger["outcome"] == "applied" and ledger["late"]
+    # Delivered again: a duplicate, counted once.
+    assert sidecar.post(sp.event("refund.created", refund)).json()["outcome"] == "ignored"
+    assert invoice_amounts(sidecar, inv["invoice_id"])[2] == 2_500

@@ -45,10 +45,11 @@ def aging(rows: list[dict[str, Any]]) -> alt.Chart:
 
 def collected_vs_invoiced(rows: list[dict[str, Any]]) -> alt.Chart:
     frame = pd.DataFrame(rows)
-    long = frame.melt(id_vars=["week"], value_vars=["invoiced_cents", "collected_cents"], var_name="series",
-                      value_name="cents")
+    columns = [c for c in ("invoiced_cents", "collected_cents", "fee_cents") if c in frame]
+    long = frame.melt(id_vars=["week"], value_vars=columns, var_name="series", value_name="cents")
     long["dollars"] = long["cents"].astype(int) / 100
-    long["series"] = long["series"].str.replace("_cents", "")
+    long["series"] = long["series"].str.replace("_cents", "").replace({"collected": "collected (net of refunds)",
+                                                                       "fee": "Stripe fees"})
     return alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("week:T", title="Week"), y=alt.Y("dollars:Q", title="$"), color=alt.Color("series:N", title=None),
         tooltip=["week:T", "series", alt.Tooltip("dollars:Q", format="$,.2f")],

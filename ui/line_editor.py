@@ -1,7 +1,8 @@
 """The draft's line editor: a table of description, quantity and unit price.
 
-Prices are a text column so no float ever carries money; crm.invoice_lines parses and
-totals in integer cents, and nothing is saved while any row is wrong.
+Prices are a text column so no float ever carries money; crm.invoice_lines parses them in
+the invoice's currency and totals in its integer minor units (¥5,000 is 5000, $5,000.00 is
+500000), and nothing is saved while any row is wrong.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from crm.invoice_lines import parse_lines, price_text
+from crm.money import UnsupportedCurrency
+from crm.money import currency as currency_info
 from db.drafts import NotADraft, draft_lines, replace_lines
 from db.pool import connection
 from ui.widgets import flash, money
@@ -19,13 +22,24 @@ def editor_key(invoice_id: int) -> str:
     return f"lines_{invoice_id}"
 
 
+def price_help(currency: str) -> str:
+    """The unit price column's hint, in the invoice's currency ('e.g. 149.00', 'e.g. 5000: whole units')."""
+    try:
+        info = currency_info(currency)
+    except UnsupportedCurrency as exc:
+        return str(exc)
+    example = price_text(14900 if info.exponent else 5000, currency)
+    whole = " (whole units, no decimals)" if info.digits == 0 else ""
+    return f"In {currency.upper()}, e.g. {example}{whole}"
+
+
 def render(invoice_id: int, currency: str, actor: str) -> None:
     with connection() as conn:
         stored = draft_lines(conn, invoice_id)
     frame = pd.DataFrame({
         "description": pd.Series([r["description"] for r in stored], dtype="object"),
         "quantity": pd.Series([r["quantity"] for r in stored], dtype="Int64"),
-        "unit_price": pd.Series([price_text(r["unit_amount_cents"]) for r in stored], dtype="object"),
+        "unit_price": pd.Series([price_text(r["unit_amount_cents"], currency) for r in stored], dtype="object"),
     })
     edited = st.data_editor(
         frame,
@@ -36,10 +50,10 @@ def render(invoice_id: int, currency: str, actor: str) -> None:
         column_config={
             "description": st.column_config.TextColumn("Description", width="large"),
             "quantity": st.column_config.NumberColumn("Quantity", step=1, format="%d"),
-            "unit_price": st.column_config.TextColumn("Unit price", help="e.g. 149.00 (whole cents)"),
+            "unit_price": st.column_config.TextColumn("Unit price", help=price_help(currency)),
         },
     )
-    parsed = parse_lines(edited.to_dict("records"))
+    parsed = parse_lines(edited.to_dict("records"), currency)
     if parsed.ok:
         st.markdown(f"**Total: {money(parsed.total_cents, currency)}** "
                     f"({len(parsed.lines)} line{'s' if len(parsed.lines) != 1 else ''})")

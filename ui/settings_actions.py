@@ -1,16 +1,21 @@
-"""The Settings page's calls out: register the Stripe webhook endpoint, check the sending
-domain, send a test email. Each returns an Outcome to show; secrets never appear in it."""
+"""The Settings page's calls out: register (or re-enable) the Stripe webhook endpoint, webhook
+health (cached briefly), check the sending domain, send a test email. Each action returns an
+Outcome to show; secrets never appear in it. The go-live rules are in crm/golive.py."""
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from crm.integrations import email_domain
-from crm.settings import Settings, store_registered_webhook_secret
-from crm.stripe_event_types import HANDLED_EVENT_TYPES
+from crm.settings import Settings
 from db.pool import connection
+
+if TYPE_CHECKING:
+    from crm.webhook_health import ModeHealth
 
 
 @dataclass(frozen=True)
@@ -25,19 +30,50 @@ def bare_address(value: str) -> str:
     return (match.group(1) if match else value).strip()
 
 
-def register_webhook(settings: Settings, url: str, user_id: int | None) -> Outcome:
-    from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
+def register_webhook(settings: Settings, url: str, user_id: int | None, mode: str | None = None) -> Outcome:
+    """Register (or update in place) the sidecar's endpoint for `mode` (default: the current mode)."""
+    from crm.stripe_endpoint import register
 
-    target = stripe_target(settings)
-    try:
-        endpoint_id, secret = StripeGateway(target).register_webhook_endpoint(url, list(HANDLED_EVENT_TYPES))
-    except StripeGatewayError as exc:
-        return Outcome(False, f"Stripe refused the endpoint: {exc}")
-    # The previous secrets stay for a rotation window: the old endpoint delivers for a while.
+    result = register(settings, mode or settings.stripe_mode, url, user_id)
+    forget_webhook_health()
+    return Outcome(result.ok, result.message)
+
+
+def reenable_webhook(settings: Settings, mode: str) -> Outcome:
+    from crm.stripe_endpoint import reenable
+
+    result = reenable(settings, mode)
+    forget_webhook_health()
+    return Outcome(result.ok, result.message)
+
+
+# Webhook health asks Stripe about each mode's endpoint: keep the answer for a short while so every
+# rerun of the page (each click) does not cost Stripe calls; actions that change it forget it.
+HEALTH_TTL_S = 30.0
+_HEALTH_KEY = "_webhook_health"
+
+
+def forget_webhook_health() -> None:
+    import streamlit as st
+
+    st.session_state.pop(_HEALTH_KEY, None)
+
+
+def webhook_health(settings: Settings) -> list[ModeHealth]:
+    import streamlit as st
+
+    from crm.golive import fingerprints
+    from crm.webhook_health import health
+
+    key = (settings.stripe_mode, tuple(sorted(fingerprints(settings).items())))
+    cached = st.session_state.get(_HEALTH_KEY)
+    if cached and cached[0] == key and time.monotonic() - cached[1] < HEALTH_TTL_S:
+        fresh: list[ModeHealth] = cached[2]
+        return fresh
     with connection() as conn:
-        store_registered_webhook_secret(conn, settings, target.mode, secret, endpoint_id, user_id)
-    return Outcome(True, f"Registered {endpoint_id} at {target.describe()} for {len(HANDLED_EVENT_TYPES)} event types; "
-                         "its signing secret is stored encrypted.")
+        result = health(conn, settings)
+    st.session_state[_HEALTH_KEY] = (key, time.monotonic(), result)
+    return result
 
 
 def check_domain(settings: Settings) -> Outcome:

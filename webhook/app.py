@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from webhook import jsonlog
+from webhook.payment_worker import PAYMENT_DETAILS_WORKER
 from webhook.reconcile_worker import RECONCILE_WORKER
 from webhook.reminder_workers import REMINDER_WORKERS
 from webhook.resend_route import routes as resend_routes
@@ -22,7 +23,7 @@ from webhook.workers import Worker, WorkerRunner, workers_enabled
 log = logging.getLogger("webhook")
 
 # Every periodic job the sidecar runs; each module names its own (name, interval_s, pass).
-WORKERS = [Worker(*spec) for spec in (*REMINDER_WORKERS, RECONCILE_WORKER)]
+WORKERS = [Worker(*spec) for spec in (*REMINDER_WORKERS, RECONCILE_WORKER, PAYMENT_DETAILS_WORKER)]
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -23,9 +23,9 @@ def queue_fallback_pass() -> dict[str, Any]:
     global _cron_installed
     from crm.reminder_dispatch import queue_due
     from db import reminders
-    from db.pool import connection
+    from db.pool import worker_connection
 
-    with connection() as conn:
+    with worker_connection() as conn:
         with _cron_lock:
             if _cron_installed is None:
                 _cron_installed = reminders.pg_cron_installed(conn)
@@ -38,9 +38,9 @@ def dispatch_pass() -> dict[str, Any]:
     from crm.reminder_dispatch import dispatch_queued
     from crm.resend_gateway import ResendGateway, resend_target
     from crm.settings import load_settings
-    from db.pool import connection
+    from db.pool import worker_connection
 
-    with connection() as conn:
+    with worker_connection() as conn:
         with conn.transaction():
             gateway = ResendGateway(resend_target(load_settings(conn)))
         return dict(dispatch_queued(conn, gateway, datetime.now(UTC)))
@@ -50,9 +50,9 @@ def cancel_pass() -> dict[str, Any]:
     from crm.reminder_dispatch import cancel_requested
     from crm.resend_gateway import ResendGateway, resend_target
     from crm.settings import load_settings
-    from db.pool import connection
+    from db.pool import worker_connection
 
-    with connection() as conn:
+    with worker_connection() as conn:
         with conn.transaction():
             gateway = ResendGateway(resend_target(load_settings(conn)))
         return dict(cancel_requested(conn, gateway, datetime.now(UTC)))

@@ -37,10 +37,10 @@ def workers_enabled() -> bool:
 
 
 def record_in_database(name: str, ok: bool, error: str | None, detail: dict[str, Any]) -> None:
-    from db.pool import connection
+    from db.pool import worker_connection
     from db.worker_runs import record_run
 
-    with connection() as conn:
+    with worker_connection() as conn:
         record_run(conn, name, ok, error, detail)
 
 
@@ -86,6 +86,9 @@ class WorkerRunner:
             ok, error = False, f"{type(exc).__name__}: {exc}"[:500]
             log.exception("worker pass failed", extra={"fields": {"worker": worker.name}})
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        # One line per pass, so each process's share of the work is visible with several sidecars.
+        log.info("worker pass", extra={"fields": {"worker": worker.name, "ok": ok, **detail,
+                                                  "duration_ms": duration_ms}})
         try:
             self._record(worker.name, ok, error, {**detail, "duration_ms": duration_ms})
         except Exception:

@@ -10,7 +10,11 @@
 -- the job completed only on Stripe's retry). FOR NO KEY UPDATE does not conflict with KEY
 -- SHARE but still serialises the two completions: the second waits, then sees both paid.
 
-CREATE OR REPLACE FUNCTION crm.complete_job_if_paid(p_job_id bigint, p_event_id text)
+-- The one completion rule, for whoever closed the last invoice: a Stripe event (the
+-- webhook or reconcile) or a user (voiding an invoice in the dashboard, so a job with a paid
+-- deposit and a voided final invoice completes at the void). The audit row names the actor.
+CREATE OR REPLACE FUNCTION crm.complete_job_if_done(p_job_id bigint, p_actor_type text, p_actor text,
+                                                    p_event_id text, p_detail jsonb)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -27,8 +31,25 @@ BEGIN
     UPDATE crm.jobs SET status = 'completed', completed_at = now(), completed_by_event_id = p_event_id
      WHERE id = p_job_id;
     INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
-    VALUES ('job', p_job_id, v_status, 'completed', 'stripe_event', p_event_id, p_event_id,
-            jsonb_build_object('reason', 'every non-void invoice is paid'));
+    VALUES ('job', p_job_id, v_status, 'completed', p_actor_type, p_actor, p_event_id,
+            jsonb_build_object('reason', 'every non-void invoice is paid') || coalesce(p_detail, '{}'));
     RETURN true;
 END;
+$$;
+
+
+-- A Stripe event closed the last invoice: the audit row and the job name that event.
+CREATE OR REPLACE FUNCTION crm.complete_job_if_paid(p_job_id bigint, p_event_id text)
+RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT crm.complete_job_if_done(p_job_id, 'stripe_event', p_event_id, p_event_id, '{}'::jsonb);
+$$;
+
+
+-- A user voided an invoice of the job (crm/send_followups.py, in the void's transaction).
+CREATE OR REPLACE FUNCTION crm.complete_job_after_void(p_job_id bigint, p_invoice_id bigint, p_actor text)
+RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT crm.complete_job_if_done(p_job_id, 'user', p_actor, NULL,
+                                    jsonb_build_object('completed_by', 'void', 'voided_invoice_id', p_invoice_id));
 $$;

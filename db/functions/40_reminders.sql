@@ -30,6 +30,49 @@ END;
 $$;
 
 
+-- A customer opted out of reminders: in the opt-out's transaction, their queued reminders
+-- are cancelled (one whose request was already stored is flagged for the cancel worker by
+-- the trigger below) and the ones Resend holds are flagged for the cancel worker, as
+-- crm.stop_invoice_reminders does for a payment. Pending ones stay pending: the queueing
+-- function cancels each as it comes due while the customer is opted out, so opting back in
+-- before then brings them back. Returns how many reminders were stopped.
+CREATE OR REPLACE FUNCTION crm.stop_customer_reminders(p_customer_id bigint, p_actor text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    WITH target AS (
+        SELECT r.id, r.status
+          FROM crm.reminders r JOIN crm.invoices i ON i.id = r.invoice_id
+         WHERE i.customer_id = p_customer_id
+           AND (r.status = 'queued' OR (r.status = 'scheduled' AND r.resend_cancel IS NULL))
+         ORDER BY r.id
+           FOR UPDATE OF r
+    ), cancelled AS (
+        UPDATE crm.reminders r
+           SET status = 'cancelled', cancel_reason = 'opted_out', cancelled_at = now()
+          FROM target t WHERE r.id = t.id AND t.status = 'queued'
+        RETURNING r.id, 'queued'::text AS from_status, 'cancelled'::text AS to_status
+    ), flagged AS (
+        UPDATE crm.reminders r
+           SET resend_cancel = 'requested', cancel_reason = 'opted_out', next_attempt_at = now()
+          FROM target t WHERE r.id = t.id AND t.status = 'scheduled'
+        RETURNING r.id, 'scheduled'::text AS from_status, 'scheduled'::text AS to_status
+    ), audit AS (
+        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
+        SELECT 'reminder', id, from_status, to_status, 'user', p_actor,
+               jsonb_build_object('cancel_reason', 'opted_out',
+                                  'resend_cancel', CASE WHEN from_status = 'scheduled' THEN 'requested' END)
+          FROM (SELECT * FROM cancelled UNION ALL SELECT * FROM flagged) s
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_count FROM audit;
+    RETURN v_count;
+END;
+$$;
+
+
 CREATE OR REPLACE FUNCTION crm.queue_due_reminders_within(p_now timestamptz, p_window interval)
 RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -134,18 +177,34 @@ $$;
 CREATE OR REPLACE FUNCTION crm.ensure_cron_jobs()
 RETURNS text
 LANGUAGE plpgsql AS $$
+DECLARE
+    -- The job runs as the role that owns the schema (Supabase: the application's role, not a
+    -- superuser), in this database, which is where pg_cron lives on Supabase (`postgres`).
+    v_owner text := (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'crm');
+    v_superuser boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
         IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_cron') THEN
             RETURN 'pg_cron is not installed on this server';
         END IF;
+        IF NOT v_superuser THEN
+            -- Only the platform may create it (on Supabase: Database -> Extensions).
+            RETURN 'pg_cron is available but not enabled in this database: enable it, then run migrate again';
+        END IF;
         IF current_setting('cron.database_name', true) IS DISTINCT FROM current_database() THEN
-            RETURN 'pg_cron is not preloaded for this database (shared_preload_libraries, cron.database_name)';
+            RETURN format('pg_cron runs in database %s, not in %s (cron.database_name)',
+                          coalesce(current_setting('cron.database_name', true), 'none'), current_database());
         END IF;
         CREATE EXTENSION pg_cron;
     END IF;
-    PERFORM cron.schedule('crm-queue-due-reminders', '*/5 * * * *',
-                          'SELECT crm.queue_due_reminders(now())');
+    IF to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NOT NULL THEN
+        -- pg_cron lets only a superuser name the role; anyone else schedules as itself.
+        PERFORM cron.schedule_in_database('crm-queue-due-reminders', '*/5 * * * *',
+                                          'SELECT crm.queue_due_reminders(now())', current_database(),
+                                          CASE WHEN v_superuser THEN v_owner END);
+    ELSE  -- pg_cron before 1.4: the job runs in cron.database_name as the role scheduling it
+        PERFORM cron.schedule('crm-queue-due-reminders', '*/5 * * * *', 'SELECT crm.queue_due_reminders(now())');
+    END IF;
     RETURN 'scheduled';
 END;
 $$;

@@ -74,7 +74,11 @@ BEGIN
     END IF;
 
     IF p_type = 'invoice.payment_failed' AND v_to IN ('draft', 'sending', 'open', 'uncollectible') THEN
-        v_error := left(coalesce(p_obj #>> '{last_payment_error,message}', 'A payment attempt failed')
+        -- The reason is on the payment intent (payment_intent.payment_failed), not here: keep
+        -- one already recorded in the last hour, else ask the worker to look it up.
+        SELECT crm.decline_text(code, decline_code, message) INTO v_error FROM crm.payment_failures
+         WHERE invoice_id = v_id AND created_at > now() - interval '1 hour' ORDER BY failed_at DESC, id DESC LIMIT 1;
+        v_error := left(coalesce(v_error, p_obj #>> '{last_payment_error,message}', 'A payment attempt failed')
                         || coalesce(format(' (attempt %s)', p_obj ->> 'attempt_count'), ''), 500);
         -- The invoice's payload carries no reason: keep one payment_intent.payment_failed gave.
         UPDATE crm.invoices
@@ -82,7 +86,11 @@ BEGIN
                                          THEN v_error ELSE coalesce(last_payment_error, v_error) END,
                attention = 'payment_failed',
                attention_detail = CASE WHEN p_obj ? 'last_payment_error' OR attention IS DISTINCT FROM 'payment_failed'
-                                       THEN v_error ELSE coalesce(attention_detail, v_error) END
+                                       THEN v_error ELSE coalesce(attention_detail, v_error) END,
+               decline_lookup_at = CASE WHEN EXISTS (SELECT 1 FROM crm.payment_failures
+                                                      WHERE invoice_id = v_id AND created_at > now() - interval '1 hour')
+                                        THEN NULL ELSE now() END,
+               decline_lookup_attempts = 0
          WHERE id = v_id;
         PERFORM crm.write_invoice_audit(v_id, v_inv.status, v_to, p_event_id, p_type,
                                         jsonb_build_object('payment_error', v_error));
@@ -141,12 +149,16 @@ BEGIN
     IF v_id IS NULL OR v_type IS NULL OR jsonb_typeof(v_obj) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'not a Stripe event (id, type and data.object are required)' USING ERRCODE = '22023';
     END IF;
-    INSERT INTO crm.stripe_events (id, type, mode, api_version, object_id, outcome, source, stripe_created_at, payload)
+    INSERT INTO crm.stripe_events (id, type, mode, api_version, object_id, outcome, source, stripe_created_at, payload,
+                                   webhook_received_at)
     VALUES (v_id, v_type, p_mode, p_event ->> 'api_version', v_obj ->> 'id', 'ignored', p_source,
-            crm.jsonb_epoch(p_event -> 'created'), p_event)
+            crm.jsonb_epoch(p_event -> 'created'), p_event, CASE WHEN p_source = 'webhook' THEN now() END)
     ON CONFLICT (id) DO NOTHING;
     IF NOT FOUND THEN
-        UPDATE crm.stripe_events SET duplicate_deliveries = duplicate_deliveries + 1 WHERE id = v_id
+        -- A webhook arriving after reconcile recorded the event: it was late, not missed.
+        UPDATE crm.stripe_events SET duplicate_deliveries = duplicate_deliveries + 1,
+               webhook_received_at = COALESCE(webhook_received_at, CASE WHEN p_source = 'webhook' THEN now() END)
+        WHERE id = v_id
         RETURNING outcome INTO v_previous;
         RETURN jsonb_build_object('outcome', 'duplicate', 'detail', 'already processed: ' || v_previous,
                                   'resend_ids_to_cancel', '[]'::jsonb, 'job_completed', false);
@@ -159,9 +171,13 @@ BEGIN
         WHEN v_type = 'invoice_payment.paid'
             THEN crm.apply_stripe_invoice_payment(v_id, v_obj, p_mode)
         WHEN v_type IN ('charge.refunded', 'refund.created', 'refund.updated', 'refund.failed')
-            THEN crm.apply_stripe_refund_event(v_id, v_type, v_obj, p_mode)
-        WHEN v_type IN ('payment_intent.processing', 'payment_intent.payment_failed')
+            THEN crm.apply_stripe_refund_event(v_id, v_type, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
+        WHEN v_type = 'payment_intent.processing'
             THEN crm.apply_stripe_payment_intent_event(v_id, v_type, v_obj, p_mode)
+        -- The decline is recorded (crm.payment_failures), then the invoice follows
+        -- crm.apply_stripe_payment_intent_event's rules (bank debits).
+        WHEN v_type = 'payment_intent.payment_failed'
+            THEN crm.apply_stripe_payment_failed(v_id, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
         WHEN v_type IN ('charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed')
             THEN crm.apply_stripe_dispute_event(v_id, v_type, v_obj, p_mode)
         ELSE jsonb_build_object('outcome', 'ignored', 'detail', 'event type not handled')

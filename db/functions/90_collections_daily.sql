@@ -116,6 +116,28 @@ CREATE OR REPLACE TRIGGER disputes_collections AFTER INSERT OR UPDATE OR DELETE 
     FOR EACH ROW EXECUTE FUNCTION crm.collections_note_dispute();
 
 
+-- A refund made, changed (its status, its fee) or removed changes the day it was made.
+CREATE OR REPLACE FUNCTION crm.collections_note_refund() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO crm.collections_changes (at) VALUES (OLD.created_at);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO crm.collections_changes (at) VALUES (NEW.created_at);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER refunds_collections_insert AFTER INSERT OR DELETE ON crm.refunds
+    FOR EACH ROW EXECUTE FUNCTION crm.collections_note_refund();
+CREATE OR REPLACE TRIGGER refunds_collections_update AFTER UPDATE ON crm.refunds
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.amount_cents IS DISTINCT FROM NEW.amount_cents
+                       OR OLD.fee_cents IS DISTINCT FROM NEW.fee_cents OR OLD.created_at IS DISTINCT FROM NEW.created_at)
+    EXECUTE FUNCTION crm.collections_note_refund();
+
+
 -- A reminder that went out (or stopped counting as sent) changes its day.
 CREATE OR REPLACE FUNCTION crm.collections_note_reminder() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -195,9 +217,17 @@ BEGIN
          GROUP BY f.day
     ), pay AS (
         SELECT (paid_at AT TIME ZONE p_tz)::date AS day, count(*)::int AS n, sum(amount_cents)::bigint AS cents,
-               coalesce(sum(fee_cents), 0)::bigint AS fees
+               coalesce(sum(fee_cents), 0)::bigint AS fees, count(*) FILTER (WHERE fee_cents IS NULL)::int AS pending
           FROM crm.payments
          WHERE paid_at >= p_from AND paid_at < p_until
+         GROUP BY 1
+    ), refunded AS (
+        -- Refunds Stripe counts (pending or succeeded), by the day they were made.
+        SELECT (created_at AT TIME ZONE p_tz)::date AS day, count(*)::int AS n, sum(amount_cents)::bigint AS cents,
+               coalesce(sum(fee_cents), 0)::bigint AS fees
+          FROM crm.refunds
+         WHERE created_at >= p_from AND created_at < p_until
+           AND status IN ('pending', 'requires_action', 'succeeded')
          GROUP BY 1
     ), lost AS (
         SELECT (closed_at AT TIME ZONE p_tz)::date AS day, sum(amount_cents)::bigint AS cents
@@ -207,7 +237,8 @@ BEGIN
     )
     SELECT d.day, p_tz, coalesce(s.n, 0), coalesce(s.cents, 0), coalesce(s.same_day, 0), coalesce(s.within_hour, 0),
            coalesce(s.delivered, 0), coalesce(s.opened, 0), coalesce(s.clicked, 0), coalesce(s.paid, 0),
-           coalesce(p.n, 0), coalesce(p.cents, 0), coalesce(p.fees, 0), coalesce(l.cents, 0),
+           coalesce(p.n, 0), coalesce(p.cents, 0), coalesce(p.fees, 0), coalesce(l.cents, 0), coalesce(p.pending, 0),
+           coalesce(f.n, 0), coalesce(f.cents, 0), coalesce(f.fees, 0),
            coalesce(t.n, 0), coalesce(t.buckets, array_fill(0, ARRAY[11])),
            coalesce(r.sent, 0), coalesce(r.first, 0), coalesce(r.paid_after, 0),
            now()
@@ -216,7 +247,8 @@ BEGIN
       LEFT JOIN pay p ON p.day = d.day
       LEFT JOIN ttp_days t ON t.day = d.day
       LEFT JOIN rem r ON r.day = d.day
-      LEFT JOIN lost l ON l.day = d.day;
+      LEFT JOIN lost l ON l.day = d.day
+      LEFT JOIN refunded f ON f.day = d.day;
 END;
 $$;
 
@@ -265,6 +297,7 @@ BEGIN
           FROM crm.reminders WHERE status = 'sent';
         SELECT least(v_lo, min(closed_at)), greatest(v_hi, max(closed_at)) INTO v_lo, v_hi
           FROM crm.disputes WHERE status = 'lost';
+        SELECT least(v_lo, min(created_at)), greatest(v_hi, max(created_at)) INTO v_lo, v_hi FROM crm.refunds;
         IF v_lo IS NOT NULL THEN
             v_from := ((v_lo AT TIME ZONE p_tz)::date)::timestamp AT TIME ZONE p_tz;
             v_until := ((v_hi AT TIME ZONE p_tz)::date + 1)::timestamp AT TIME ZONE p_tz;

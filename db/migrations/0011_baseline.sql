@@ -14,7 +14,9 @@
 -- Row level security is enabled on every table with no policies: Supabase's anon and
 -- authenticated roles see nothing; our own connection owns the tables and bypasses it.
 
-CREATE SCHEMA IF NOT EXISTS crm;
+-- The runner (db/migrate.py) has created the schema when it was missing: CREATE SCHEMA IF
+-- NOT EXISTS would demand the right to create schemas even when crm exists, a right an
+-- application role that owns only crm (Supabase-style least privilege) does not have.
 REVOKE ALL ON SCHEMA crm FROM PUBLIC;
 
 -- People who log in to the dashboard.

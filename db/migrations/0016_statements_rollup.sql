@@ -23,7 +23,8 @@ UPDATE crm.invoices SET demo = true WHERE stripe_invoice_id LIKE 'in\_demo\_%';
 -- page's windowed charts read ~200 rows instead of every invoice of 26 weeks.
 --   by send day: invoices sent (not void), their amount, how many were paid the same local
 --     day and within an hour of sending, and the email funnel (delivered, opened, clicked, paid);
---   by payment day: payments, gross, fees (and disputes lost that day: money taken back);
+--   by payment day: payments, gross, fees, payments whose fee is not known yet (and disputes
+--     lost that day, refunds made that day and their fees: money going back);
 --     invoices paid, by time-to-pay bucket (the
 --     bounds of db/queries_collections.TIME_TO_PAY_BOUNDS);
 --   by reminder day: reminders sent, invoices whose first reminder went out that day, and
@@ -43,6 +44,10 @@ CREATE TABLE crm.collections_daily (
     collected_cents     bigint NOT NULL DEFAULT 0,
     fee_cents           bigint NOT NULL DEFAULT 0,
     disputes_lost_cents bigint NOT NULL DEFAULT 0,
+    fees_pending        integer NOT NULL DEFAULT 0,
+    refunds             integer NOT NULL DEFAULT 0,
+    refunded_cents      bigint NOT NULL DEFAULT 0,
+    refund_fee_cents    bigint NOT NULL DEFAULT 0,
     paid_invoices       integer NOT NULL DEFAULT 0,
     time_to_pay_buckets integer[] NOT NULL DEFAULT '{}',
     reminders_sent      integer NOT NULL DEFAULT 0,
