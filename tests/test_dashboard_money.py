@@ -27,7 +27,8 @@ def _table(at: Any, column: str) -> Any:
 
 def _open(app_as: Callable[..., Any], invoice_id: int) -> Any:
     at = app_as("staff", "pages/invoices.py")
-    at.number_input(key="open_invoice").set_value(invoice_id).run()
+    at.session_state["open_invoice"] = invoice_id  # what a click on its row does
+    at.toggle(key="inv_more_columns").set_value(True).run()  # the list's Paid, Remaining and ID columns
     assert not at.exception, [e.value for e in at.exception]
     return at
 
