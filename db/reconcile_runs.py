@@ -83,11 +83,12 @@ def latest(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
 
 def invoices_touched(conn: Conn, mode: str, since: datetime) -> list[dict[str, Any]]:
     """Invoices of `mode` whose money may have moved since `since` (paid, refunded, or still
-    collectable and changed): the reconciler compares their amounts with Stripe's."""
+    collectable and changed): the reconciler compares their amounts with Stripe's. Not the
+    demo business's (never at Stripe)."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT i.id, i.status, i.stripe_invoice_id, i.amount_paid_cents, i.amount_refunded_cents "
-            "FROM crm.invoices i WHERE i.mode = %(mode)s AND i.stripe_invoice_id IS NOT NULL "
+            "FROM crm.invoices i WHERE i.mode = %(mode)s AND i.stripe_invoice_id IS NOT NULL AND NOT i.demo "
             "AND i.status IN ('open', 'paid', 'uncollectible') "
             "AND (i.updated_at >= %(since)s OR i.paid_at >= %(since)s "
             "     OR EXISTS (SELECT 1 FROM crm.payments p WHERE p.invoice_id = i.id AND p.created_at >= %(since)s) "
