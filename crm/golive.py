@@ -107,19 +107,24 @@ def _fp(*parts: object) -> str:
 
 
 def fingerprints(settings: Settings) -> dict[str, str]:
-    """What each step depends on, hashed: a stored green counts only while these match."""
-    def key(mode: str) -> str:
-        return settings.stripe_secret_key(mode) or "sandbox"
+    """What each step depends on, hashed: a stored green counts only while these match.
 
-    def endpoint(mode: str) -> tuple[str, str]:
-        return str(settings[f"stripe.{mode}.webhook_endpoint_id"]), ",".join(settings.stripe_webhook_secrets(mode))
+    A secret that cannot be decrypted (wrong CRM_SECRET_KEY) counts as a change, so the page
+    still renders and shows the step unchecked instead of failing."""
+    def val(name: str) -> object:
+        return "undecryptable" if name in settings.undecryptable else settings.values[name]
+
+    def key(mode: str) -> object:
+        return val(f"stripe.{mode}.secret_key") or "sandbox"
+
+    def endpoint(mode: str) -> tuple[object, object]:
+        return val(f"stripe.{mode}.webhook_endpoint_id"), val(f"stripe.{mode}.webhook_secrets")
 
     return {
         "stripe_test_key": _fp("test", key("test")),
         "test_webhook": _fp("test", key("test"), *endpoint("test")),
-        "resend": _fp(settings["resend.api_key"] or "sandbox", settings["email.from"],
-                      settings["resend.webhook_secret"]),
-        "test_invoice": _fp(key("test"), *endpoint("test"), settings["resend.api_key"] or "sandbox"),
+        "resend": _fp(val("resend.api_key") or "sandbox", val("email.from"), val("resend.webhook_secret")),
+        "test_invoice": _fp(key("test"), *endpoint("test"), val("resend.api_key") or "sandbox"),
         "live": _fp("live", key("live"), *endpoint("live")),
     }
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from crm.secrets_store import UndecryptableSecret
 from crm.settings import Settings, save_setting, store_registered_webhook_secret
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, StripeTarget, stripe_target
@@ -97,7 +98,10 @@ def _ours(gateway: StripeGateway, settings: Settings, mode: str, url: str | None
 
 
 def endpoint_state(settings: Settings, mode: str, fast: bool = False) -> EndpointState:
-    target = stripe_target(settings, mode)
+    try:
+        target = stripe_target(settings, mode)
+    except UndecryptableSecret as exc:
+        return EndpointState(mode, False, "Stripe", False, error=str(exc))
     where, emulated = target.describe(), target.emulated
     try:
         ep = _ours(_gateway(target, fast), settings, mode)

@@ -111,7 +111,8 @@ def test_partial_payment_on_the_hosted_page_shows_paid_remaining_and_each_paymen
     assert row is not None
     assert (row["status"], row["shown_status"], row["amount_paid_cents"], row["amount_remaining_cents"]) == (
         "open", "open", 15_050, inv["amount"] - 15_050)
-    assert [p["amount_cents"] for p in invoice_payments(db, inv["invoice_id"])] == [10_000, 5_050]
+    # Both were paid within the same second and their events delivered at once: either order.
+    assert sorted(p["amount_cents"] for p in invoice_payments(db, inv["invoice_id"])) == [5_050, 10_000]
     listed = next(r for r in list_invoices(db, InvoiceFilter(), date.today()) if r["id"] == inv["invoice_id"])
     assert (listed["amount_paid_cents"], listed["amount_remaining_cents"]) == (15_050, inv["amount"] - 15_050)
     whats = [t["what"] for t in invoice_timeline(db, inv["invoice_id"])]

@@ -27,6 +27,18 @@ LANGUAGE sql AS $$
 $$;
 
 
+-- Invariant 5: an event applies only to an invoice sent in the event's mode. NULL when it
+-- may; otherwise the 'rejected' outcome every handler answers.
+CREATE OR REPLACE FUNCTION crm.mode_refusal(p_inv crm.invoices, p_mode text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_inv.mode IS DISTINCT FROM p_mode THEN
+        jsonb_build_object('outcome', 'rejected', 'invoice_id', p_inv.id,
+                           'detail', format('event is %s mode, invoice was sent in %s mode', p_mode,
+                                            coalesce(p_inv.mode, 'no')))
+    END;
+$$;
+
 -- The CRM invoice a Stripe invoice id names, else the one its metadata names (the Send
 -- workflow sets metadata.crm_invoice_id) provided that invoice is not linked to another
 -- Stripe invoice.

@@ -157,10 +157,8 @@ BEGIN
         RETURN jsonb_build_object('outcome', 'unmatched', 'detail', 'no CRM invoice for ' || coalesce(v_stripe_invoice, '?'));
     END IF;
     SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
-    IF v_inv.mode IS DISTINCT FROM p_mode THEN
-        RETURN jsonb_build_object('outcome', 'rejected', 'invoice_id', v_id,
-                                  'detail', format('event is %s mode, invoice was sent in %s mode', p_mode,
-                                                   coalesce(v_inv.mode, 'no')));
+    IF crm.mode_refusal(v_inv, p_mode) IS NOT NULL THEN
+        RETURN crm.mode_refusal(v_inv, p_mode);
     END IF;
     v_linked := crm.link_payment_intent(v_intent, v_id, p_mode, p_obj ->> 'id');
     IF p_obj ->> 'status' IS DISTINCT FROM 'paid' OR v_amount <= 0 THEN
@@ -407,10 +405,8 @@ BEGIN
                                             || ' yet: applied when its invoice payment is seen');
     END IF;
     SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
-    IF v_inv.mode IS DISTINCT FROM p_mode THEN
-        RETURN jsonb_build_object('outcome', 'rejected', 'invoice_id', v_id,
-                                  'detail', format('event is %s mode, invoice was sent in %s mode', p_mode,
-                                                   coalesce(v_inv.mode, 'no')));
+    IF crm.mode_refusal(v_inv, p_mode) IS NOT NULL THEN
+        RETURN crm.mode_refusal(v_inv, p_mode);
     END IF;
     IF jsonb_typeof(v_error) = 'object' THEN
         INSERT INTO crm.payment_failures (invoice_id, mode, stripe_payment_intent_id, stripe_charge_id, code,

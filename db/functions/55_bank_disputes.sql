@@ -79,10 +79,8 @@ BEGIN
         RETURN jsonb_build_object('outcome', 'unmatched', 'detail', 'no CRM invoice for ' || coalesce(v_pi, '?'));
     END IF;
     SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
-    IF v_inv.mode IS DISTINCT FROM p_mode THEN
-        RETURN jsonb_build_object('outcome', 'rejected', 'invoice_id', v_id,
-                                  'detail', format('event is %s mode, invoice was sent in %s mode', p_mode,
-                                                   coalesce(v_inv.mode, 'no')));
+    IF crm.mode_refusal(v_inv, p_mode) IS NOT NULL THEN
+        RETURN crm.mode_refusal(v_inv, p_mode);
     END IF;
     v_shown := CASE WHEN v_inv.processing_payment_intent_id IS NOT NULL THEN 'processing' ELSE v_inv.status END;
 
