@@ -157,18 +157,14 @@ def percent_of(cents: int, basis_points: int) -> int:
     return int((Decimal(cents) * basis_points / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-# ISO 4217 currencies without minor units (Stripe's list of zero-decimal currencies).
-ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-                          "xaf", "xof", "xpf"})
-
-
-def decimal_amount(minor_units: int, currency: str = "usd") -> str:
+def decimal_amount(minor_units: int, currency_code: str = "usd") -> str:
     """Integer minor units as a plain decimal string in the currency's units, for files other
-    programs read: 123450 usd -> '1234.50', 5000 jpy -> '5000', -250 usd -> '-2.50'. No
-    symbol, no thousands separator, never a float."""
-    cents = int(minor_units)
-    if currency.lower() in ZERO_DECIMAL:
-        return str(cents)
-    sign = "-" if cents < 0 else ""
-    whole, frac = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{frac:02d}"
+    programs read: 123450 usd -> '1234.50', 5000 jpy -> '5000', -250 usd -> '-2.50'. Every
+    decimal of Stripe's unit is kept (exact); no symbol, no thousands separator, never a float."""
+    minor = int(minor_units)
+    exponent = currency(currency_code).exponent
+    if exponent == 0:
+        return str(minor)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10 ** exponent)
+    return f"{sign}{whole}.{frac:0{exponent}d}"
