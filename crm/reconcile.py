@@ -315,9 +315,26 @@ def _compare_refunds(conn: psycopg.Connection[Any], gateway: StripeGateway, repo
 
 def _compare_disputes(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport,
                       inv: dict[str, Any], now: datetime) -> None:
-    """Hook for dispute state (charge.dispute.*): compare each payment's disputes with the
-    CRM's and repair with synthetic `charge.dispute.updated`/`.closed` events, the way
-    _compare_refunds does for refunds. Owned by the disputes work; nothing to compare yet."""
+    """Per charge: Stripe's disputes against the CRM's (a lost `charge.dispute.*` event leaves
+    an invoice Paid while a chargeback is open, or Disputed after it was decided), repaired
+    with a synthetic `charge.dispute.created`, `.updated` or `.closed` carrying Stripe's dispute."""
+    held = runs.dispute_states(conn, int(inv["id"]))
+    for pay in runs.payments_of(conn, int(inv["id"])):
+        if not (pay["stripe_charge_id"] or pay["stripe_payment_intent_id"]):
+            continue  # nothing Stripe could have disputed yet
+        for dispute in gateway.list_disputes(charge_id=pay["stripe_charge_id"],
+                                             payment_intent_id=pay["stripe_payment_intent_id"]):
+            dispute = payment_details.plain(dispute)
+            status = str(dispute.get("status"))
+            if held.get(str(dispute["id"])) == status:
+                continue
+            kind = ("created" if dispute["id"] not in held
+                    else "closed" if status in ("won", "lost") else "updated")
+            event = payment_details.synthetic_event(dispute, f"charge.dispute.{kind}",
+                                                    f"evt_reconcile_{dispute['id']}_{status}", report.mode, now)
+            _money_repair(conn, report, inv, event,
+                          f"Stripe has dispute {dispute['id']} {status}, the CRM had "
+                          f"{held.get(str(dispute['id']), 'no such dispute')}")
 
 
 def _compare_money(conn: psycopg.Connection[Any], gateway: StripeGateway, now: datetime,

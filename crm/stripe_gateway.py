@@ -242,6 +242,19 @@ class StripeGateway:
         page = self._call("list refunds", lambda: self.client.v1.refunds.list({"charge": charge_id, "limit": 100}))
         return [r.to_dict() for r in page.auto_paging_iter()]
 
+    def list_disputes(self, *, charge_id: str | None = None,
+                      payment_intent_id: str | None = None) -> list[dict[str, Any]]:
+        """A charge's disputes (by its payment intent when the charge is not known yet)."""
+        params: dict[str, Any] = {"limit": 100}
+        if charge_id:
+            params["charge"] = charge_id
+        elif payment_intent_id:
+            params["payment_intent"] = payment_intent_id
+        else:
+            raise ValueError("a charge or a payment intent is needed")
+        page = self._call("list disputes", lambda: self.client.v1.disputes.list(params))  # type: ignore[arg-type]
+        return [d.to_dict() for d in page.auto_paging_iter()]
+
     def retrieve_balance_transaction(self, txn_id: str) -> dict[str, Any]:
         return self._call("retrieve balance transaction",
                           lambda: self.client.v1.balance_transactions.retrieve(txn_id)).to_dict()

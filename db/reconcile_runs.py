@@ -98,6 +98,14 @@ def invoices_touched(conn: Conn, mode: str, since: datetime) -> list[dict[str, A
         ).fetchall()
 
 
+def dispute_states(conn: Conn, invoice_id: int) -> dict[str, str]:
+    """Stripe dispute id -> the status the CRM holds, for an invoice's disputes."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute("SELECT stripe_dispute_id, status FROM crm.disputes WHERE invoice_id = %s",
+                           (invoice_id,)).fetchall()
+    return {str(r["stripe_dispute_id"]): str(r["status"]) for r in rows}
+
+
 def payments_of(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
     """An invoice's payments with what the CRM counts as refunded on each."""
     with conn.cursor(row_factory=dict_row) as cur:

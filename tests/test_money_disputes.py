@@ -150,3 +150,51 @@ def test_dispute_closed_is_final_whatever_arrives_after_it(sidecar: Sidecar) -> 
     assert [(d["status"], d["open"]) for d in invoice_disputes(db, inv["invoice_id"])] == [("lost", False)]
     other_mode = sp.event("charge.dispute.updated", dispute_payload(ch, pi, "under_review"), livemode=True)
     assert sidecar.post(other_mode).json()["outcome"] == "rejected"
+
+
+def test_reconcile_repairs_a_dispute_whose_events_were_lost(
+        db: Conn, wired: RunningSandbox, make_invoice: MakeInvoice) -> None:
+    """A chargeback opened, then lost, while every delivery was dropped: reconcile brings the
+    invoice to Disputed, then takes the lost amount off what was collected; again, nothing."""
+    from crm.reconcile import run_reconcile
+
+    inv = paid_by_card(db, wired, make_invoice)
+    before = collected_this_month(db)
+    wired.control.set_delivery_faults(service="stripe", drop_rate=1.0)
+    dp = wired.control.open_dispute(inv["stripe_invoice_id"], amount=10_000, reason="fraudulent")
+    settled(wired)
+    assert invoice_disputes(db, inv["invoice_id"]) == []
+
+    assert run_reconcile("cli").ok
+    assert shown(db, inv["invoice_id"]) == "disputed"
+    wired.control.close_dispute(dp["id"], "lost")
+    settled(wired)
+    assert run_reconcile("cli").ok
+    assert [d["status"] for d in invoice_disputes(db, inv["invoice_id"])] == ["lost"]
+    assert collected_this_month(db) == before - 10_000
+    again = run_reconcile("cli")
+    assert again.ok and again.repairs == []
+
+
+def test_reconcile_compares_each_charges_disputes_with_the_crms(
+        db: Conn, wired: RunningSandbox, make_invoice: MakeInvoice) -> None:
+    """What the event catch-up cannot repair (the ledger already holds the events, so a replay
+    is a duplicate): the CRM's dispute row says open while Stripe says lost. The money
+    comparison fetches the charge's disputes and applies a synthetic `charge.dispute.closed`."""
+    from crm.reconcile import run_reconcile
+
+    inv = paid_by_card(db, wired, make_invoice)
+    dp = wired.control.open_dispute(inv["stripe_invoice_id"], amount=10_000, reason="fraudulent")
+    wired.control.close_dispute(dp["id"], "lost")
+    wait_until(lambda: [d["status"] for d in invoice_disputes(db, inv["invoice_id"])] == ["lost"],
+               what="the lost dispute recorded")
+    settled(wired)
+    db.execute("UPDATE crm.disputes SET status = 'needs_response', closed_at = NULL")  # the drift
+
+    assert run_reconcile("cli").ok
+    assert [d["status"] for d in invoice_disputes(db, inv["invoice_id"])] == ["lost"]
+    repairs = db.execute("SELECT id, type FROM crm.stripe_events WHERE id LIKE 'evt_reconcile_dp_%%'").fetchall()
+    assert [r["type"] for r in repairs] == ["charge.dispute.closed"]
+    assert run_reconcile("cli").ok
+    assert db.execute("SELECT count(*) AS n FROM crm.stripe_events WHERE id LIKE 'evt_reconcile_dp_%%'"
+                      ).fetchone() == {"n": 1}
