@@ -19,14 +19,14 @@ class Part:
     key: str
     title: str
     paths: tuple[str, ...]  # all of them must be on main
-    sql_function: str | None = None  # and, when given, defined by a migration on main
+    sql_function: str | None = None  # the SQL function it measures (defined in the functions file named)
 
 
 PARTS: dict[str, Part] = {
-    "webhook": Part("webhook", "Webhook sidecar", ("db/migrations/0003_stripe_events.sql", "webhook/app.py"),
+    "webhook": Part("webhook", "Webhook sidecar", ("db/functions/60_stripe_events.sql", "webhook/app.py"),
                     "crm.apply_stripe_event"),
     "dashboard": Part("dashboard", "Dashboard data", ("db/queries_collections.py", "db/queries_invoices.py")),
-    "queue": Part("queue", "Reminder queueing", ("db/migrations/0005_reminders.sql",), "crm.queue_due_reminders"),
+    "queue": Part("queue", "Reminder queueing", ("db/functions/40_reminders.sql",), "crm.queue_due_reminders"),
     "send": Part("send", "Send via Stripe", ("crm/send_invoice.py", "crm/stripe_gateway.py", "sandbox/testing.py")),
 }
 
