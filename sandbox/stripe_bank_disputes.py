@@ -13,7 +13,7 @@ from sandbox import ids
 from sandbox import stripe_objects as so
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.state import Obj
-from sandbox.stripe_billing import _put, _require_payable, _snapshot, previous_attributes
+from sandbox.stripe_billing import _put, _require_payable, _snapshot, previous_attributes, settle_payment
 from sandbox.stripe_errors import StripeError, param_invalid
 from sandbox.stripe_events import emit
 
@@ -121,20 +121,7 @@ def settle(sb: Sandbox, ctx: StripeCtx, pi: Obj, fail: bool | None = None) -> Ob
     pi.update(status="succeeded", amount_received=amount)
     inpay = _put(sb, ctx, "invoice_payment", so.invoice_payment(ctx.livemode, now, inv, pi, amount,
                                                                              paid=True))
-    inv["amount_paid"] += amount
-    inv["amount_remaining"] -= amount
-    fully_paid = inv["amount_remaining"] == 0
-    if fully_paid:
-        inv["status"] = "paid"
-        inv["status_transitions"]["paid_at"] = now
-    emit(sb, ctx, "charge.succeeded", so.public(ch))
-    emit(sb, ctx, "payment_intent.succeeded", so.public(pi))
-    emit(sb, ctx, "invoice_payment.paid", so.public(inpay))
-    after = _snapshot(sb, ctx, inv)
-    emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
-    if fully_paid:
-        emit(sb, ctx, "invoice.paid", after)
-        emit(sb, ctx, "invoice.payment_succeeded", after)
+    settle_payment(sb, ctx, inv, before, ch, pi, inpay, amount, now)
     return pi
 
 

@@ -335,6 +335,14 @@ def pay(sb: Sandbox, ctx: StripeCtx, inv: Obj, *, amount: int | None = None,
     pi.update(status="succeeded", amount_received=amount, latest_charge=ch["id"])
     inpay.update(status="paid", amount_paid=amount)
     inpay["status_transitions"]["paid_at"] = now
+    settle_payment(sb, ctx, inv, before, ch, pi, inpay, amount, now)
+    return inv
+
+
+def settle_payment(sb: Sandbox, ctx: StripeCtx, inv: Obj, before: Obj, ch: Obj, pi: Obj, inpay: Obj,
+                   amount: int, now: int) -> None:
+    """A succeeded payment of `amount` on the invoice, and the events Stripe sends for it (by
+    card at once, by bank debit when it settles)."""
     inv["amount_paid"] += amount
     inv["amount_remaining"] -= amount
     fully_paid = inv["amount_remaining"] == 0
@@ -349,7 +357,6 @@ def pay(sb: Sandbox, ctx: StripeCtx, inv: Obj, *, amount: int | None = None,
     if fully_paid:
         emit(sb, ctx, "invoice.paid", after)
         emit(sb, ctx, "invoice.payment_succeeded", after)
-    return inv
 
 
 def void(sb: Sandbox, ctx: StripeCtx, inv: Obj) -> Obj:
