@@ -20,10 +20,12 @@ $$;
 CREATE OR REPLACE FUNCTION crm.write_invoice_audit(p_invoice_id bigint, p_from text, p_to text, p_event_id text,
                                                    p_type text, p_detail jsonb DEFAULT '{}')
 RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
     VALUES ('invoice', p_invoice_id, p_from, p_to, 'stripe_event', p_event_id, p_event_id,
             jsonb_build_object('event_type', p_type) || p_detail);
+END;
 $$;
 
 
@@ -31,12 +33,15 @@ $$;
 -- may; otherwise the 'rejected' outcome every handler answers.
 CREATE OR REPLACE FUNCTION crm.mode_refusal(p_inv crm.invoices, p_mode text)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN p_inv.mode IS DISTINCT FROM p_mode THEN
-        jsonb_build_object('outcome', 'rejected', 'invoice_id', p_inv.id,
-                           'detail', format('event is %s mode, invoice was sent in %s mode', p_mode,
-                                            coalesce(p_inv.mode, 'no')))
-    END;
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_inv.mode IS DISTINCT FROM p_mode THEN
+        RETURN jsonb_build_object('outcome', 'rejected', 'invoice_id', p_inv.id,
+                                  'detail', format('event is %s mode, invoice was sent in %s mode', p_mode,
+                                                   coalesce(p_inv.mode, 'no')));
+    END IF;
+    RETURN NULL;
+END;
 $$;
 
 -- The CRM invoice a Stripe invoice id names, else the one its metadata names (the Send
@@ -62,6 +67,8 @@ $$;
 -- Brings recorded payments up to the amount Stripe says is paid. A rise with no
 -- InvoicePayment seen yet is recorded under the event id; the InvoicePayment event
 -- later takes its place (crm.record_invoice_payment), so the sum never double counts.
+-- The caller raises invoices.amount_paid_cents (crm.apply_stripe_invoice_event, in the
+-- same UPDATE as any status change: one row version per event, not two).
 CREATE OR REPLACE FUNCTION crm.record_amount_paid(p_invoice_id bigint, p_amount_paid bigint, p_event_id text,
                                                   p_mode text, p_currency text, p_paid_at timestamptz)
 RETURNS bigint
@@ -77,8 +84,6 @@ BEGIN
         INSERT INTO crm.payments (invoice_id, mode, stripe_payment_id, stripe_event_id, amount_cents, currency, paid_at)
         VALUES (p_invoice_id, p_mode, p_event_id, p_event_id, p_amount_paid - v_sum, p_currency, p_paid_at);
     END IF;
-    UPDATE crm.invoices SET amount_paid_cents = greatest(amount_paid_cents, p_amount_paid)
-     WHERE id = p_invoice_id AND amount_paid_cents < p_amount_paid;
     RETURN greatest(p_amount_paid - v_sum, 0);
 END;
 $$;

@@ -19,6 +19,7 @@ DECLARE
     v_to text;
     v_changes text[] := '{}';
     v_recorded bigint;
+    v_amount_paid bigint;
     v_resend text[] := '{}';
     v_job_completed boolean := false;
     v_error text;
@@ -55,10 +56,12 @@ BEGIN
     END IF;
     v_to := CASE WHEN crm.invoice_status_may_move(v_inv.status, v_target) THEN v_target ELSE v_inv.status END;
 
-    -- Money first: a partial payment is recorded whatever the status does.
+    -- Money first: a partial payment is recorded whatever the status does. The invoice's
+    -- amount_paid_cents rises in the UPDATE below; it never moves back.
     IF v_inv.status <> 'void' THEN
+        v_amount_paid := crm.jsonb_cents(p_obj -> 'amount_paid');
         v_recorded := crm.record_amount_paid(
-            v_id, crm.jsonb_cents(p_obj -> 'amount_paid'), p_event_id, p_mode,
+            v_id, v_amount_paid, p_event_id, p_mode,
             coalesce(p_obj ->> 'currency', v_inv.currency),
             coalesce(crm.jsonb_epoch(p_obj #> '{status_transitions,paid_at}'), now()));
         IF v_recorded > 0 THEN
@@ -95,9 +98,15 @@ BEGIN
         v_changes := v_changes || 'payment_failed'::text;
     END IF;
 
+    -- One UPDATE for the amount and the status (each extra row version of an invoice costs
+    -- every index a new entry, and re-checks its foreign keys).
+    IF v_amount_paid > v_inv.amount_paid_cents AND v_to = v_inv.status THEN
+        UPDATE crm.invoices SET amount_paid_cents = greatest(amount_paid_cents, v_amount_paid) WHERE id = v_id;
+    END IF;
     IF v_to <> v_inv.status THEN
         UPDATE crm.invoices
            SET status = v_to,
+               amount_paid_cents = greatest(amount_paid_cents, coalesce(v_amount_paid, 0)),
                paid_at = CASE WHEN v_to = 'paid'
                               THEN coalesce(crm.jsonb_epoch(p_obj #> '{status_transitions,paid_at}'), now())
                               ELSE paid_at END,

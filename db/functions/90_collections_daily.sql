@@ -25,15 +25,14 @@ BEGIN
         INSERT INTO crm.collections_changes (at)
         SELECT DISTINCT t FROM unnest(ARRAY[NEW.sent_at, NEW.paid_at]) t WHERE t IS NOT NULL;
     ELSIF TG_OP = 'UPDATE' THEN
+        -- 'Paid after its first reminder' is counted on the day of that reminder. One
+        -- statement: this runs inside every webhook event that pays an invoice.
         INSERT INTO crm.collections_changes (at)
-        SELECT DISTINCT t FROM unnest(ARRAY[OLD.sent_at, OLD.paid_at, NEW.sent_at, NEW.paid_at]) t
+        SELECT DISTINCT t FROM unnest(ARRAY[OLD.sent_at, OLD.paid_at, NEW.sent_at, NEW.paid_at,
+            CASE WHEN OLD.paid_at IS DISTINCT FROM NEW.paid_at THEN
+                (SELECT min(r.sent_at) FROM crm.reminders r WHERE r.invoice_id = NEW.id AND r.status = 'sent')
+            END]) t
          WHERE t IS NOT NULL;
-        -- 'Paid after its first reminder' is counted on the day of that reminder.
-        IF OLD.paid_at IS DISTINCT FROM NEW.paid_at THEN
-            INSERT INTO crm.collections_changes (at)
-            SELECT min(r.sent_at) FROM crm.reminders r WHERE r.invoice_id = NEW.id AND r.status = 'sent'
-            HAVING min(r.sent_at) IS NOT NULL;
-        END IF;
     ELSE
         INSERT INTO crm.collections_changes (at)
         SELECT DISTINCT t FROM unnest(ARRAY[OLD.sent_at, OLD.paid_at]) t WHERE t IS NOT NULL;
