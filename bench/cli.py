@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="tiny sizes and few repetitions (seconds, for tests)")
     p.add_argument("--output", type=Path, default=None,
                    help="where to write the report (default docs/PERFORMANCE.md; with --smoke: not written)")
+    p.add_argument("--baseline", default=None, metavar="REF",
+                   help="also measure this commit's webhook sidecar beside HEAD's, alternating, in this run; "
+                        "'auto' (the default of a full run): the commit the committed docs/PERFORMANCE.md was "
+                        "measured on; 'none': skip")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--keep", action="store_true", help="keep the bench cluster's folder under .data/")
     p.add_argument("--rerender", action="store_true",
@@ -63,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.now(UTC)
     command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
     cfg = Config(sizes=sizes, only=only, smoke=args.smoke, seed=args.seed, anchor=anchor_for(started_at),
-                 started_at=started_at, commit=parts.head_commit(), command=command)
+                 started_at=started_at, commit=parts.head_commit(), command=command,
+                 baseline=baseline_ref(args.baseline or ("none" if args.smoke else "auto")))
     report = Report()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
@@ -86,6 +91,20 @@ def main(argv: list[str] | None = None) -> int:
         report.write(output)
         print(f"wrote {output} ({', '.join(size_label(s) for s in sizes)})", file=sys.stderr)
     return 0
+
+
+def baseline_ref(arg: str) -> str | None:
+    """The baseline commit to measure, or None. 'auto': the commit the committed report names
+    (its '- Code: <sha> ...' line), unless that is HEAD itself."""
+    if arg == "none":
+        return None
+    if arg != "auto":
+        return arg
+    report = parts.committed_text("docs/PERFORMANCE.md")
+    sha = next((line.split()[2] for line in report.splitlines() if line.startswith("- Code: ")), None)
+    if not sha or parts.head_commit().startswith(sha):
+        return None
+    return sha
 
 
 def save_results(cfg: Config, results: object, seconds: float) -> None:

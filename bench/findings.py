@@ -253,6 +253,54 @@ def send_notes(res: Any) -> str:
             "the request log) is the overhead column. A returning customer saves the customer call.")
 
 
+BASELINE_CONCURRENCY = 16
+BASELINE_INTRO = (
+    "Did this code make the webhook slower? A report from another day cannot say: this shared machine's "
+    "speed varies about 2x from hour to hour. So a full run also measures the sidecar of a baseline commit "
+    "(by default the commit the previous committed report was measured on) beside HEAD's, in the same run "
+    "(`bench/webhook_baseline.py`): each side's committed tree, exported with `git archive`, migrates its own "
+    "database and serves its own sidecar; the same generated data is loaded into both; the rounds alternate "
+    "which side goes first, and each measures both sides: a closed loop at concurrency 16 over HTTP and on "
+    "the SQL floor, then the open-loop 200/s phase. Latencies are pooled over the rounds.")
+
+
+def baseline_notes(b: Any) -> str:
+    head_lat, base_lat = b.head.offered_latency(), b.base.offered_latency()
+    ratio = b.head.ratio() / b.base.ratio() if b.base.ratio() else float("nan")
+    p99 = head_lat.p99_ms / base_lat.p99_ms if base_lat.p99_ms else float("nan")
+    p50 = head_lat.p50_ms / base_lat.p50_ms if base_lat.p50_ms else float("nan")
+    return (f"HEAD ÷ baseline: ratio sidecar/floor {ratio:.2f}×, p50 at {b.rate:.0f}/s {p50:.2f}×, p99 "
+            f"{p99:.2f}× (below 1.00× the p99 is lower, better; above 1.00× the ratio is higher, better).")
+
+
+def baseline_targets(res: Any) -> list[Target]:
+    b = getattr(res, "baseline", None)
+    if b is None:
+        err = res.errors.get("baseline")
+        if not err:
+            return []
+        return [Target("Webhook ratio at concurrency 16, HEAD vs baseline (same run)", "≥ baseline", "–", None, err),
+                Target("Webhook p99 at 200 events/s, HEAD vs baseline (same run)", "≤ baseline", "–", None, err)]
+    head_ratio, base_ratio = b.head.ratio(), b.base.ratio()
+    head_p99, base_p99 = b.head.offered_latency().p99_ms, b.base.offered_latency().p99_ms
+    base_sha = b.base.commit.split()[0]
+    if any(x != x for x in (head_ratio, base_ratio, head_p99, base_p99)):  # NaN: a side measured nothing
+        why = "a side measured no events (too few open invoices)"
+        return [Target("Webhook ratio at concurrency 16, HEAD vs baseline (same run)", "≥ baseline", "–", None, why),
+                Target("Webhook p99 at 200 events/s, HEAD vs baseline (same run)", "≤ baseline", "–", None, why)]
+    return [
+        Target("Webhook ratio at concurrency 16, HEAD vs baseline (same run)", f"≥ baseline ({base_sha})",
+               f"{head_ratio:.2f} vs {base_ratio:.2f}", head_ratio >= base_ratio,
+               "" if head_ratio >= base_ratio else BASELINE_WHY),
+        Target("Webhook p99 at 200 events/s, HEAD vs baseline (same run)", f"≤ baseline ({base_sha})",
+               f"{fmt_ms(head_p99)} ms vs {fmt_ms(base_p99)} ms", head_p99 <= base_p99,
+               "" if head_p99 <= base_p99 else BASELINE_WHY),
+    ]
+
+
+BASELINE_WHY = "see the rounds under 'Webhook sidecar against the baseline' for how far apart the sides are"
+
+
 def targets(res: Any, target_size: int) -> list[Target]:
     out: list[Target] = []
     w = res.webhook
@@ -273,6 +321,7 @@ def targets(res: Any, target_size: int) -> list[Target]:
                    f"{fmt_ms(lat.max_ms)} ms) caught more than 1% of the 10-second window; " + WEBHOOK_P99_WHY)
         out.append(Target("Webhook p99 at 200 events/s", "≤ 50 ms", "–" if p99 is None else f"{fmt_ms(p99)} ms",
                           None if p99 is None else p99 <= 50, why))
+    out += baseline_targets(res)
     size = max(res.dashboard) if res.dashboard else None
     at = "" if size == target_size else f" (at {size_label(size)}: 1M not run)" if size else ""
     for page in ("collections", "invoices"):

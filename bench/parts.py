@@ -73,6 +73,14 @@ def committed_sql(folder: str, dest: Path) -> Path:
     return dest
 
 
+def committed_text(path: str) -> str:
+    """The text HEAD holds at `path` ('' when it holds none, or outside git)."""
+    if not in_git():
+        return ""
+    done = _git("show", f"HEAD:{path}")
+    return done.stdout if done.returncode == 0 else ""
+
+
 def head_commit() -> str:
     if not in_git():
         return "(not a git checkout)"

@@ -32,6 +32,7 @@ def render(report: Report, cfg: Any, res: Any, seconds: float, failed: bool) -> 
         report.header.append(f"- **Error** in {key}: `{err}`")
     _load(report, res)
     _webhook(report, res)
+    _baseline(report, res)
     _dashboard(report, res)
     _queue(report, res)
     _send(report, res)
@@ -88,6 +89,34 @@ def _webhook(report: Report, res: Any) -> None:
                         fmt_ms(o.latency.max_ms), _outcomes(o.outcomes)])
         s.table(t2)
     s.add(findings.webhook_notes(w))
+
+
+def _baseline(report: Report, res: Any) -> None:
+    b = getattr(res, "baseline", None)
+    if b is None and "baseline" not in res.errors:
+        return  # not asked for (--baseline none, or the committed report is this commit's)
+    s = report.section("Webhook sidecar against the baseline", findings.BASELINE_INTRO)
+    if b is None:
+        s.add(f"not measured: {res.errors['baseline']}")
+        return
+    s.add(f"Measured at {size_label(b.size)} invoices, {len(b.head.rounds)} rounds. {b.note}".strip())
+    t = Table(["Side", "Commit", f"Ratio sidecar/floor at concurrency {findings.BASELINE_CONCURRENCY}",
+               f"{b.rate:.0f}/s events", "p50 ms", "p95 ms", "p99 ms", "max ms"])
+    for side in (b.head, b.base):
+        lat = side.offered_latency()
+        t.rows.append([side.label, side.commit[:70], f"{side.ratio():.2f}", str(side.offered_events()),
+                       fmt_ms(lat.p50_ms), fmt_ms(lat.p95_ms), fmt_ms(lat.p99_ms), fmt_ms(lat.max_ms)])
+    s.table(t)
+    rounds = Table(["Round", "Side", "Sidecar events/s", "Floor events/s", "Ratio", f"{b.rate:.0f}/s p99 ms",
+                    "Outcomes"])
+    for n, (h, base) in enumerate(zip(b.head.rounds, b.base.rounds, strict=True), start=1):
+        for label, r in (("HEAD", h), ("baseline", base)):
+            outcomes = r.sidecar.outcomes + r.floor.outcomes + r.offered.outcomes
+            rounds.rows.append([str(n), label, f"{r.sidecar.per_second:.0f}", f"{r.floor.per_second:.0f}",
+                                f"{r.ratio:.2f}", fmt_ms(r.offered.latency.p99_ms),
+                                _outcomes(outcomes)])
+    s.table(rounds)
+    s.add(findings.baseline_notes(b))
 
 
 def _cpu(value: float | None) -> str:

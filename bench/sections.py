@@ -22,6 +22,7 @@ from bench.rows import size_label
 WEBHOOK_CONCURRENCY = (1, 16, 64)
 OFFERED_RATE = 200.0
 LATENCY_MS = 100
+BASELINE_SIZE = 200_000  # enough open invoices for the baseline comparison's rounds (about 5,800)
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Config:
     started_at: datetime
     command: str
     commit: str = ""
+    baseline: str | None = None  # commit whose webhook sidecar is measured beside HEAD's
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Results:
     queue: dict[int, queue_bench.QueueRun] = field(default_factory=dict)
     webhook: object | None = None
     webhook_size: int = 0
+    baseline: object | None = None  # bench.webhook_baseline.BaselineResult
     send: list[object] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # part -> why not measured
     errors: dict[str, str] = field(default_factory=dict)  # part -> what went wrong
@@ -91,6 +94,8 @@ class Runner:
                     self._guard("webhook", lambda u=url, s=size: self._webhook(u, s))
                 if not last:
                     _drop(server.admin_url(), f"bench_{label.lower()}")
+            if do["webhook"] and cfg.baseline:
+                self._guard("baseline", lambda: self._baseline(server))
             if do["send"]:
                 self._guard("send", lambda: self._send(fresh_database(server, "bench_send")))
 
@@ -133,6 +138,16 @@ class Runner:
         self.results.webhook = webhook_bench.run(url, self.log_dir, WEBHOOK_CONCURRENCY, per_phase, OFFERED_RATE,
                                                  seconds)
         self.results.webhook_size = size
+
+    def _baseline(self, server: object) -> None:
+        from bench import webhook_baseline
+
+        assert self.cfg.baseline
+        size = 4000 if self.cfg.smoke else BASELINE_SIZE
+        print(f"webhook sidecar against the baseline {self.cfg.baseline} ...", flush=True)
+        self.results.baseline = webhook_baseline.run(
+            server, size, self.cfg.baseline, self.cfg.anchor, self.cfg.seed, self.log_dir,  # type: ignore[arg-type]
+            OFFERED_RATE, rounds=2 if self.cfg.smoke else webhook_baseline.ROUNDS)
 
     def _send(self, url: str) -> None:
         from bench import send_bench

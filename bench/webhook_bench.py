@@ -47,15 +47,17 @@ def open_invoices(url: str, limit: int) -> list[tuple[str, int]]:
 class Sidecar:
     """`python -m webhook` in a subprocess on a free port, logs to a file."""
 
-    def __init__(self, database_url: str, log_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, database_url: str, log_dir: Path, extra_env: dict[str, str] | None = None,
+                 root: Path = ROOT, log_name: str = "sidecar.log") -> None:
+        """`root` is the tree whose sidecar runs (this checkout, or a baseline's exported tree)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / "sidecar.log"
+        self.log_path = log_dir / log_name
         env = {**os.environ, "DATABASE_URL": database_url, "STRIPE_WEBHOOK_SECRET": SECRET, "STRIPE_MODE": "test",
-               "WEBHOOK_RUN_WORKERS": "0", "PYTHONPATH": str(ROOT)}
+               "WEBHOOK_RUN_WORKERS": "0", "PYTHONPATH": str(root)}
         env.update(extra_env or {})
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "webhook", "--port", str(self.port)], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "webhook", "--port", str(self.port)], cwd=root, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         try:
             self._wait_ready()

@@ -38,6 +38,7 @@ class PhaseResult:
     outcomes: Counter[str] = field(default_factory=Counter)
     client_cpu_s: float = 0.0  # CPU the load generator (this process) used during the phase
     server_cpu_s: float | None = None  # CPU the sidecar process used (None for the floor)
+    samples_s: list[float] = field(default_factory=list, repr=False)  # each delivery's latency, for pooling
 
     def cpu_ms_per_event(self, seconds: float | None) -> float | None:
         return None if seconds is None or not self.deliveries else seconds * 1000 / self.deliveries
@@ -105,7 +106,7 @@ async def closed_loop_http(url: str, items: list[Delivery], concurrency: int) ->
     for c in connections:
         await c.close()
     _count_reconnects(outcomes, connections)
-    return PhaseResult("sidecar", concurrency, len(items), elapsed, latency(latencies), outcomes)
+    return PhaseResult("sidecar", concurrency, len(items), elapsed, latency(latencies), outcomes, samples_s=latencies)
 
 
 async def open_loop_http(url: str, items: list[Delivery], rate: float) -> PhaseResult:
@@ -133,7 +134,8 @@ async def open_loop_http(url: str, items: list[Delivery], rate: float) -> PhaseR
     for c in opened:
         await c.close()
     _count_reconnects(outcomes, opened)
-    result = PhaseResult("sidecar, offered load", len(opened), len(items), elapsed, latency(latencies), outcomes)
+    result = PhaseResult("sidecar, offered load", len(opened), len(items), elapsed, latency(latencies), outcomes,
+                         samples_s=latencies)
     return result
 
 
@@ -167,7 +169,8 @@ async def closed_loop_floor(database_url: str, items: list[Delivery], concurrenc
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return PhaseResult("floor (SQL function)", concurrency, len(items), elapsed, latency(latencies), outcomes)
+    return PhaseResult("floor (SQL function)", concurrency, len(items), elapsed, latency(latencies), outcomes,
+                       samples_s=latencies)
 
 
 async def same_job_pairs(database_url: str, pairs: list[list[tuple[str, int]]]) -> Counter[str]:

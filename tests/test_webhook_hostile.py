@@ -122,6 +122,8 @@ POISON = {
     "nul_in_a_string": lambda evt: sp.body_of(evt).replace(MARKER.encode(), MARKER.encode() + b"\\u0000"),
     "nul_in_a_key": lambda evt: sp.body_of(evt).replace(b'"note"', b'"no\\u0000te"'),
     "lone_surrogate": lambda evt: sp.body_of(evt).replace(MARKER.encode(), MARKER.encode() + b"\\ud800"),
+    "nested_65": lambda evt: _deep(evt, 65),
+    "huge_decimal": lambda evt: sp.body_of(evt)[:-1] + b',"x":' + b"9" * 400 + b'.5}',
     "infinity": lambda evt: sp.body_of(evt)[:-1] + b',"x":1e999}',
     "nan": lambda evt: sp.body_of(evt)[:-1] + b',"x":NaN}',
 }

@@ -68,19 +68,38 @@ async def read_body(request: Request) -> bytes:
     return bytes(body)
 
 
+class _NotFinite(ValueError):
+    pass
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf, which jsonb cannot store
+        raise _NotFinite(text)
+    return value
 
 
 def parse_json(raw: bytes) -> Any:
     """The body as JSON that jsonb accepts, or Answer(400) saying why not (never quoting it)."""
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
+        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError as exc:
         raise Answer(400, "rejected", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except _NotFinite as exc:
+        raise Answer(400, "rejected", "JSON number out of range") from exc
     except ValueError as exc:  # includes UnicodeDecodeError and over-long integers
         raise Answer(400, "rejected", "malformed JSON") from exc
-    problem = storable_problem(value)
+    # Every webhook pays for this check, so the walk runs only when the bytes allow a problem:
+    # U+0000 and lone surrogates can only come from a \u escape (json.loads refuses raw control
+    # characters) or from UTF-8-encoded surrogates (0xED 0xA0-0xBF; json.loads decodes bytes
+    # with 'surrogatepass'), and nesting deeper than the limit needs more brackets than it.
+    strings = b"\\u" in raw or b"\xed" in raw
+    deep = raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH
+    problem = storable_problem(value, strings=strings) if strings or deep else None
     if problem:
         raise Answer(400, "rejected", problem)
     return value
@@ -96,22 +115,23 @@ def _string_problem(text: str) -> str | None:
     return None
 
 
-def storable_problem(value: Any) -> str | None:
-    """Why a parsed JSON value cannot be stored as jsonb, or None. Iterative: no recursion."""
+def storable_problem(value: Any, strings: bool = True) -> str | None:
+    """Why a parsed JSON value cannot be stored as jsonb, or None. Iterative: no recursion.
+    strings=False checks only the nesting and the numbers (the bytes ruled string problems out)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
         if isinstance(item, str):
-            problem = _string_problem(item)
+            problem = _string_problem(item) if strings else None
             if problem:
                 return problem
         elif isinstance(item, float) and not math.isfinite(item):
             return "JSON number out of range"
         elif isinstance(item, dict):
             for key, child in item.items():
-                problem = _string_problem(key)
+                problem = _string_problem(key) if strings else None
                 if problem:
                     return problem
                 stack.append((child, depth + 1))
