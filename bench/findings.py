@@ -80,8 +80,8 @@ def webhook_notes(w: Any) -> str:
         if cpu:
             notes.append(
                 f"**Where the sidecar's time goes.** At concurrency 16 the sidecar process spent {cpu:.2f} ms of CPU "
-                "per event (HTTP, Starlette, signature check, JSON, two thread-pool hops, the JSON log line, "
-                "the pool), "
+                "per event (HTTP, Starlette, signature check, JSON, one thread-pool hop for the apply (the signing "
+                "secrets come from the in-process cache, on the event loop), the JSON log line, the pool), "
                 f"so one uvicorn process tops out near {1000 / cpu:.0f} events/s on one core whatever Postgres does; "
                 f"the load generator spent {gen or 0:.2f} ms. The floor has no such process, which is why the ratio is "
                 "lowest at concurrency 1 (every event pays the HTTP hop in series). At 64 the floor falls behind the "
@@ -359,8 +359,7 @@ def targets(res: Any, target_size: int) -> list[Target]:
 
 WEBHOOK_RATIO_WHY = ("the sidecar's own CPU per event (see 'Where the sidecar's time goes') caps one uvicorn "
                      "process; on 2 shared cores a second process (WEBHOOK_WORKERS=2) competes with Postgres "
-                     "itself, so the lever is less work per request (one thread-pool hop instead of two, a "
-                     "cheaper log line)")
+                     "itself, so the lever is less work per request (a cheaper log line)")
 WEBHOOK_P99_WHY = ("at 200/s one pause of a single process (the sidecar's, or Postgres's) queues every event "
                    "behind it. This 2-core box also runs the other engineers' test suites; an earlier run of "
                    "the same code measured p99 9.3 ms. To close it for sure: a second sidecar process behind "

@@ -65,3 +65,39 @@ def test_settings_lists_the_secrets_masked_with_their_age_and_removes_one(
     assert [e.endpoint_id for e in load_settings(db).stripe_webhook_secret_entries("test")] == ["we_second"]
     remove_webhook_secret(db, load_settings(db), "test", 0, None)
     assert load_settings(db).stripe_webhook_secrets("test") == []
+
+
+def test_the_cache_answers_fresh_secrets_without_loading_and_never_waits_for_a_load() -> None:
+    import threading
+
+    from webhook.signing_secrets import SecretsCache, SigningSecrets
+
+    now = [100.0]
+    loads: list[int] = []
+
+    def load() -> SigningSecrets:
+        loads.append(1)
+        return SigningSecrets(test=("whsec_a",))
+
+    cache = SecretsCache(load, ttl_s=30, clock=lambda: now[0])
+    assert cache.fresh() is None and loads == []  # nothing cached: the caller loads (in a thread)
+    loaded = cache.get()
+    assert cache.fresh() is loaded and loads == [1]
+    now[0] += 31
+    assert cache.fresh() is None  # stale: the caller reloads
+    held = threading.Event()
+    release = threading.Event()
+
+    def slow_load() -> SigningSecrets:
+        held.set()
+        release.wait(5)
+        return SigningSecrets(test=("whsec_b",))
+
+    slow = SecretsCache(slow_load, ttl_s=30, clock=lambda: now[0])
+    loader = threading.Thread(target=slow.get)
+    loader.start()
+    held.wait(5)
+    assert slow.fresh() is None  # a load in progress: answered at once, not after the round trip
+    release.set()
+    loader.join(5)
+    assert slow.fresh() == SigningSecrets(test=("whsec_b",))

@@ -63,6 +63,11 @@ def signing_secrets(max_age_s: float | None = None) -> SigningSecrets:
     return _unavailable_as_error(lambda: SECRETS.get(max_age_s))
 
 
+def cached_signing_secrets() -> SigningSecrets | None:
+    """The secrets without a database call, when the cache holds fresh ones (no thread hop needed)."""
+    return SECRETS.fresh()
+
+
 def _apply_once(event: dict[str, Any], mode: str) -> ApplyResult:
     with get_pool().connection(timeout=db_timeout_s()) as conn:
         # Autocommit: the single SELECT is the transaction, so the event costs one round

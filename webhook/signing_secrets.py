@@ -62,6 +62,18 @@ class SecretsCache:
                 self._loaded_at = self._clock()
             return self._value
 
+    def fresh(self) -> SigningSecrets | None:
+        """The cached secrets if they are within the TTL, else None; never loads and never waits
+        (the request path calls it on the event loop, and a load holds the lock for a round trip)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._value is None or self._clock() - self._loaded_at >= self._ttl_s:
+                return None
+            return self._value
+        finally:
+            self._lock.release()
+
     def age_s(self) -> float | None:
         with self._lock:
             return None if self._value is None else self._clock() - self._loaded_at

@@ -28,6 +28,7 @@ from webhook.database import (
     EventDataRejected,
     SecretsUndecryptable,
     apply_verified_event,
+    cached_signing_secrets,
     signing_secrets,
 )
 from webhook.request_input import Answer, parse_json, read_body, refuse_declared_oversize
@@ -81,7 +82,8 @@ async def _handle(request: Request, fields: dict[str, Any]) -> tuple[int, dict[s
 
 async def _verify(raw: bytes, header: str) -> str:
     try:
-        secrets = await run_in_threadpool(signing_secrets)
+        # A cache hit needs no thread: one thread-pool hop per event (the apply), not two.
+        secrets = cached_signing_secrets() or await run_in_threadpool(signing_secrets)
     except DatabaseUnavailable as exc:
         raise Answer(503, "error", "database unavailable, retry later") from exc
     except SecretsUndecryptable as exc:
