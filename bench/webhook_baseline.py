@@ -38,7 +38,7 @@ from db.embedded import EmbeddedPostgres
 
 CONCURRENCY = 16
 ROUNDS = 4
-CLOSED_EVENTS = 300  # per round, phase and side
+CLOSED_EVENTS = 500  # per round, phase and side
 OFFERED_SECONDS = 3.0
 
 # Run inside the exported tree: its own migrator with its own defaults (files beside it).
