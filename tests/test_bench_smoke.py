@@ -84,3 +84,23 @@ def test_every_benchmark_part_finds_its_files_on_main() -> None:
     from bench.parts import PARTS, missing
 
     assert {key: missing(part) for key, part in PARTS.items()} == {key: [] for key in PARTS}
+
+
+def test_bench_measures_a_baseline_commit_beside_head(tmp_path: Path) -> None:
+    """The baseline comparison end to end at smoke size, HEAD against itself (an A/A run): both
+    trees exported, migrated and served, every round measured on both sides."""
+    out = tmp_path / "PERFORMANCE.md"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only", "webhook", "--baseline", "HEAD",
+                           "--output", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+                          check=False)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text(encoding="utf-8")
+    assert "## Webhook sidecar against the baseline" in text
+    assert "**Error**" not in text, text
+    section = text.split("## Webhook sidecar against the baseline", 1)[1].split("\n## ", 1)[0]
+    rounds = [line for line in section.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert [r.split(" | ")[1] for r in rounds] == ["HEAD", "baseline", "HEAD", "baseline"], section
+    assert all("applied" in r for r in rounds), section
+    assert "HEAD vs baseline (same run)" in text
