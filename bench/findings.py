@@ -106,17 +106,15 @@ def webhook_notes(w: Any) -> str:
         notes.append(
             f"**Finding: two invoices of one job paid at the same moment can deadlock.** {w.same_job_pairs} jobs with "
             f"a deposit and a final invoice both open, both `invoice.paid` events applied at once on two "
-            f"connections: {summary} ({dead} events failed). Cause: `crm.record_amount_paid` updates the invoice's "
-            "amount_paid_cents and the status UPDATE then writes the same row again; Postgres re-checks a foreign "
-            "key when a transaction updates a row version it wrote itself, so that UPDATE takes FOR KEY SHARE on "
-            "the job row through the composite key (job_id, customer_id); each transaction then asks for FOR UPDATE on "
-            "the same job in `crm.complete_job_if_paid`, which conflicts with the other's KEY SHARE: each waits for "
-            "the other. The sidecar answers 500 and Stripe retries, so no payment is lost, but the job completes "
-            "only on the retry (minutes to hours later in test mode) and the log shows errors. Fix (for the "
-            "webhook's owner, db/migrations/0003 via a new migration): lock the job with `FOR NO KEY UPDATE` in "
-            "`crm.complete_job_if_paid` (it does not conflict with KEY SHARE, and the completing UPDATE takes no "
-            "stronger lock). Checked on a scratch copy during this issue: 3 of 7 concurrent pairs deadlocked "
-            "with FOR UPDATE, 0 of 7 with FOR NO KEY UPDATE, and all 7 jobs completed.")
+            f"connections: {summary} ({dead} events failed). Found by an earlier run of this phase: the paying "
+            "event wrote the invoice row twice (amount_paid_cents, then the status); Postgres re-checks a foreign "
+            "key when a transaction updates a row version it wrote itself, so the second UPDATE took FOR KEY SHARE "
+            "on the job row through the composite key (job_id, customer_id), and each transaction then asked for "
+            "FOR UPDATE on the same job to complete it, which conflicts with the other's KEY SHARE: a deadlock. "
+            "The sidecar answered 500 and Stripe retried, so no payment was lost, but the job completed only on "
+            "the retry. Fixed twice over: `crm.complete_job_if_done` (db/functions/30_jobs.sql) locks the job "
+            "with `FOR NO KEY UPDATE`, which does not conflict with KEY SHARE, and since issue #12 the paying "
+            "event writes the invoice row once (amount and status in one UPDATE), so the re-check is gone too.")
     return "\n\n".join(notes)
 
 
@@ -220,7 +218,8 @@ def queue_notes(res: Any) -> str:
         "that long; the routine runs are the target."]
     if first.without_index_ms is not None:
         notes.append(
-            "**Changed to reach the target:** `db/migrations/0007_bench_indexes.sql` adds a partial index on the "
+            "**Changed to reach the target:** migration 0007 (now part of `db/migrations/0011_baseline.sql`) "
+            "added a partial index on the "
             "live reminders (`WHERE status IN ('pending', 'queued')`). Without it the function's first statement "
             "(cancel pending or queued reminders of invoices no longer open) read the whole table on every run: "
             f"{fmt_ms(first.without_index_ms)} ms for a routine run at this size, against "
@@ -230,7 +229,8 @@ def queue_notes(res: Any) -> str:
     notes.append(
         "**Bounded in 0011:** that first statement had no bound on `send_at`, so it visited every live "
         "reminder (the future reminders of all open invoices, 8.5k at 1M) and looked up each one's invoice. "
-        "`db/migrations/0011_collections_indexes.sql` replaces `crm.queue_due_reminders_within` with the same "
+        "Migration 0011 (now part of the baseline; the function lives in `db/functions/40_reminders.sql`) "
+        "replaced `crm.queue_due_reminders_within` with the same "
         "function bounded like the queueing statement (`AND r.send_at <= p_now + p_window`, served by a partial "
         "index on the live reminders' `send_at`): the payment transaction already cancels an invoice's "
         "reminders, so this defence only needs the ones about to go out, and a reminder of a closed invoice "

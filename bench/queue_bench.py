@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-LIVE_INDEX = "crm.reminders_live_idx"  # db/migrations/0007_bench_indexes.sql
+LIVE_INDEX = "crm.reminders_live_idx"  # migration 0007, now in db/migrations/0011_baseline.sql
 # 'now' offsets from the anchor: none due, about a day's worth, a week's, a month's.
 OFFSETS: tuple[tuple[str, timedelta], ...] = (
     ("anchor (steady state)", timedelta(0)),
@@ -83,7 +83,7 @@ def run(url: str, anchor: datetime, reps: int, explain_offset: int = 1) -> Queue
 
 
 def _without_index(conn: psycopg.Connection[tuple[Any, ...]], now: datetime, reps: int) -> float:
-    """Median ms of a run without db/migrations/0007's index: DDL is transactional, the rollback restores it."""
+    """Median ms of a run without migration 0007's index: DDL is transactional, the rollback restores it."""
     runs = []
     for _ in range(reps):
         conn.execute(f"DROP INDEX {LIVE_INDEX}")
