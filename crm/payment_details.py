@@ -23,16 +23,14 @@ through a second code path.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import psycopg
 
 from crm.settings import load_settings
-from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, stripe_target
+from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, as_json_object, stripe_target
 from db import payment_details as q
 from db.pool import worker_pool
 from db.stripe_events import apply_event
@@ -41,16 +39,6 @@ log = logging.getLogger("crm.payment_details")
 
 MAX_BACKOFF_S = 3600.0
 MAX_DECLINE_LOOKUPS = 8
-
-
-def plain(obj: dict[str, Any]) -> dict[str, Any]:
-    """stripe-python's dict (Decimal for `*_decimal` strings) as the API sent it."""
-    def text(value: Any) -> str:
-        if isinstance(value, Decimal):
-            return str(value)
-        raise TypeError(f"{type(value).__name__} is not JSON")
-    out: dict[str, Any] = json.loads(json.dumps(obj, default=text))
-    return out
 
 
 def backoff_s(attempts: int) -> float:
@@ -79,7 +67,7 @@ def payment_failed_event_id(pi: dict[str, Any]) -> str:
 def apply_invoice_payments(conn: psycopg.Connection[Any], gateway: StripeGateway, stripe_invoice_id: str,
                            mode: str, now: datetime, source: str) -> list[dict[str, Any]]:
     """Applies every InvoicePayment of an invoice as a synthetic invoice_payment.paid; returns them."""
-    inpays = [plain(p) for p in gateway.list_invoice_payments(stripe_invoice_id)]
+    inpays = [as_json_object(p) for p in gateway.list_invoice_payments(stripe_invoice_id)]
     for inpay in inpays:
         apply_event(conn, synthetic_event(inpay, "invoice_payment.paid", invoice_payment_event_id(inpay), mode, now),
                     mode, source=source)
@@ -160,7 +148,7 @@ def look_up_declines(conn: psycopg.Connection[Any], gateway: StripeGateway, mode
                 intent = intent.get("id") if isinstance(intent, dict) else intent
                 if not intent or inpay.get("status") == "paid":
                     continue
-                pi = plain(gateway.retrieve_payment_intent(str(intent)))
+                pi = as_json_object(gateway.retrieve_payment_intent(str(intent)))
                 error = pi.get("last_payment_error")
                 if not isinstance(error, dict):
                     continue

@@ -24,12 +24,10 @@ dashboard's Activity page (`run_reconcile`, `latest_runs`).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -40,7 +38,7 @@ from crm.money import format_cents
 from crm.settings import load_settings
 from crm.stripe_event_rules import EVENT_ID, event_problem, invoice_status_may_move, mode_of
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
-from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, stripe_target
+from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, as_json_object, stripe_target
 from db import payment_details as details_q
 from db import reconcile_runs as runs
 from db.pool import connect
@@ -106,16 +104,6 @@ def synthetic_event(stripe_invoice: dict[str, Any], event_type: str, mode: str, 
         "request": {"id": None, "idempotency_key": None}, "data": {"object": stripe_invoice},
         "synthetic": "reconcile",
     }
-
-
-def as_json_object(obj: dict[str, Any]) -> dict[str, Any]:
-    """stripe-python turns the API's `*_decimal` strings into Decimal; give them back as the API sent them."""
-    def text(value: Any) -> str:
-        if isinstance(value, Decimal):
-            return str(value)
-        raise TypeError(f"{type(value).__name__} is not JSON")
-    plain: dict[str, Any] = json.loads(json.dumps(obj, default=text))
-    return plain
 
 
 # ---------------------------------------------------------------- report
@@ -295,14 +283,14 @@ def _compare_refunds(conn: psycopg.Connection[Any], gateway: StripeGateway, repo
             charge_id = latest.get("id") if isinstance(latest, dict) else latest
         if not charge_id:
             continue
-        charge = payment_details.plain(gateway.retrieve_charge(str(charge_id)))
+        charge = as_json_object(gateway.retrieve_charge(str(charge_id)))
         stripe_refunded = int(charge.get("amount_refunded") or 0)
         if stripe_refunded == int(pay["refunded"]):
             continue
         reason = (f"Stripe has {format_cents(stripe_refunded)} refunded on {charge_id}, "
                   f"the CRM had {format_cents(int(pay['refunded']))}")
         for refund in gateway.list_refunds(str(charge_id)):
-            refund = payment_details.plain(refund)
+            refund = as_json_object(refund)
             event = payment_details.synthetic_event(refund, "refund.updated",
                                                     f"evt_reconcile_{refund['id']}_{refund.get('status')}",
                                                     report.mode, now)
@@ -324,7 +312,7 @@ def _compare_disputes(conn: psycopg.Connection[Any], gateway: StripeGateway, rep
             continue  # nothing Stripe could have disputed yet
         for dispute in gateway.list_disputes(charge_id=pay["stripe_charge_id"],
                                              payment_intent_id=pay["stripe_payment_intent_id"]):
-            dispute = payment_details.plain(dispute)
+            dispute = as_json_object(dispute)
             status = str(dispute.get("status"))
             if held.get(str(dispute["id"])) == status:
                 continue
@@ -343,7 +331,7 @@ def _compare_money(conn: psycopg.Connection[Any], gateway: StripeGateway, now: d
     for inv in runs.invoices_touched(conn, report.mode, since):
         report.money_checked += 1
         try:
-            stripe_inv = payment_details.plain(gateway.retrieve_invoice_with_payments(str(inv["stripe_invoice_id"])))
+            stripe_inv = as_json_object(gateway.retrieve_invoice_with_payments(str(inv["stripe_invoice_id"])))
             _compare_payments(conn, gateway, report, inv, stripe_inv, now)
             _compare_refunds(conn, gateway, report, inv, now)
             _compare_disputes(conn, gateway, report, inv, now)

@@ -11,11 +11,13 @@ call can take that way: the Send's lease is computed from it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from stripe import (
@@ -127,6 +129,17 @@ def configured_call_budget_s() -> float:
     """`call_budget_s` of a gateway built from the environment (what a Send uses)."""
     return call_budget_s(env_int("STRIPE_RETRY_ATTEMPTS", 3), env_int("STRIPE_MAX_NETWORK_RETRIES", 2),
                          _float_env("STRIPE_TIMEOUT_S", 30.0), _float_env("STRIPE_RETRY_BACKOFF_S", 1.0))
+
+
+def as_json_object(obj: dict[str, Any]) -> dict[str, Any]:
+    """A retrieved object as the API sent it: stripe-python turns the API's `*_decimal` strings
+    into Decimal, which neither jsonb nor the SQL functions expect."""
+    def text(value: Any) -> str:
+        if isinstance(value, Decimal):
+            return str(value)
+        raise TypeError(f"{type(value).__name__} is not JSON")
+    plain: dict[str, Any] = json.loads(json.dumps(obj, default=text))
+    return plain
 
 
 def _message(exc: StripeError) -> str:

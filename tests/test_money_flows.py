@@ -19,9 +19,10 @@ import psycopg
 import pytest
 
 from crm.payment_details import payment_details_pass
-from crm.reconcile import as_json_object, run_reconcile
+from crm.reconcile import run_reconcile
 from crm.settings import load_settings
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
+from crm.stripe_gateway import as_json_object
 from db import queries_collections as collections
 from sandbox.testing import RunningSandbox
 from tests import stripe_payloads as sp

@@ -210,6 +210,17 @@ END;
 $$;
 
 
+-- Why a reminder stopped, when nothing recorded a reason before: its invoice closed (paid,
+-- void, uncollectible), a bank debit is on its way ('processing', derived), or staff did it.
+CREATE OR REPLACE FUNCTION crm.reminder_cancel_reason(p_invoice_status text)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_invoice_status IN ('paid', 'void', 'uncollectible') THEN p_invoice_status
+                WHEN p_invoice_status = 'processing' THEN 'payment_processing'
+                ELSE 'manual' END;
+$$;
+
+
 -- Resend accepted a reminder (p_resend_id): record it, unless another dispatcher took the
 -- claim over. A reminder cancelled while it was being handed off keeps its Resend id and
 -- is flagged for the cancel worker, so it is stopped at Resend too.
@@ -243,11 +254,7 @@ BEGIN
         UPDATE crm.reminders
            SET status = 'cancelled', resend_id = p_resend_id, handed_off_at = p_now, claim_token = NULL,
                claimed_until = NULL, resend_cancel = 'requested', next_attempt_at = p_now, attempts = 0,
-               cancel_reason = coalesce(cancel_reason,
-                                        CASE WHEN v_invoice_status IN ('paid', 'void', 'uncollectible')
-                                             THEN v_invoice_status
-                                             WHEN v_invoice_status = 'processing' THEN 'payment_processing'
-                                             ELSE 'manual' END),
+               cancel_reason = coalesce(cancel_reason, crm.reminder_cancel_reason(v_invoice_status)),
                cancelled_at = coalesce(cancelled_at, p_now)
          WHERE id = p_reminder_id;
         INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
@@ -296,9 +303,7 @@ BEGIN
         UPDATE crm.reminders
            SET status = 'cancelled', resend_cancel = 'done', next_attempt_at = NULL, last_error = NULL,
                cancelled_at = coalesce(cancelled_at, p_now),
-               cancel_reason = coalesce(cancel_reason,
-                                        CASE WHEN v_invoice_status IN ('paid', 'void', 'uncollectible')
-                                             THEN v_invoice_status ELSE 'manual' END)
+               cancel_reason = coalesce(cancel_reason, crm.reminder_cancel_reason(v_invoice_status))
          WHERE id = p_reminder_id;
         UPDATE crm.email_messages SET status = 'cancelled'
          WHERE reminder_id = p_reminder_id AND status IN ('pending', 'scheduled');
