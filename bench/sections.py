@@ -22,7 +22,7 @@ from bench.rows import size_label
 WEBHOOK_CONCURRENCY = (1, 16, 64)
 OFFERED_RATE = 200.0
 LATENCY_MS = 100
-BASELINE_SIZE = 300_000  # enough open invoices for the baseline comparison's rounds (about 8,700)
+BASELINE_SIZE = 400_000  # enough open invoices for the baseline comparison's rounds (about 11,600)
 
 
 @dataclass

@@ -104,3 +104,16 @@ def test_bench_measures_a_baseline_commit_beside_head(tmp_path: Path) -> None:
     assert [r.split(" | ")[1] for r in rounds] == ["HEAD", "baseline", "HEAD", "baseline"], section
     assert all("applied" in r for r in rounds), section
     assert "HEAD vs baseline (same run)" in text
+
+
+def test_the_default_baseline_is_the_commit_the_committed_report_names() -> None:
+    from bench import parts
+    from bench.cli import baseline_ref
+
+    assert baseline_ref("none") is None
+    assert baseline_ref("234a687") == "234a687"
+    report = parts.committed_text("docs/PERFORMANCE.md")
+    named = next(line.split()[2] for line in report.splitlines() if line.startswith("- Code: "))
+    auto = baseline_ref("auto")
+    # The report's own commit, unless HEAD is that commit (then there is nothing to compare).
+    assert auto == (None if parts.head_commit().startswith(named) else named)
