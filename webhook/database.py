@@ -66,20 +66,14 @@ def _unavailable_as_error(fn: Callable[[], T]) -> T:
 _executor: ThreadPoolExecutor | None = None
 
 
-# As many threads as anyio gives Starlette's run_in_threadpool, and never fewer than the pool
-# has connections: a delivery must reach the pool and its DB_POOL_TIMEOUT_S (then 503), not
-# queue for a thread with no deadline while the pool's connections are held.
-APPLY_THREADS_MIN = 40
-
-
 async def in_apply_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking database call on the sidecar's own threads. Lighter per call than
-    Starlette's run_in_threadpool (anyio's worker threads, limiter and context copy), and this
-    hop is the one every webhook pays."""
+    """Run a blocking database call on the sidecar's own threads, as many as the request pool
+    has connections (more would only wait for one). Lighter per call than Starlette's
+    run_in_threadpool (anyio's worker threads, limiter and context copy), and this hop is the
+    one every webhook pays."""
     global _executor
     if _executor is None:
-        threads = max(APPLY_THREADS_MIN, database_config().pool_max + 4)
-        _executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crm-apply")
+        _executor = ThreadPoolExecutor(max_workers=database_config().pool_max, thread_name_prefix="crm-apply")
     return await asyncio.get_running_loop().run_in_executor(_executor, partial(fn, *args))
 
 
