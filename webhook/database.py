@@ -14,10 +14,7 @@ quote the body.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
@@ -25,7 +22,6 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolTimeout
 
 from crm.secrets_store import SecretKeyError
-from db.config import database_config
 from db.pool import get_pool
 from db.stripe_events import ApplyResult, apply_event
 from webhook.signing_secrets import SECRETS, SigningSecrets, db_timeout_s
@@ -61,20 +57,6 @@ def _unavailable_as_error(fn: Callable[[], T]) -> T:
         raise EventDataRejected(f"the database refused a value in the event ({type(exc).__name__})") from None
     except SecretKeyError as exc:
         raise SecretsUndecryptable(str(exc)) from None
-
-
-_executor: ThreadPoolExecutor | None = None
-
-
-async def in_apply_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking database call on the sidecar's own threads, as many as the request pool
-    has connections (more would only wait for one). Lighter per call than Starlette's
-    run_in_threadpool (anyio's worker threads, limiter and context copy), and this hop is the
-    one every webhook pays."""
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=database_config().pool_max, thread_name_prefix="crm-apply")
-    return await asyncio.get_running_loop().run_in_executor(_executor, partial(fn, *args))
 
 
 def signing_secrets(max_age_s: float | None = None) -> SigningSecrets:

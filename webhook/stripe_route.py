@@ -29,7 +29,6 @@ from webhook.database import (
     SecretsUndecryptable,
     apply_verified_event,
     cached_signing_secrets,
-    in_apply_thread,
     signing_secrets,
 )
 from webhook.request_input import Answer, parse_json, read_body, refuse_declared_oversize
@@ -71,7 +70,7 @@ async def _handle(request: Request, fields: dict[str, Any]) -> tuple[int, dict[s
     mode = await _verify(raw, header)
     event = _parse(raw, mode, fields)
     try:
-        result = await in_apply_thread(apply_verified_event, event, mode)
+        result = await run_in_threadpool(apply_verified_event, event, mode)
     except DatabaseUnavailable as exc:
         raise Answer(503, "error", "database unavailable, retry later") from exc
     except EventDataRejected as exc:
