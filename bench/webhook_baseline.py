@@ -134,10 +134,10 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
 
 
-def _budget(available: int, rounds: int) -> tuple[int, int]:
+def _budget(available: int, rounds: int, rate: float) -> tuple[int, int]:
     """(closed-loop events, offered events) per round and side that the open invoices allow."""
     per_round = available // rounds
-    offered = int(200 * OFFERED_SECONDS)
+    offered = int(rate * OFFERED_SECONDS)
     if per_round >= 2 * CLOSED_EVENTS + offered:
         return CLOSED_EVENTS, offered
     closed = max(1, per_round // 4)
@@ -185,7 +185,7 @@ def _rounds(head: Side, base: Side, urls: dict[str, str], sidecars: dict[str, Si
     listed = min(len(p) for p in pools.values())
     warm_n = min(20, listed // 5)
     available = listed - warm_n
-    closed, offered = _budget(max(available, 4 * rounds), rounds)
+    closed, offered = _budget(max(available, 4 * rounds), rounds, rate)
     note = "" if closed == CLOSED_EVENTS else f"only {available} open invoices: {closed} + {closed} + {offered} a round"
     for side in (head, base):  # warm each sidecar's pool and code paths, unmeasured
         warm = pools[side.label][:warm_n]
