@@ -38,12 +38,22 @@ def bench_server(keep: bool = False) -> Iterator[EmbeddedPostgres]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def fresh_database(server: EmbeddedPostgres, name: str) -> str:
-    """Drop and create database `name` on the server, apply main's migrations; return its URL."""
+def empty_database(server: EmbeddedPostgres, name: str) -> str:
+    """Drop and create database `name` on the server; return its URL."""
+    drop_database(server, name)
+    with psycopg.connect(server.admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.admin_url(name)
+
+
+def drop_database(server: EmbeddedPostgres, name: str) -> None:
     with psycopg.connect(server.admin_url(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = server.admin_url(name)
+
+
+def fresh_database(server: EmbeddedPostgres, name: str) -> str:
+    """Database `name`, empty, with main's migrations applied; return its URL."""
+    url = empty_database(server, name)
     with tempfile.TemporaryDirectory(prefix="bench-migrations-") as tmp:
         migrate(url, committed_sql("db/migrations", Path(tmp) / "migrations"),
                 committed_sql("db/functions", Path(tmp) / "functions"))

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import psycopg
-
 from bench import dashboard_bench, machine, parts, queue_bench, render
-from bench.cluster import bench_server, fresh_database, server_version
+from bench.cluster import bench_server, drop_database, fresh_database, server_version
 from bench.loader import LoadResult, load
 from bench.report import Report
 from bench.rows import size_label
+from db.embedded import EmbeddedPostgres
 
 WEBHOOK_CONCURRENCY = (1, 16, 64)
 OFFERED_RATE = 200.0
@@ -93,7 +92,8 @@ class Runner:
                 if last and do["webhook"]:
                     self._guard("webhook", lambda u=url, s=size: self._webhook(u, s))
                 if not last:
-                    _drop(server.admin_url(), f"bench_{label.lower()}")
+                    time.sleep(0.1)
+                    drop_database(server, f"bench_{label.lower()}")  # free the disk before the next size
             if do["webhook"] and cfg.baseline:
                 self._guard("baseline", lambda: self._baseline(server))
             if do["send"]:
@@ -139,15 +139,15 @@ class Runner:
                                                  seconds)
         self.results.webhook_size = size
 
-    def _baseline(self, server: object) -> None:
+    def _baseline(self, server: EmbeddedPostgres) -> None:
         from bench import webhook_baseline
 
         assert self.cfg.baseline
         size = 4000 if self.cfg.smoke else BASELINE_SIZE
         print(f"webhook sidecar against the baseline {self.cfg.baseline} ...", flush=True)
         self.results.baseline = webhook_baseline.run(
-            server, size, self.cfg.baseline, self.cfg.anchor, self.cfg.seed, self.log_dir,  # type: ignore[arg-type]
-            OFFERED_RATE, rounds=2 if self.cfg.smoke else webhook_baseline.ROUNDS)
+            server, size, self.cfg.baseline, self.cfg.anchor, self.cfg.seed, self.log_dir, OFFERED_RATE,
+            rounds=2 if self.cfg.smoke else webhook_baseline.ROUNDS)
 
     def _send(self, url: str) -> None:
         from bench import send_bench
@@ -158,9 +158,3 @@ class Runner:
     def finish(self, seconds: float, failed: bool = False) -> None:
         render.render(self.report, self.cfg, self.results, seconds, failed)
 
-
-def _drop(admin_url: str, name: str) -> None:
-    """Free the disk of a size already measured before loading the next one."""
-    time.sleep(0.1)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

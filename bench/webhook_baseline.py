@@ -25,11 +25,13 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
 
 from bench import parts
+from bench.cluster import drop_database, empty_database
 from bench.loader import load
 from bench.stats import Latency, latency
 from bench.webhook_bench import Sidecar, open_invoices
@@ -117,12 +119,9 @@ def export_tree(ref: str, dest: Path) -> Path:
     return dest
 
 
-def fresh_database(server: EmbeddedPostgres, name: str, tree: Path) -> str:
+def migrated_database(server: EmbeddedPostgres, name: str, tree: Path) -> str:
     """Database `name`, migrated by the migrator and migrations of `tree`."""
-    with psycopg.connect(server.admin_url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = server.admin_url(name)
+    url = empty_database(server, name)
     done = subprocess.run([sys.executable, "-c", _MIGRATE, url], cwd=tree, capture_output=True, text=True,
                           env={**_env(), "PYTHONPATH": str(tree)}, check=False)
     if done.returncode != 0:
@@ -144,7 +143,7 @@ def _budget(available: int, rounds: int, rate: float) -> tuple[int, int]:
     return closed, max(1, per_round - 2 * closed)
 
 
-def run(server: EmbeddedPostgres, size: int, baseline_ref: str, anchor: object, seed: int, log_dir: Path,
+def run(server: EmbeddedPostgres, size: int, baseline_ref: str, anchor: datetime, seed: int, log_dir: Path,
         rate: float, rounds: int = ROUNDS) -> BaselineResult:
     base_commit = resolve(baseline_ref)
     head = Side("HEAD", parts.head_commit())
@@ -159,26 +158,26 @@ def run(server: EmbeddedPostgres, size: int, baseline_ref: str, anchor: object, 
             name = f"bench_ab_{side.label.lower()}"
             print(f"[baseline] {side.label} ({side.commit[:60]}): migrating and loading {size} invoices ...",
                   flush=True)
-            urls[side.label] = url = fresh_database(server, name, tree)
-            load(url, size, anchor, seed)  # type: ignore[arg-type]
+            urls[side.label] = url = migrated_database(server, name, tree)
+            load(url, size, anchor, seed)
         with psycopg.connect(server.admin_url(), autocommit=True) as conn:
             conn.execute("CHECKPOINT")  # the loads' writes are not flushed during the rounds
         try:
             for label, tree in trees.items():
                 sidecars[label] = Sidecar(urls[label], log_dir, root=tree, log_name=f"sidecar-{label}.log")
-            result = _rounds(head, base, urls, sidecars, rate, rounds, seed)
+            note = _rounds(head, base, urls, sidecars, rate, rounds, seed)
         finally:
             for s in sidecars.values():
                 s.stop()
             for side in (head, base):
-                with psycopg.connect(server.admin_url(), autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "bench_ab_{side.label.lower()}" WITH (FORCE)')
-    result.size = size
-    return result
+                drop_database(server, f"bench_ab_{side.label.lower()}")
+    return BaselineResult(size, rate, head, base, note)
 
 
 def _rounds(head: Side, base: Side, urls: dict[str, str], sidecars: dict[str, Sidecar], rate: float, rounds: int,
-            seed: int) -> BaselineResult:
+            seed: int) -> str:
+    """Measures every round into head.rounds and base.rounds; returns a note when the open
+    invoices were too few for the full budget."""
     # Identical data: both sides list the same open invoices in the same order.
     pools = {label: open_invoices(url, rounds * (2 * CLOSED_EVENTS + int(rate * OFFERED_SECONDS)) + 20)
              for label, url in urls.items()}
@@ -209,4 +208,4 @@ def _rounds(head: Side, base: Side, urls: dict[str, str], sidecars: dict[str, Si
             side.rounds.append(Round(http, floor, paced))
             print(f"[baseline]   round {r + 1} {side.label}: ratio {side.rounds[-1].ratio:.2f}, "
                   f"p99 at {rate:.0f}/s {paced.latency.p99_ms:.1f} ms", flush=True)
-    return BaselineResult(0, rate, head, base, note)
+    return note
