@@ -253,6 +253,11 @@ class StripeGateway:
     def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
         return self._call("retrieve refund", lambda: self.client.v1.refunds.retrieve(refund_id)).to_dict()
 
+    def create_refund(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """POST /v1/refunds (`payment_intent` or `charge`, `amount`, `reason`, `metadata`)."""
+        return self._call("create refund", lambda: self.client.v1.refunds.create(
+            params, {"idempotency_key": idempotency_key})).to_dict()  # type: ignore[arg-type]
+
     def list_refunds(self, charge_id: str) -> list[dict[str, Any]]:
         page = self._call("list refunds", lambda: self.client.v1.refunds.list({"charge": charge_id, "limit": 100}))
         return [r.to_dict() for r in page.auto_paging_iter()]
