@@ -53,7 +53,8 @@ def paid_by_card(db: Conn, sbx: RunningSandbox, make_invoice: MakeInvoice) -> di
 
 
 def payment_intent_of(db: Conn, invoice_id: int) -> str:
-    row = db.execute("SELECT stripe_payment_intent_id FROM crm.payments WHERE invoice_id = %s", (invoice_id,)).fetchone()
+    row = db.execute("SELECT stripe_payment_intent_id FROM crm.payments WHERE invoice_id = %s",
+                     (invoice_id,)).fetchone()
     assert row is not None
     return str(row["stripe_payment_intent_id"])
 
