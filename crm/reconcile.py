@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from stripe import StripeError
 
 from crm import payment_details
@@ -41,6 +40,7 @@ from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, as_json_object, stripe_target
 from db import payment_details as details_q
 from db import reconcile_runs as runs
+from db.driver import Conn, DatabaseError, OperationalError
 from db.pool import connect
 from db.stripe_events import apply_event
 
@@ -184,7 +184,7 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
-def _apply_listed(conn: psycopg.Connection[Any], events: list[dict[str, Any]], mode: str,
+def _apply_listed(conn: Conn, events: list[dict[str, Any]], mode: str,
                   report: ReconcileReport) -> list[int]:
     """Applies listed events oldest first; returns the `created` of those that failed."""
     failed: list[int] = []
@@ -198,9 +198,9 @@ def _apply_listed(conn: psycopg.Connection[Any], events: list[dict[str, Any]], m
             continue
         try:
             result = apply_event(conn, event, mode, source="reconcile")
-        except psycopg.OperationalError:
+        except OperationalError:
             raise  # the database went away: the run fails and keeps the previous checkpoint
-        except psycopg.Error as exc:
+        except DatabaseError as exc:
             report.event_errors += 1
             report.errors.append(f"event {event['id']}: {type(exc).__name__}: {exc}"[:300])
             log.exception("reconcile: applying an event failed", extra={"fields": {"event_id": event["id"]}})
@@ -210,7 +210,7 @@ def _apply_listed(conn: psycopg.Connection[Any], events: list[dict[str, Any]], m
     return failed
 
 
-def _repair_drift(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: str, now: datetime,
+def _repair_drift(conn: Conn, gateway: StripeGateway, mode: str, now: datetime,
                   report: ReconcileReport) -> None:
     for inv in runs.invoices_to_check(conn, mode):
         report.invoices_checked += 1
@@ -246,7 +246,7 @@ def _repair_drift(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: s
                                                                  "outcome": result.outcome}})
 
 
-def _money_repair(conn: psycopg.Connection[Any], report: ReconcileReport, inv: dict[str, Any], event: dict[str, Any],
+def _money_repair(conn: Conn, report: ReconcileReport, inv: dict[str, Any], event: dict[str, Any],
                   reason: str) -> None:
     mode = report.mode
     result = apply_event(conn, event, mode, source="reconcile")
@@ -259,7 +259,7 @@ def _money_repair(conn: psycopg.Connection[Any], report: ReconcileReport, inv: d
                                                              "outcome": result.outcome}})
 
 
-def _compare_payments(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport,
+def _compare_payments(conn: Conn, gateway: StripeGateway, report: ReconcileReport,
                       inv: dict[str, Any], stripe_inv: dict[str, Any], now: datetime) -> None:
     """Stripe's InvoicePayments the CRM has not recorded (their event was lost)."""
     known = {str(p["stripe_payment_id"]) for p in runs.payments_of(conn, int(inv["id"]))}
@@ -273,7 +273,7 @@ def _compare_payments(conn: psycopg.Connection[Any], gateway: StripeGateway, rep
                       "the CRM did not")
 
 
-def _compare_refunds(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport,
+def _compare_refunds(conn: Conn, gateway: StripeGateway, report: ReconcileReport,
                      inv: dict[str, Any], now: datetime) -> None:
     """Per payment: the charge's amount_refunded against what the CRM counts."""
     for pay in runs.payments_of(conn, int(inv["id"])):
@@ -301,7 +301,7 @@ def _compare_refunds(conn: psycopg.Connection[Any], gateway: StripeGateway, repo
             reason)
 
 
-def _compare_disputes(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport,
+def _compare_disputes(conn: Conn, gateway: StripeGateway, report: ReconcileReport,
                       inv: dict[str, Any], now: datetime) -> None:
     """Per charge: Stripe's disputes against the CRM's (a lost `charge.dispute.*` event leaves
     an invoice Paid while a chargeback is open, or Disputed after it was decided), repaired
@@ -325,7 +325,7 @@ def _compare_disputes(conn: psycopg.Connection[Any], gateway: StripeGateway, rep
                           f"{held.get(str(dispute['id']), 'no such dispute')}")
 
 
-def _compare_money(conn: psycopg.Connection[Any], gateway: StripeGateway, now: datetime,
+def _compare_money(conn: Conn, gateway: StripeGateway, now: datetime,
                    report: ReconcileReport) -> None:
     since = report.listed_since or now - timedelta(days=DEFAULT_LOOKBACK_DAYS)
     for inv in runs.invoices_touched(conn, report.mode, since):
@@ -351,7 +351,7 @@ def _list_events(gateway: StripeGateway, since: datetime) -> list[dict[str, Any]
         raise StripeGatewayError(str(exc), retryable=True, http_status=exc.http_status) from exc
 
 
-def _run(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport, now: datetime) -> None:
+def _run(conn: Conn, gateway: StripeGateway, report: ReconcileReport, now: datetime) -> None:
     mode = report.mode
     previous = runs.last_checkpoint(conn, mode)
     report.listed_since = listing_start(previous, now, _env_int("RECONCILE_OVERLAP_S", DEFAULT_OVERLAP_S),
@@ -382,7 +382,7 @@ def _run(conn: psycopg.Connection[Any], gateway: StripeGateway, report: Reconcil
         try:
             runs.finish_run(conn, run_id, ok=ok, counts=report.counts(), checkpoint=report.checkpoint,
                             detail=report.as_detail())
-        except psycopg.Error:
+        except DatabaseError:
             log.exception("reconcile: could not record the run", extra={"fields": {"run_id": report.run_id}})
 
 
@@ -404,6 +404,6 @@ def run_reconcile(actor: str, *, now: datetime | None = None, gateway: StripeGat
     return report
 
 
-def latest_runs(conn: psycopg.Connection[Any], limit: int = 20) -> list[dict[str, Any]]:
+def latest_runs(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
     """The newest reconcile runs first (for the Activity page)."""
     return runs.latest(conn, limit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from db import audit
 from db.pool import Conn
 
 
@@ -143,11 +144,7 @@ def customer_invoices(conn: Conn, customer_id: int, limit: int = 100) -> list[di
 
 
 def _audit(conn: Conn, customer_id: int, before: str | None, after: str, actor: str) -> None:
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor) "
-        "VALUES ('customer', %s, %s, %s, 'user', %s)",
-        (customer_id, before, after, actor),
-    )
+    audit.write(conn, "customer", customer_id, before, after, actor)
 
 
 def customer_timeline(conn: Conn, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, Protocol
 
+from db import audit
 from db.pool import Conn
 
 KINDS = ("standard", "deposit", "final")
@@ -45,11 +46,7 @@ def create_draft(conn: Conn, job_id: int, kind: str, due_date: date | None, curr
     if row is None:
         raise LookupError(f"job {job_id} not found")
     invoice_id = int(row["id"])
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor) "
-        "VALUES ('invoice', %s, NULL, 'draft', 'user', %s)",
-        (invoice_id, actor),
-    )
+    audit.write(conn, "invoice", invoice_id, None, "draft", actor)
     return invoice_id
 
 
@@ -72,11 +69,7 @@ def replace_lines(conn: Conn, invoice_id: int, lines: Sequence[DraftLine], total
             [(invoice_id, i, ln.description, ln.quantity, ln.unit_amount_cents) for i, ln in enumerate(lines)],
         )
     conn.execute("UPDATE crm.invoices SET amount_due_cents = %s WHERE id = %s", (total_cents, invoice_id))
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
-        "VALUES ('invoice', %s, 'draft', 'draft', 'user', %s, jsonb_build_object('lines', %s, 'total_cents', %s))",
-        (invoice_id, actor, len(lines), total_cents),
-    )
+    audit.write(conn, "invoice", invoice_id, "draft", "draft", actor, {"lines": len(lines), "total_cents": total_cents})
 
 
 def update_draft(conn: Conn, invoice_id: int, due_date: date | None, memo: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from crm.money import percent_of
+from db import audit
 
 Conn = psycopg.Connection[Any]
 MARKER = "demo.seeded_at"
@@ -288,11 +289,7 @@ def _load_reminders(conn: Conn, inv: DemoInvoice, invoice_id: int, person: DemoC
 
 def _audit(conn: Conn, invoice_id: int, before: str, after: str, actor_type: str, actor: str,
            event_id: str | None, at: datetime) -> None:
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, "
-        "created_at) VALUES ('invoice', %s, %s, %s, %s, %s, %s, %s)",
-        (invoice_id, before, after, actor_type, actor, event_id, at),
-    )
+    audit.write(conn, "invoice", invoice_id, before, after, actor, actor_type=actor_type, event_id=event_id, at=at)
 
 
 def seed_demo(conn: Conn, now: datetime | None = None) -> dict[str, int]:
