@@ -72,8 +72,6 @@ STEPS: tuple[Step, ...] = (
     Step("live", 5, "Live key and live endpoint",
          "Save your live secret key (sk_live_…) and register the same URL for live mode."),
 )
-GATED = tuple(s.key for s in STEPS)
-BY_KEY = {s.key: s for s in STEPS}
 
 
 @dataclass(frozen=True)

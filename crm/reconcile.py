@@ -25,7 +25,6 @@ dashboard's Activity page (`run_reconcile`, `latest_runs`).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +39,7 @@ from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, as_json_object, stripe_target
 from db import payment_details as details_q
 from db import reconcile_runs as runs
+from db.config import env_int
 from db.driver import Conn, DatabaseError, OperationalError
 from db.pool import connect
 from db.stripe_events import apply_event
@@ -178,11 +178,6 @@ class ReconcileReport:
 
 
 # ---------------------------------------------------------------- the run
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
-
 
 def _apply_listed(conn: Conn, events: list[dict[str, Any]], mode: str,
                   report: ReconcileReport) -> list[int]:
@@ -354,8 +349,8 @@ def _list_events(gateway: StripeGateway, since: datetime) -> list[dict[str, Any]
 def _run(conn: Conn, gateway: StripeGateway, report: ReconcileReport, now: datetime) -> None:
     mode = report.mode
     previous = runs.last_checkpoint(conn, mode)
-    report.listed_since = listing_start(previous, now, _env_int("RECONCILE_OVERLAP_S", DEFAULT_OVERLAP_S),
-                                        _env_int("RECONCILE_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS))
+    report.listed_since = listing_start(previous, now, env_int("RECONCILE_OVERLAP_S", DEFAULT_OVERLAP_S),
+                                        env_int("RECONCILE_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS))
     run_id = report.run_id = runs.start_run(conn, mode, report.actor, report.listed_since)
     ok = False
     try:
@@ -367,7 +362,7 @@ def _run(conn: Conn, gateway: StripeGateway, report: ReconcileReport, now: datet
             failed = _apply_listed(conn, events, mode, report)
             report.checkpoint = next_checkpoint(previous, [int(e.get("created") or 0) for e in events], failed)
             report.replayed = details_q.replay_unmatched(
-                conn, mode, now - timedelta(days=_env_int("RECONCILE_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS)))
+                conn, mode, now - timedelta(days=env_int("RECONCILE_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS)))
             _repair_drift(conn, gateway, mode, now, report)
             _compare_money(conn, gateway, now, report)
             try:

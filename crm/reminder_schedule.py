@@ -11,7 +11,6 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 MAX_REMINDERS = 6
-DEFAULT_OFFSETS = (7, 14, 30)
 
 
 class ScheduleError(ValueError):

@@ -23,9 +23,6 @@ INVOICE_STATUS_MOVES: dict[str, frozenset[str]] = {
     "void": frozenset(),
 }
 
-# Every outcome of a verified event is acknowledged: Stripe must stop retrying it.
-ACKNOWLEDGED_OUTCOMES = frozenset({"applied", "duplicate", "ignored", "unmatched", "rejected"})
-
 _MONEY_FIELDS = ("amount_paid", "amount_due", "amount_remaining", "amount", "amount_refunded")
 
 

@@ -111,14 +111,6 @@ def update_customer(conn: Conn, customer_id: int, data: CustomerInput, actor: st
             stop_reminders_of_opted_out(conn, customer_id, actor)
 
 
-def set_reminders_opt_out(conn: Conn, customer_id: int, opt_out: bool, actor: str) -> None:
-    with conn.transaction():
-        conn.execute("UPDATE crm.customers SET reminders_opt_out = %s WHERE id = %s", (opt_out, customer_id))
-        _audit(conn, customer_id, None, "reminders_opt_out" if opt_out else "reminders_opt_in", actor)
-        if opt_out:
-            stop_reminders_of_opted_out(conn, customer_id, actor)
-
-
 def stop_reminders_of_opted_out(conn: Conn, customer_id: int, actor: str) -> int:
     """Cancel the customer's queued reminders and flag those Resend holds for the cancel worker
     (crm.stop_customer_reminders); a no-op for one already opted out, whose nothing is queued."""

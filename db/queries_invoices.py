@@ -15,7 +15,6 @@ from typing import Any
 from db.pool import Conn
 
 STATUS_FILTERS = ("draft", "sending", "open", "overdue", "processing", "disputed", "paid", "void", "uncollectible")
-DERIVED_STATUSES = ("overdue", "processing", "disputed")
 
 # Open disputes of an invoice (crm.disputes rows not in a final status).
 _OPEN_DISPUTES = "(SELECT count(*) FROM crm.disputes d WHERE d.invoice_id = i.id AND d.closed_at IS NULL)"
@@ -243,3 +242,11 @@ def live_tiles(conn: Conn, today: date, day_start: datetime) -> dict[str, Any]:
     ).fetchone()
     assert row is not None and paid is not None
     return {**row, **paid}
+
+
+def draft_lines(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT position, description, quantity, unit_amount_cents, amount_cents FROM crm.invoice_lines "
+        "WHERE invoice_id = %s ORDER BY position",
+        (invoice_id,),
+    ).fetchall()
