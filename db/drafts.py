@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, Protocol
+from typing import Protocol
 
 from db import audit
 from db.pool import Conn
@@ -70,16 +70,3 @@ def replace_lines(conn: Conn, invoice_id: int, lines: Sequence[DraftLine], total
         )
     conn.execute("UPDATE crm.invoices SET amount_due_cents = %s WHERE id = %s", (total_cents, invoice_id))
     audit.write(conn, "invoice", invoice_id, "draft", "draft", actor, {"lines": len(lines), "total_cents": total_cents})
-
-
-def update_draft(conn: Conn, invoice_id: int, due_date: date | None, memo: str) -> None:
-    _lock_draft(conn, invoice_id)
-    conn.execute("UPDATE crm.invoices SET due_date = %s, memo = %s WHERE id = %s", (due_date, memo, invoice_id))
-
-
-def draft_lines(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
-    return conn.execute(
-        "SELECT position, description, quantity, unit_amount_cents, amount_cents FROM crm.invoice_lines "
-        "WHERE invoice_id = %s ORDER BY position",
-        (invoice_id,),
-    ).fetchall()

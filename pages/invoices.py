@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import streamlit as st
 
+from crm.records import edits
 from crm.stripe_event_rules import refund_state
 from db import drafts, jobs
 from db import queries_invoices as q
@@ -172,8 +173,7 @@ with left, st.expander("New draft from a job", icon=":material/add:"):
             due = st.date_input("Due date", value=clock(current).today + timedelta(days=terms))
             create = st.form_submit_button("Create draft", type="primary")
         if create:
-            with connection() as conn:
-                new_id = drafts.create_draft(conn, int(job_id), kind, due, currency, session.email, session.user_id)
+            new_id = edits.create_draft(int(job_id), kind, due, currency, session.email, session.user_id)
             st.session_state["open_invoice"] = new_id
             st.session_state["_flash"] = ("success", f"Draft #{new_id} created: add its lines below.")
             st.rerun()
