@@ -9,7 +9,6 @@ from datetime import timedelta
 import streamlit as st
 
 from crm.records import edits
-from crm.stripe_event_rules import refund_state
 from db import drafts, jobs
 from db import queries_invoices as q
 from db.customers import customer_choices
@@ -112,7 +111,7 @@ def live_header(invoice_id: int, shown_status: str) -> None:
                 f"{len(payments)} payments" if len(payments) > 1 else None, delta_color="off")
     m[2].metric("Remaining", money(invoice["amount_remaining_cents"] if invoice["status"] == "open" else 0, cur))
     m[3].metric("Refunded", money(invoice["amount_refunded_cents"], cur),
-                refund_label(int(invoice["amount_paid_cents"]), int(invoice["amount_refunded_cents"])),
+                invoice["refund_state"],
                 delta_color="off")
     m[4].metric("Stripe fees", money(sum(known_fees), cur) if known_fees else "—",
                 "being fetched" if len(known_fees) < len(fees) else None, delta_color="off",
@@ -145,11 +144,6 @@ def live_header(invoice_id: int, shown_status: str) -> None:
     for d in declines:
         st.error(f"Payment declined {d['failed_at']:%Y-%m-%d %H:%M}: {d['message'] or 'no message'} "
                  f"(code {d['code'] or '—'}, decline code {d['decline_code'] or '—'})")
-
-
-def refund_label(paid: int, refunded: int) -> str | None:
-    state = refund_state(paid, refunded)
-    return {"full": "fully refunded", "partial": "partially refunded"}.get(state)
 
 
 more, pages_slot = st.columns([1, 2])
