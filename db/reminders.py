@@ -20,9 +20,9 @@ from db import audit
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
-# Reminders go to Resend (with scheduled_at) about a day ahead, so Resend's cancel API can
-# stop one when the invoice is paid late.
-HANDOFF_WINDOW = timedelta(days=1)
+# The sidecar's fallback for the pg_cron job runs this often: crm.reminder_queue_schedule()
+# is the cron form of the same period (tests/test_reminder_homes.py holds them equal).
+QUEUE_PERIOD_S = 300
 
 
 class PlannedRow(Protocol):
@@ -58,9 +58,10 @@ def insert_planned(conn: Conn, invoice_id: int, planned: Sequence[PlannedRow], o
 
 # ---------------------------------------------------------------- queueing and dispatch
 
-def queue_due(conn: Conn, now: datetime, window: timedelta = HANDOFF_WINDOW) -> int:
-    """Run the queueing function (the one pg_cron runs) at `now`; returns how many were queued."""
-    row = conn.execute("SELECT crm.queue_due_reminders_within(%s, %s)", (now, window)).fetchone()
+def queue_due(conn: Conn, now: datetime) -> int:
+    """Run the queueing function (the one pg_cron runs) at `now`, with its hand-off window
+    (crm.reminder_handoff_window); returns how many were queued."""
+    row = conn.execute("SELECT crm.queue_due_reminders(%s)", (now,)).fetchone()
     assert row is not None
     return int(_first(row))
 

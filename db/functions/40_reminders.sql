@@ -164,13 +164,29 @@ END;
 $$;
 
 
--- The entry point pg_cron and the sidecar call (same signature as the 0002 stub): a hand-off
--- window of one day, so a reminder sits at Resend with scheduled_at for about a day and a
--- late payment is stopped by Resend's cancel API.
+-- The one home of the hand-off window: a reminder sits at Resend with scheduled_at for about
+-- a day, so a late payment is stopped by Resend's cancel API.
+CREATE OR REPLACE FUNCTION crm.reminder_handoff_window()
+RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT interval '1 day';
+$$;
+
+
+-- How often the queueing function runs: pg_cron's schedule. The sidecar's fallback worker runs
+-- at the same period (db/reminders.QUEUE_PERIOD_S; a test holds the two equal).
+CREATE OR REPLACE FUNCTION crm.reminder_queue_schedule()
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT '*/5 * * * *';
+$$;
+
+
+-- The entry point pg_cron and the sidecar call (same signature as the 0002 stub).
 CREATE OR REPLACE FUNCTION crm.queue_due_reminders(p_now timestamptz DEFAULT now())
 RETURNS integer
 LANGUAGE sql AS $$
-    SELECT crm.queue_due_reminders_within(p_now, interval '1 day');
+    SELECT crm.queue_due_reminders_within(p_now, crm.reminder_handoff_window());
 $$;
 
 
@@ -202,11 +218,12 @@ BEGIN
     END IF;
     IF to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NOT NULL THEN
         -- pg_cron lets only a superuser name the role; anyone else schedules as itself.
-        PERFORM cron.schedule_in_database('crm-queue-due-reminders', '*/5 * * * *',
+        PERFORM cron.schedule_in_database('crm-queue-due-reminders', crm.reminder_queue_schedule(),
                                           'SELECT crm.queue_due_reminders(now())', current_database(),
                                           CASE WHEN v_superuser THEN v_owner END);
     ELSE  -- pg_cron before 1.4: the job runs in cron.database_name as the role scheduling it
-        PERFORM cron.schedule('crm-queue-due-reminders', '*/5 * * * *', 'SELECT crm.queue_due_reminders(now())');
+        PERFORM cron.schedule('crm-queue-due-reminders', crm.reminder_queue_schedule(),
+                              'SELECT crm.queue_due_reminders(now())');
     END IF;
     RETURN 'scheduled';
 END;
