@@ -54,13 +54,19 @@ def synthetic_event(obj: dict[str, Any], event_type: str, event_id: str, mode: s
     }
 
 
+def reconcile_event_id(*parts: object) -> str:
+    """The one formula of a synthetic event's id: made of what it repairs, so a repeated
+    repair is a duplicate in the ledger (and the ledger tells reconcile's events apart)."""
+    return "evt_reconcile_" + "_".join(str(p) for p in parts)
+
+
 def invoice_payment_event_id(inpay: dict[str, Any]) -> str:
-    return f"evt_reconcile_{inpay['id']}_{inpay.get('status')}"
+    return reconcile_event_id(inpay["id"], inpay.get("status"))
 
 
 def payment_failed_event_id(pi: dict[str, Any]) -> str:
     charge = (pi.get("last_payment_error") or {}).get("charge") or pi.get("latest_charge") or "nocharge"
-    return f"evt_reconcile_{pi['id']}_{charge}_failed"
+    return reconcile_event_id(pi["id"], charge, "failed")
 
 
 def apply_invoice_payments(conn: Conn, gateway: StripeGateway, stripe_invoice_id: str,

@@ -33,10 +33,11 @@ from stripe import StripeError
 
 from crm import payment_details
 from crm.money import format_cents
+from crm.payment_details import reconcile_event_id, synthetic_event
 from crm.settings import load_settings
 from crm.stripe_event_rules import EVENT_ID, event_problem, invoice_status_may_move, mode_of
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
-from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, as_json_object, stripe_target
+from crm.stripe_gateway import StripeGateway, StripeGatewayError, as_json_object, stripe_target
 from db import payment_details as details_q
 from db import reconcile_runs as runs
 from db.config import env_int
@@ -93,17 +94,7 @@ def drift_repair(crm_status: str, crm_amount_paid: int, stripe_status: str | Non
 def repair_event_id(stripe_invoice: dict[str, Any]) -> str:
     """Deterministic per (invoice, status, amount paid): a repeated repair is a duplicate."""
     paid = int(stripe_invoice.get("amount_paid") or 0)
-    return f"evt_reconcile_{stripe_invoice['id']}_{stripe_invoice.get('status')}_{paid}"
-
-
-def synthetic_event(stripe_invoice: dict[str, Any], event_type: str, mode: str, now: datetime) -> dict[str, Any]:
-    """An event-shaped payload around a retrieved invoice, marked as the reconciler's."""
-    return {
-        "id": repair_event_id(stripe_invoice), "object": "event", "type": event_type, "livemode": mode == "live",
-        "created": int(now.timestamp()), "api_version": STRIPE_API_VERSION, "pending_webhooks": 0,
-        "request": {"id": None, "idempotency_key": None}, "data": {"object": stripe_invoice},
-        "synthetic": "reconcile",
-    }
+    return reconcile_event_id(stripe_invoice["id"], stripe_invoice.get("status"), paid)
 
 
 # ---------------------------------------------------------------- report
@@ -227,7 +218,7 @@ def _repair_drift(conn: Conn, gateway: StripeGateway, mode: str, now: datetime,
             if inv["status"] == "sending" and inv["lease_expired"]:
                 report.stuck_sends.append(int(inv["id"]))
             continue
-        event = synthetic_event(stripe_inv, repair.event_type, mode, now)
+        event = synthetic_event(stripe_inv, repair.event_type, repair_event_id(stripe_inv), mode, now)
         if not EVENT_ID.match(event["id"]):
             report.errors.append(f"invoice #{inv['id']}: cannot name a repair for {stripe_inv['id']!r}")
             continue
@@ -261,8 +252,8 @@ def _compare_payments(conn: Conn, gateway: StripeGateway, report: ReconcileRepor
     for inpay in (stripe_inv.get("payments") or {}).get("data") or []:
         if inpay.get("status") != "paid" or inpay["id"] in known:
             continue
-        event = payment_details.synthetic_event(inpay, "invoice_payment.paid",
-                                                payment_details.invoice_payment_event_id(inpay), report.mode, now)
+        event = synthetic_event(inpay, "invoice_payment.paid", payment_details.invoice_payment_event_id(inpay),
+                                report.mode, now)
         _money_repair(conn, report, inv, event,
                       f"Stripe has payment {inpay['id']} of {format_cents(int(inpay.get('amount_paid') or 0))}, "
                       "the CRM did not")
@@ -286,13 +277,12 @@ def _compare_refunds(conn: Conn, gateway: StripeGateway, report: ReconcileReport
                   f"the CRM had {format_cents(int(pay['refunded']))}")
         for refund in gateway.list_refunds(str(charge_id)):
             refund = as_json_object(refund)
-            event = payment_details.synthetic_event(refund, "refund.updated",
-                                                    f"evt_reconcile_{refund['id']}_{refund.get('status')}",
-                                                    report.mode, now)
+            event = synthetic_event(refund, "refund.updated", reconcile_event_id(refund["id"], refund.get("status")),
+                                    report.mode, now)
             _money_repair(conn, report, inv, event, reason)
         charge.pop("refunds", None)
-        _money_repair(conn, report, inv, payment_details.synthetic_event(
-            charge, "charge.refunded", f"evt_reconcile_{charge_id}_refunded_{stripe_refunded}", report.mode, now),
+        _money_repair(conn, report, inv, synthetic_event(
+            charge, "charge.refunded", reconcile_event_id(charge_id, "refunded", stripe_refunded), report.mode, now),
             reason)
 
 
@@ -313,8 +303,8 @@ def _compare_disputes(conn: Conn, gateway: StripeGateway, report: ReconcileRepor
                 continue
             kind = ("created" if dispute["id"] not in held
                     else "closed" if status in ("won", "lost") else "updated")
-            event = payment_details.synthetic_event(dispute, f"charge.dispute.{kind}",
-                                                    f"evt_reconcile_{dispute['id']}_{status}", report.mode, now)
+            event = synthetic_event(dispute, f"charge.dispute.{kind}", reconcile_event_id(dispute["id"], status),
+                                    report.mode, now)
             _money_repair(conn, report, inv, event,
                           f"Stripe has dispute {dispute['id']} {status}, the CRM had "
                           f"{held.get(str(dispute['id']), 'no such dispute')}")
