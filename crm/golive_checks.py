@@ -13,6 +13,7 @@ from crm.integrations import email_domain
 from crm.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.settings import Settings
 from crm.stripe_endpoint import endpoint_state, public_https_problem
+from crm.stripe_event_types import PAYMENT_EVENT_TYPES
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
 from db import golive as store
 from db import settings_emails
@@ -145,7 +146,7 @@ def check_test_invoice(conn: Conn, settings: Settings) -> StepResult:
     sandboxed = stripe_target(settings, "test").sandboxed
     if not invoice_id:
         return StepResult("test_invoice", False, "Not sent yet: press 'Send test invoice'.", sandboxed)
-    f = store.test_invoice_facts(conn, int(invoice_id))
+    f = store.test_invoice_facts(conn, int(invoice_id), PAYMENT_EVENT_TYPES)
     if f is None:
         return StepResult("test_invoice", False, f"Test invoice #{invoice_id} no longer exists: send another.",
                           sandboxed)
