@@ -80,10 +80,6 @@ class SecretsCache(Generic[T]):
         finally:
             self._lock.release()
 
-    def age_s(self) -> float | None:
-        with self._lock:
-            return None if self._value is None else self._clock() - self._loaded_at
-
     def clear(self) -> None:
         with self._lock:
             self._value = None
