@@ -8,8 +8,8 @@ Stripe, the real Send workflow and the Invoices page in AppTest.
   it is taken back out of Refunded and shown with Stripe's reason.
 - Staff see the refunds but have no button; the core refuses them too.
 
-Checked by hand: with `press` replaced by a fresh token per call in refund_invoice, the double
-press makes two refunds and the first test fails.
+Checked by hand: with `press` replaced by a fresh token per call in
+crm.money.refunds.refund_invoice, the double press makes two refunds and the first test fails.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import psycopg
 import pytest
 import stripe
 
-from crm.auth import Session
-from crm.refunds.owner_refund import RefundablePayment, RefundRefused, check_request, plan_refund, refund_invoice
+from crm.money.refunds import RefundablePayment, RefundRefused, check_request, plan_refund, refund_invoice
+from crm.users.auth import Session
 from sandbox.testing import RunningSandbox
 from tests import money_helpers
 from tests.fixtures.workflow import MakeInvoice

@@ -14,10 +14,10 @@ from typing import Any
 
 import streamlit as st
 
-from crm.auth import Session
-from crm.money import decimal_amount, parse_cents
-from crm.refunds.owner_refund import REASONS, RefundRefused, refund_invoice
-from db import refund_requests as q
+from crm.money.amounts import decimal_amount, parse_cents
+from crm.money.refunds import REASONS, RefundRefused, refund_invoice
+from crm.users.auth import Session
+from db import queries_refunds as q
 from db.pool import connection
 from ui.widgets import clock, frame, money, table
 
