@@ -21,9 +21,11 @@ from crm.email_templates import invoice_tags, render_invoice_email
 from crm.invoice_lines import Line, total_cents
 from crm.invoice_rules import stripe_due_timestamp, stripe_lines, totals_match
 from crm.resend_gateway import EmailError, ResendGateway, resend_target
+from crm.send_result import SendRefused
 from crm.settings import Settings
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
 from db import invoices, send_steps
+from db.driver import Conn, LockNotAvailable
 from db.pool import connection
 
 # What the customer may pay with on Stripe's hosted page: card, and bank debits (ACH).
@@ -82,6 +84,18 @@ def recorded(a: Attempt, step: str, key: str | None) -> Iterator[StepRecord]:
         raise
     with connection() as conn:
         send_steps.finish(conn, step_id, rec.status, external_id=rec.external_id, error=rec.note)
+
+
+def locked_invoice(conn: Conn, invoice_id: int, busy: str) -> Row:
+    """The invoice with its customer, locked for this transaction (never waiting); `busy` is
+    what the refusal says when another transaction holds it."""
+    try:
+        inv = invoices.lock_with_customer(conn, invoice_id)
+    except LockNotAvailable:
+        raise SendRefused(busy) from None
+    if inv is None:
+        raise SendRefused(f"There is no invoice #{invoice_id}.")
+    return inv
 
 
 def gateways(settings: Settings) -> tuple[StripeGateway, ResendGateway]:
