@@ -195,6 +195,16 @@ def check_draft_total(a: Attempt, draft: dict[str, Any]) -> None:
         raise _mismatch(a, ours, int(draft["total"]), finalized=False)
 
 
+def default_payment(invoice_payments: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(payment intent id, invoice payment id) of the invoice's default payment, if it has one
+    (an invoice finalized with nothing due has none)."""
+    for p in invoice_payments:
+        payment = p.get("payment") or {}
+        if p.get("is_default") and payment.get("type") == "payment_intent" and payment.get("payment_intent"):
+            return str(payment["payment_intent"]), str(p["id"])
+    return None
+
+
 def step_finalize(a: Attempt, inv: Row) -> None:
     stripe_id = str(inv["stripe_invoice_id"])
     key = a.key_invoice(inv, "finalize")
@@ -211,7 +221,12 @@ def step_finalize(a: Attempt, inv: Row) -> None:
             if final["status"] == "draft":
                 raise
         ours = total_cents(a.lines)
+        # Stripe made the default payment at finalize; every attempt on the hosted page reuses
+        # its payment intent, which is how payment_intent.* events find this invoice.
+        default = default_payment(a.stripe.list_invoice_payments(stripe_id))
         with connection() as conn:
+            if default is not None:
+                invoices.record_default_payment_intent(conn, a.invoice_id, a.mode, *default)
             invoices.store_finalized(conn, a.invoice_id, stripe_id, number=final.get("number"),
                                      hosted_url=final.get("hosted_invoice_url"), pdf_url=final.get("invoice_pdf"),
                                      stripe_total_cents=int(final["total"]))
