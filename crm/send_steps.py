@@ -20,14 +20,12 @@ from crm import idempotency
 from crm.email_templates import invoice_tags, render_invoice_email
 from crm.invoice_lines import Line, total_cents
 from crm.invoice_rules import stripe_due_timestamp, stripe_lines, totals_match
+from crm.payment_methods import PAYMENT_METHOD_TYPES
 from crm.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.settings import Settings
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
 from db import invoices, send_steps
 from db.pool import connection
-
-# What the customer may pay with on Stripe's hosted page: card, and bank debits (ACH).
-PAYMENT_METHOD_TYPES = ("card", "us_bank_account")
 
 log = logging.getLogger("crm.send")
 Row = dict[str, Any]

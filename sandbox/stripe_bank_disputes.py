@@ -13,6 +13,7 @@ from sandbox import ids
 from sandbox import stripe_objects as so
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.state import Obj
+from sandbox.stripe_account import require_capabilities
 from sandbox.stripe_billing import (
     _put,
     _require_payable,
@@ -62,6 +63,7 @@ def pay_by_bank(sb: Sandbox, ctx: StripeCtx, inv: Obj, amount: int | None = None
     if not offers_bank(inv):
         raise StripeError("This invoice does not accept us_bank_account payments "
                           "(payment_settings.payment_method_types).", param="payment_method_types")
+    require_capabilities(sb, [BANK_METHOD], "payment_method_types")
     if processing_debit(sb, ctx.mode, inv) is not None:
         raise StripeError("A bank payment for this invoice is already processing.",
                           code="payment_intent_unexpected_state")
