@@ -35,10 +35,12 @@ from stripe import StripeError
 
 from crm import payment_details
 from crm.money import format_cents
+from crm.payment_methods import default_payment
 from crm.settings import load_settings
 from crm.stripe_event_rules import EVENT_ID, event_problem, invoice_status_may_move, mode_of
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, as_json_object, stripe_target
+from db import invoices
 from db import payment_details as details_q
 from db import reconcile_runs as runs
 from db.pool import connect
@@ -263,6 +265,10 @@ def _compare_payments(conn: psycopg.Connection[Any], gateway: StripeGateway, rep
                       inv: dict[str, Any], stripe_inv: dict[str, Any], now: datetime) -> None:
     """Stripe's InvoicePayments the CRM has not recorded (their event was lost)."""
     known = {str(p["stripe_payment_id"]) for p in runs.payments_of(conn, int(inv["id"]))}
+    default = default_payment((stripe_inv.get("payments") or {}).get("data") or [])
+    if default is not None:
+        # Sent before the Send recorded it, or the Send died right after finalize.
+        invoices.record_default_payment_intent(conn, int(inv["id"]), report.mode, *default)
     for inpay in (stripe_inv.get("payments") or {}).get("data") or []:
         if inpay.get("status") != "paid" or inpay["id"] in known:
             continue

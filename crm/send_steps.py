@@ -20,7 +20,7 @@ from crm import idempotency
 from crm.email_templates import invoice_tags, render_invoice_email
 from crm.invoice_lines import Line, total_cents
 from crm.invoice_rules import stripe_due_timestamp, stripe_lines, totals_match
-from crm.payment_methods import PAYMENT_METHOD_TYPES
+from crm.payment_methods import PAYMENT_METHOD_TYPES, default_payment
 from crm.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.settings import Settings
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
@@ -191,16 +191,6 @@ def check_draft_total(a: Attempt, draft: dict[str, Any]) -> None:
     ours = total_cents(a.lines)
     if not totals_match(ours, int(draft["total"])):
         raise _mismatch(a, ours, int(draft["total"]), finalized=False)
-
-
-def default_payment(invoice_payments: list[dict[str, Any]]) -> tuple[str, str] | None:
-    """(payment intent id, invoice payment id) of the invoice's default payment, if it has one
-    (an invoice finalized with nothing due has none)."""
-    for p in invoice_payments:
-        payment = p.get("payment") or {}
-        if p.get("is_default") and payment.get("type") == "payment_intent" and payment.get("payment_intent"):
-            return str(payment["payment_intent"]), str(p["id"])
-    return None
 
 
 def step_finalize(a: Attempt, inv: Row) -> None:

@@ -81,6 +81,8 @@ DECLARE
     v_charge text := coalesce(CASE WHEN v_processing THEN p_obj ->> 'latest_charge'
                                    ELSE coalesce(p_obj #>> '{last_payment_error,charge}', p_obj ->> 'latest_charge')
                               END, '');
+    -- a nonsensical amount is left out rather than refused: the attempt's state still counts
+    v_amount bigint := CASE WHEN crm.jsonb_cents(p_obj -> 'amount') > 0 THEN crm.jsonb_cents(p_obj -> 'amount') END;
     v_id bigint;
     v_inv crm.invoices;
     v_attempt crm.payment_attempts;
@@ -112,7 +114,7 @@ BEGIN
     IF v_processing THEN
         INSERT INTO crm.payment_attempts AS a (invoice_id, mode, stripe_payment_intent_id, stripe_charge_id, status,
                                                amount_cents, started_at, status_at, stripe_event_id)
-        VALUES (v_id, p_mode, v_pi, v_charge, 'processing', crm.jsonb_cents(p_obj -> 'amount'), v_at, v_at,
+        VALUES (v_id, p_mode, v_pi, v_charge, 'processing', v_amount, v_at, v_at,
                 p_event_id)
         ON CONFLICT (stripe_payment_intent_id, stripe_charge_id)
             DO UPDATE SET started_at = least(a.started_at, excluded.started_at),
@@ -121,7 +123,7 @@ BEGIN
     ELSE
         INSERT INTO crm.payment_attempts AS a (invoice_id, mode, stripe_payment_intent_id, stripe_charge_id, status,
                                                amount_cents, started_at, status_at, stripe_event_id)
-        VALUES (v_id, p_mode, v_pi, v_charge, 'failed', crm.jsonb_cents(p_obj -> 'amount'), v_at, v_at, p_event_id)
+        VALUES (v_id, p_mode, v_pi, v_charge, 'failed', v_amount, v_at, v_at, p_event_id)
         ON CONFLICT (stripe_payment_intent_id, stripe_charge_id)
             DO UPDATE SET status = 'failed', status_at = excluded.status_at, stripe_event_id = excluded.stripe_event_id
             WHERE a.status = 'processing';
