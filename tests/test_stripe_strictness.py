@@ -12,8 +12,8 @@ import psycopg
 import pytest
 import stripe
 
-from crm import golive
-from crm.settings import load_settings
+from crm.config.settings import load_settings
+from crm.golive import steps as golive
 from crm.validation import email_error
 from sandbox.testing import RunningSandbox
 from tests import sandbox_helpers as helpers

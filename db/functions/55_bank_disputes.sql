@@ -4,6 +4,15 @@
 -- attempt crm.refresh_invoice_processing picks from crm.payment_attempts); an invoice
 -- with an open crm.disputes row is Disputed (crm.invoice_display_status).
 
+-- The one home of 'processing': an open invoice with a bank debit on its way; otherwise
+-- the stored status. What reminders and event handlers go by.
+CREATE OR REPLACE FUNCTION crm.invoice_processing_status(p_status text, p_processing_pi text)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_status = 'open' AND p_processing_pi IS NOT NULL THEN 'processing' ELSE p_status END;
+$$;
+
+
 -- The status the dashboard shows: the stored one, or a derived one (processing, disputed,
 -- overdue) on top of it.
 CREATE OR REPLACE FUNCTION crm.invoice_display_status(p_status text, p_due_date date, p_processing_pi text,
@@ -12,9 +21,8 @@ RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE
         WHEN p_open_disputes > 0 AND p_status IN ('open', 'paid') THEN 'disputed'
-        WHEN p_status = 'open' AND p_processing_pi IS NOT NULL THEN 'processing'
-        WHEN p_status = 'open' AND p_due_date < p_today THEN 'overdue'
-        ELSE p_status
+        WHEN p_status = 'open' AND p_processing_pi IS NULL AND p_due_date < p_today THEN 'overdue'
+        ELSE crm.invoice_processing_status(p_status, p_processing_pi)
     END;
 $$;
 
@@ -85,6 +93,7 @@ DECLARE
     v_amount bigint := CASE WHEN crm.jsonb_cents(p_obj -> 'amount') > 0 THEN crm.jsonb_cents(p_obj -> 'amount') END;
     v_id bigint;
     v_inv crm.invoices;
+    v_lock record;
     v_attempt crm.payment_attempts;
     v_cur crm.payment_attempts;
     v_was boolean;
@@ -95,15 +104,13 @@ DECLARE
 BEGIN
     PERFORM crm.lock_stripe_payment(ARRAY[v_pi]);
     v_id := crm.find_invoice_for_payment_intent(p_obj, p_mode);
-    IF v_id IS NULL THEN
-        RETURN jsonb_build_object('outcome', 'unmatched', 'detail', 'no CRM invoice for ' || coalesce(v_pi, '?'));
+    v_lock := crm.lock_event_invoice(v_id, p_mode, 'no CRM invoice for ' || coalesce(v_pi, '?'));
+    IF v_lock.refusal IS NOT NULL THEN
+        RETURN v_lock.refusal;
     END IF;
-    SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
-    IF crm.mode_refusal(v_inv, p_mode) IS NOT NULL THEN
-        RETURN crm.mode_refusal(v_inv, p_mode);
-    END IF;
-    v_was := v_inv.status = 'open' AND v_inv.processing_payment_intent_id IS NOT NULL;
-    v_shown := CASE WHEN v_was THEN 'processing' ELSE v_inv.status END;
+    v_inv := v_lock.inv;
+    v_shown := crm.invoice_processing_status(v_inv.status, v_inv.processing_payment_intent_id);
+    v_was := v_shown = 'processing';
     IF v_inv.status NOT IN ('open', 'uncollectible')
        OR (v_processing AND (v_inv.status <> 'open' OR p_obj ->> 'status' IS DISTINCT FROM 'processing'))
        OR EXISTS (SELECT 1 FROM crm.payments WHERE stripe_payment_intent_id = v_pi) THEN
@@ -190,10 +197,11 @@ BEGIN
                                                   WHERE p.invoice_id = NEW.invoice_id)
                     FROM crm.invoices WHERE id = NEW.invoice_id) THEN
         -- Settled for part of the invoice: it is open for the rest (paid in full, invoice.paid says so).
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
-        VALUES ('invoice', NEW.invoice_id, 'processing', 'open', 'stripe_event', coalesce(NEW.stripe_event_id, 'system'),
-                NEW.stripe_event_id, jsonb_build_object('payment_intent', NEW.stripe_payment_intent_id,
-                                                        'settled_cents', NEW.amount_cents));
+        PERFORM crm.write_audit('invoice', NEW.invoice_id, 'processing', 'open', 'stripe_event',
+                                coalesce(NEW.stripe_event_id, 'system'),
+                                jsonb_build_object('payment_intent', NEW.stripe_payment_intent_id,
+                                                   'settled_cents', NEW.amount_cents),
+                                NEW.stripe_event_id);
     END IF;
     RETURN NULL;
 END;
