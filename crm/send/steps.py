@@ -24,12 +24,10 @@ from crm.send.lines import Line, total_cents
 from crm.send.result import SendRefused
 from crm.send.rules import stripe_due_timestamp, stripe_lines, totals_match
 from crm.stripe.gateway import StripeGateway, StripeGatewayError, stripe_target
+from crm.stripe.payment_methods import PAYMENT_METHOD_TYPES, default_payment
 from db import invoices, send_steps
 from db.driver import Conn, LockNotAvailable
 from db.pool import connection
-
-# What the customer may pay with on Stripe's hosted page: card, and bank debits (ACH).
-PAYMENT_METHOD_TYPES = ("card", "us_bank_account")
 
 log = logging.getLogger("crm.send")
 Row = dict[str, Any]
@@ -225,7 +223,12 @@ def step_finalize(a: Attempt, inv: Row) -> None:
             if final["status"] == "draft":
                 raise
         ours = total_cents(a.lines)
+        # Stripe made the default payment at finalize; every attempt on the hosted page reuses
+        # its payment intent, which is how payment_intent.* events find this invoice.
+        default = default_payment(a.stripe.list_invoice_payments(stripe_id))
         with connection() as conn:
+            if default is not None:
+                invoices.record_default_payment_intent(conn, a.invoice_id, a.mode, *default)
             invoices.store_finalized(conn, a.invoice_id, stripe_id, number=final.get("number"),
                                      hosted_url=final.get("hosted_invoice_url"), pdf_url=final.get("invoice_pdf"),
                                      stripe_total_cents=int(final["total"]))
