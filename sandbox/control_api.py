@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from sandbox import BANNER, ids, request_log
 from sandbox import resend_mail as mail
+from sandbox import stripe_account as account
 from sandbox import stripe_bank_disputes as bank
 from sandbox import stripe_billing as billing
 from sandbox import stripe_refunds as refunds
@@ -66,6 +67,7 @@ async def reset(request: Request) -> Response:
     sb.deliverer.set_faults("resend", DeliveryFaults())
     mail.configure_env_webhook(sb)
     sb.settings.bank_settle_delay_s, sb.settings.bank_debits_fail = sb.bank_defaults
+    sb.capabilities = {}
     (sb.settings.card_refund_delay_s, sb.settings.bank_refund_delay_s, sb.settings.refunds_fail,
      sb.settings.refund_failure_reason) = sb.refund_defaults
     sb.store.save()
@@ -208,6 +210,21 @@ async def bank_debits(request: Request) -> Response:
     return JSONResponse({"settle_delay_s": sb.settings.bank_settle_delay_s, "fail": sb.settings.bank_debits_fail})
 
 
+async def capabilities(request: Request) -> Response:
+    """The account's capabilities: POST {"us_bank_account_ach_payments": "inactive"} changes them (as
+    Stripe does while an account is being activated); GET shows them."""
+    sb = _sb(request)
+    if request.method == "POST":
+        spec = await _body(request)
+        if not isinstance(spec, dict):
+            return _bad("body must be a JSON object of capability: status")
+        for status in spec.values():
+            if status not in account.CAPABILITY_STATUSES:
+                return _bad(f"capability status must be one of {', '.join(account.CAPABILITY_STATUSES)}")
+        sb.capabilities = account.capabilities(sb) | {str(k): str(v) for k, v in spec.items()}
+    return JSONResponse(account.capabilities(sb))
+
+
 def _refund_settings(sb: Sandbox) -> dict[str, Any]:
     s = sb.settings
     return {"card_delay_s": s.card_refund_delay_s, "bank_delay_s": s.bank_refund_delay_s, "fail": s.refunds_fail,
@@ -336,6 +353,7 @@ _TABLE: list[tuple[str, Any, list[str]]] = [
     ("/stripe/invoices/{invoice_id}/pay_by_bank", invoice_pay_by_bank, ["POST"]),
     ("/stripe/payment_intents/{pi_id}/settle", payment_intent_settle, ["POST"]),
     ("/stripe/bank_debits", bank_debits, ["GET", "POST"]),
+    ("/stripe/capabilities", capabilities, ["GET", "POST"]),
     ("/stripe/refunds", refund_config, ["GET", "POST"]),
     ("/stripe/refunds/{refund_id}/settle", refund_settle, ["POST"]),
     ("/stripe/invoices/{invoice_id}/dispute", invoice_dispute, ["POST"]),
