@@ -5,10 +5,14 @@ A connection that died with the server (restart, failover) surfaces as Operation
 the pool is checked and the apply retried once, which is safe because the ledger makes
 the call idempotent (a retry after a lost commit answers 'duplicate').
 
-Postgres refusing the event's data (a value out of range, text it cannot store: SQLSTATE
-class 22) becomes EventDataRejected: retrying would never succeed, so the route answers
-400. Stored secrets that CRM_SECRET_KEY cannot decrypt become SecretsUndecryptable (503:
-Stripe retries once the key is fixed). Neither carries Postgres's message, which can
+Postgres refusing the event's data becomes EventDataRejected: retrying would never
+succeed, so the route answers 400. That is now only a body Postgres cannot store at all
+(jsonb refuses it as a parameter, so the ledger cannot hold it either): what the database
+refuses in a storable event's content (class 22 and 23) is recorded 'rejected' inside
+crm.apply_stripe_event and answered 200 (invariant 11). A class 23 error still reaching
+here (an event id the ledger's CHECK refuses) is mapped the same way. Stored secrets that
+CRM_SECRET_KEY cannot decrypt become SecretsUndecryptable (503: Stripe retries once the key
+is fixed). Neither carries Postgres's message, which can
 quote the body.
 """
 
@@ -53,7 +57,7 @@ def _unavailable_as_error(fn: Callable[[], T]) -> T:
     except psycopg.OperationalError as exc:
         get_pool().check()  # drop pooled connections that died with the server
         raise DatabaseUnavailable(type(exc).__name__) from exc
-    except psycopg.DataError as exc:
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:
         raise EventDataRejected(f"the database refused a value in the event ({type(exc).__name__})") from None
     except SecretKeyError as exc:
         raise SecretsUndecryptable(str(exc)) from None

@@ -80,6 +80,7 @@ BEGIN
        SET received_at = v_old.received_at, duplicate_deliveries = v_old.duplicate_deliveries,
            replayed_at = CASE WHEN outcome = 'unmatched' THEN v_old.replayed_at ELSE now() END,
            detail = CASE WHEN outcome = 'unmatched' THEN v_old.detail
+                         WHEN outcome = 'rejected' THEN detail
                          ELSE left('applied late (what it names arrived later): ' || coalesce(detail, ''), 500) END
      WHERE id = p_event_id;
     RETURN v_result;
