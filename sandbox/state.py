@@ -24,6 +24,7 @@ STRIPE_KINDS = (
     "invoice",
     "line_item",
     "invoice_payment",
+    "payment_record",
     "payment_intent",
     "charge",
     "balance_transaction",

@@ -98,6 +98,22 @@ BEGIN
         v_changes := v_changes || 'payment_failed'::text;
     END IF;
 
+    -- Paid with nothing remaining and less paid through Stripe than was due: the rest was
+    -- paid out of band (POST /v1/invoices/{id}/pay with paid_out_of_band, the owner's "paid in
+    -- cash or by check"). Recorded once, as a payment without a Stripe fee.
+    IF v_to = 'paid' AND v_inv.status <> 'paid' AND crm.jsonb_cents(p_obj -> 'amount_remaining') = 0
+       AND crm.jsonb_cents(p_obj -> 'amount_due') > coalesce(v_amount_paid, 0) THEN
+        INSERT INTO crm.payments (invoice_id, mode, stripe_payment_id, stripe_event_id, amount_cents, currency,
+                                  paid_at, method, fee_cents, net_cents)
+        SELECT v_id, p_mode, 'oob_' || (p_obj ->> 'id'), p_event_id, due - coalesce(v_amount_paid, 0),
+               coalesce(p_obj ->> 'currency', v_inv.currency),
+               coalesce(crm.jsonb_epoch(p_obj #> '{status_transitions,paid_at}'), now()), 'out_of_band', 0,
+               due - coalesce(v_amount_paid, 0)
+          FROM (SELECT crm.jsonb_cents(p_obj -> 'amount_due') AS due) d
+        ON CONFLICT DO NOTHING;
+        v_amount_paid := crm.jsonb_cents(p_obj -> 'amount_due');
+    END IF;
+
     -- One UPDATE for the amount and the status (each extra row version of an invoice costs
     -- every index a new entry, and re-checks its foreign keys).
     IF v_amount_paid > v_inv.amount_paid_cents AND v_to = v_inv.status THEN
