@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -114,3 +115,21 @@ def test_out_of_band_no_problem_for_a_check_with_its_number() -> None:
     invoice = {"status": "open", "stripe_invoice_id": "in_1", "amount_due_cents": 10_000, "amount_paid_cents": 2_500,
                "currency": "usd"}
     assert cash_payment_problem(invoice, 7_500, "check", "1042") is None
+
+
+def test_out_of_band_recorded_from_the_invoice_page(db: Conn, wired: RunningSandbox, make_invoice: MakeInvoice,
+                                                    app_as: Callable[..., Any]) -> None:
+    """The invoice page's "Record cash or check": a check for part of it, by number."""
+    inv = sent_invoice(db, make_invoice)
+    at = app_as("staff", "pages/invoices.py")
+    at.session_state["open_invoice"] = inv["invoice_id"]
+    at.run()
+    at.text_input(key=f"cash_amt_{inv['invoice_id']}").set_value("25.00")
+    at.radio(key=f"cash_method_{inv['invoice_id']}").set_value("check")
+    at.text_input(key=f"cash_ref_{inv['invoice_id']}").set_value("1042")
+    at.button(key=f"cash_record_{inv['invoice_id']}").click().run()
+    assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
+    assert any("25.00 by check recorded at Stripe" in s.value for s in at.success), [s.value for s in at.success]
+    wait_until(lambda: [(p["method"], p["amount_cents"]) for p in invoice_payments(db, inv["invoice_id"])]
+               == [("out_of_band", 2_500)], what="the check recorded")
+    settled(wired)
