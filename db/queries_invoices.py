@@ -160,6 +160,9 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
                            THEN ' — bank payment of '
                                 || to_char((a.detail ->> 'amount_cents')::numeric / 100, 'FM999,999,990.00')
                                 || ' on its way'
+                           WHEN a.detail ? 'credit_notes_cents'
+                           THEN ' — credit note: now due '
+                                || to_char((a.detail ->> 'amount_due_cents')::numeric / 100, 'FM999,999,990.00')
                            WHEN a.detail ? 'partial_payment_cents'
                            THEN ' — partial payment of '
                                 || to_char((a.detail ->> 'partial_payment_cents')::numeric / 100, 'FM999,999,990.00')

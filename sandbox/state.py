@@ -25,6 +25,7 @@ STRIPE_KINDS = (
     "line_item",
     "invoice_payment",
     "payment_record",
+    "credit_note",
     "payment_intent",
     "charge",
     "balance_transaction",

@@ -47,6 +47,20 @@ BEGIN
         v_changes := v_changes || 'details'::text;
     END IF;
 
+    -- A credit note issued after sending lowers what is due (Stripe's amount_due and
+    -- amount_remaining): the CRM's outstanding follows it. Only downwards, so a stale
+    -- snapshot from before the credit note changes nothing.
+    IF crm.jsonb_cents(p_obj -> 'pre_payment_credit_notes_amount') > 0 AND v_inv.status NOT IN ('draft', 'sending')
+       AND crm.jsonb_cents(p_obj -> 'amount_due') < v_inv.amount_due_cents THEN
+        UPDATE crm.invoices SET amount_due_cents = crm.jsonb_cents(p_obj -> 'amount_due') WHERE id = v_id;
+        PERFORM crm.write_invoice_audit(v_id, v_inv.status, v_inv.status, p_event_id, p_type,
+            jsonb_build_object('credit_notes_cents', crm.jsonb_cents(p_obj -> 'pre_payment_credit_notes_amount'),
+                               'amount_due_cents', crm.jsonb_cents(p_obj -> 'amount_due'),
+                               'was_due_cents', v_inv.amount_due_cents));
+        v_changes := v_changes || 'credit note'::text;
+        v_inv.amount_due_cents := crm.jsonb_cents(p_obj -> 'amount_due');
+    END IF;
+
     v_target := CASE p_obj ->> 'status'
         WHEN 'open' THEN 'open' WHEN 'paid' THEN 'paid' WHEN 'void' THEN 'void'
         WHEN 'uncollectible' THEN 'uncollectible' END;
