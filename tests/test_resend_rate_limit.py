@@ -3,9 +3,9 @@ from an unverified domain (403), and domain verification that stays pending whil
 checked. The CRM's gateway (crm/resend_gateway.py) waits out a 429 as told and sends each email
 once; a 403 tells the owner to verify the domain. Real resend-python over HTTP to the sandbox.
 
-Checked by hand: with crm/resend_gateway.py from main (four attempts, 0.01 s backoff, retry-after
-ignored), test_resend_rate_limit_twenty_emails_at_once_all_go_out_once fails: most of the twenty
-sends end in EmailError 429.
+Checked by hand: with crm/resend_gateway.py from before this change (four attempts with exponential
+backoff, retry-after ignored), test_resend_rate_limit_twenty_emails_at_once_all_go_out_once fails:
+several of the twenty sends end in EmailError 429.
 """
 
 from __future__ import annotations
