@@ -15,8 +15,8 @@ from typing import Any
 
 import psycopg
 
-from crm.settings import load_settings
-from crm.stripe_gateway import StripeGateway, stripe_target
+from crm.config.settings import load_settings
+from crm.stripe.gateway import StripeGateway, stripe_target
 from db.queries_invoices import InvoiceFilter, invoice_payments, invoice_timeline, list_invoices
 from db.stripe_events import apply_event
 from sandbox.testing import RunningSandbox

@@ -1,4 +1,4 @@
-"""Cash and check payments (crm/cash_payments.py) the ways Stripe offers, through the real Send
+"""Cash and check payments (crm/money/cash_payments.py) the ways Stripe offers, through the real Send
 workflow, the sandbox over HTTP and the real sidecar: part of an invoice as a PaymentRecord
 attached to it, all of what is left with `paid_out_of_band`. The invoice, its payments, its
 timeline, Collections and the QuickBooks export follow Stripe's webhooks."""
@@ -14,10 +14,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.accounting_export import UNDEPOSITED, build_export
-from crm.cash_payments import cash_payment_problem, record_cash_payment
-from crm.settings import load_settings
-from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
+from crm.config.settings import load_settings
+from crm.money.accounting_export import UNDEPOSITED, build_export
+from crm.money.cash_payments import cash_payment_problem, record_cash_payment
+from crm.stripe.gateway import StripeGateway, StripeGatewayError, stripe_target
 from db import queries_collections as qc
 from db.queries_invoices import invoice_payments, invoice_timeline
 from sandbox.testing import RunningSandbox

@@ -1,9 +1,9 @@
 """Resend as strict as Resend: its team rate limit (429 with `retry-after`), its refusal to send
 from an unverified domain (403), and domain verification that stays pending while the DNS is
-checked. The CRM's gateway (crm/resend_gateway.py) waits out a 429 as told and sends each email
+checked. The CRM's gateway (crm/email/resend_gateway.py) waits out a 429 as told and sends each email
 once; a 403 tells the owner to verify the domain. Real resend-python over HTTP to the sandbox.
 
-Checked by hand: with crm/resend_gateway.py from before this change (four attempts with exponential
+Checked by hand: with crm/email/resend_gateway.py from before this change (four attempts with exponential
 backoff, retry-after ignored), test_resend_rate_limit_twenty_emails_at_once_all_go_out_once fails:
 several of the twenty sends end in EmailError 429.
 """
@@ -19,8 +19,8 @@ import pytest
 import resend
 import resend.exceptions
 
-from crm.resend_gateway import EmailError, ResendGateway, resend_target
-from crm.settings import load_settings
+from crm.config.settings import load_settings
+from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sandbox import BUSINESS_FROM
 

@@ -10,7 +10,7 @@ durably recorded for the owner, so it is acknowledged like the other recorded ou
 Before this change, 106 of 1,862 such events got 500: a currency of "USD" or a number, ids with
 the wrong prefix, null ids and statuses (class 23 constraint violations, unmapped), and dispute
 objects without an id. Checked by hand: with db/functions/60_stripe_events.sql and
-crm/stripe_event_rules.py from main, test_constraint_fuzz_of_signed_events_is_stored_rejected_never_5xx
+crm/stripe/event_rules.py from before this change, test_constraint_fuzz_of_signed_events_is_stored_rejected_never_5xx
 fails on its first currency case with a 500, and
 test_constraint_violation_the_rules_do_not_foresee_is_rejected_not_5xx with a 500.
 """
@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from crm.webhook_health import mode_health
+from crm.stripe.webhook_health import mode_health
 from db.queries_activity import stripe_events as activity_stripe_events
 from db.webhook_health import delivery_counts
 from tests import stripe_payloads as sp
@@ -222,7 +222,7 @@ def test_constraint_violation_the_rules_do_not_foresee_is_rejected_not_5xx(sidec
 
 
 def test_constraint_rejections_show_on_activity_and_in_webhook_health(sidecar: Sidecar) -> None:
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
 
     inv = seed_invoice(sidecar.db)
     objects = _objects(str(inv["stripe_invoice_id"]))

@@ -1,6 +1,6 @@
 """The invoice page's "Record cash or check" panel: amount, how it was paid, the check number.
 
-It validates what was typed and calls crm/cash_payments.py, which records the payment at Stripe
+It validates what was typed and calls crm/money/cash_payments.py, which records the payment at Stripe
 (in part as a payment record, in full as paid out of band); the invoice shows it when Stripe's
 webhook arrives.
 """
@@ -11,8 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from crm.cash_payments import METHODS, record_cash_payment
-from crm.money import MoneyError, decimal_amount, parse_cents
+from crm.money.amounts import MoneyError, decimal_amount, parse_cents
+from crm.money.cash_payments import METHODS, record_cash_payment
 from ui.session import Session
 
 
