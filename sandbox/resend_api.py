@@ -211,7 +211,7 @@ async def dispatch(request: Request) -> Response:
         wait_s = sb.resend_limiter.retry_after()
         if wait_s is not None:
             headers.update(sb.resend_limiter.headers(wait_s))
-            raise limits.rate_limited(wait_s, sb.resend_limiter.per_s)
+            raise limits.rate_limited(sb.resend_limiter.per_s)
         raw = await request.body()
         try:
             body = json.loads(raw) if raw.strip() else {}

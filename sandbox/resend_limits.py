@@ -17,7 +17,7 @@ from sandbox.resend_mail import ResendError
 from sandbox.state import Obj
 
 
-def rate_limited(wait_s: float, per_s: float) -> ResendError:
+def rate_limited(per_s: float) -> ResendError:
     return ResendError(429, "rate_limit_exceeded",
                        f"Too many requests. You can only make {max(1, int(per_s))} requests per second. "
                        "See rate limit response headers for more information. Or contact support to "
