@@ -82,7 +82,10 @@ def record_cash_payment(invoice_id: int, amount_cents: int, method: str, referen
             stripe.pay_out_of_band(str(invoice["stripe_invoice_id"]), key("pay"))
             return CashOutcome(True, f"{shown} by {method} recorded at Stripe: the invoice is paid in full. "
                                      "It shows as Paid when Stripe's event arrives.")
-        record = stripe.report_payment(amount_cents, str(invoice["currency"]), int(time.time()), method, reference,
+        # The day it was received, not the second: a double tap must send the same parameters
+        # with the same idempotency key, or Stripe refuses the second request.
+        received = int(time.time()) // 86_400 * 86_400
+        record = stripe.report_payment(amount_cents, str(invoice["currency"]), received, method, reference,
                                        key("report"))
         stripe.attach_payment_record(str(invoice["stripe_invoice_id"]), record, key("attach"))
     except StripeGatewayError as exc:
