@@ -24,6 +24,9 @@ class Sandbox:
     inflight_keys: set[str] = field(default_factory=set)
     resend_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
     resend_verify_delay_default: float = 5.0  # restored by a reset
+    # The account's capabilities (stripe_account.DEFAULT_CAPABILITIES, changed through the
+    # control API, restored by a reset): a payment method whose capability is not active is refused.
+    capabilities: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings) -> Sandbox:
