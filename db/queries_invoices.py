@@ -127,7 +127,7 @@ def invoice_payments(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
     """Each payment recorded on the invoice, oldest first (several when it was paid in parts)."""
     return conn.execute(
         "SELECT paid_at, amount_cents, currency, fee_cents, stripe_payment_intent_id, stripe_charge_id, "
-        "stripe_payment_id FROM crm.payments WHERE invoice_id = %s ORDER BY paid_at, id",
+        "stripe_payment_id, method FROM crm.payments WHERE invoice_id = %s ORDER BY paid_at, id",
         (invoice_id,),
     ).fetchall()
 
@@ -167,6 +167,9 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
                            THEN ' — refund of '
                                 || to_char((a.detail ->> 'refund_requested_cents')::numeric / 100, 'FM999,999,990.00')
                                 || ' asked of Stripe (' || (a.detail ->> 'reason') || ')'
+                           WHEN a.detail ? 'credit_notes_cents'
+                           THEN ' — credit note: now due '
+                                || to_char((a.detail ->> 'amount_due_cents')::numeric / 100, 'FM999,999,990.00')
                            WHEN a.detail ? 'partial_payment_cents'
                            THEN ' — partial payment of '
                                 || to_char((a.detail ->> 'partial_payment_cents')::numeric / 100, 'FM999,999,990.00')
@@ -175,7 +178,8 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
             FROM crm.audit_log a WHERE a.entity = 'invoice' AND a.entity_id = %(id)s
           UNION ALL
             SELECT p.paid_at, 'payment',
-                   'payment of ' || to_char(p.amount_cents::numeric / 100, 'FM999,999,990.00') || ' received',
+                   'payment of ' || to_char(p.amount_cents::numeric / 100, 'FM999,999,990.00') || ' received'
+                   || CASE WHEN p.method = 'out_of_band' THEN ' outside Stripe (cash or check)' ELSE '' END,
                    coalesce(p.stripe_payment_intent_id, p.stripe_payment_id)
             FROM crm.payments p WHERE p.invoice_id = %(id)s
           UNION ALL

@@ -49,6 +49,10 @@ class Settings:
     bank_refund_delay_s: float = 30.0
     refunds_fail: bool = False
     refund_failure_reason: str = "declined"
+    # Resend's team rate limit (requests a second; 0 turns it off) and how long a domain stays
+    # pending after POST /domains/{id}/verify while its DNS records are checked (sandbox time).
+    resend_rate_per_s: float = 2.0
+    resend_verify_delay_s: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -74,4 +78,6 @@ class Settings:
             card_refund_delay_s=_float("SANDBOX_CARD_REFUND_DELAY_S", 0.0),
             bank_refund_delay_s=_float("SANDBOX_BANK_REFUND_DELAY_S", 30.0),
             refunds_fail=os.environ.get("SANDBOX_REFUNDS_FAIL", "").lower() in ("1", "true", "yes"),
+            resend_rate_per_s=_float("SANDBOX_RESEND_RATE_PER_S", 2.0),
+            resend_verify_delay_s=_float("SANDBOX_RESEND_VERIFY_DELAY_S", 5.0),
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sandbox.config import Settings
 from sandbox.faults import FaultBook
+from sandbox.rate_limit import RateLimiter
 from sandbox.state import Store
 from sandbox.webhook_delivery import Deliverer
 
@@ -23,6 +24,8 @@ class Sandbox:
     # Idempotency keys of Stripe requests still being processed: a second request with one
     # of them gets Stripe's 409 (another request with this key is in progress).
     inflight_keys: set[str] = field(default_factory=set)
+    resend_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
+    resend_verify_delay_default: float = 5.0  # restored by a reset
     # The account's capabilities (stripe_account.DEFAULT_CAPABILITIES, changed through the
     # control API, restored by a reset): a payment method whose capability is not active is refused.
     capabilities: dict[str, str] = field(default_factory=dict)
@@ -31,7 +34,9 @@ class Sandbox:
     def create(cls, settings: Settings) -> Sandbox:
         store = Store(settings.state_file)
         return cls(settings, store, Deliverer(settings, store), FaultBook(),
-                   (settings.bank_settle_delay_s, settings.bank_debits_fail), refund_settings(settings))
+                   (settings.bank_settle_delay_s, settings.bank_debits_fail), refund_settings(settings),
+                   resend_limiter=RateLimiter(settings.resend_rate_per_s),
+                   resend_verify_delay_default=settings.resend_verify_delay_s)
 
 
 def refund_settings(settings: Settings) -> tuple[float, float, bool, str]:

@@ -2,7 +2,8 @@
 
 It injects request faults and delivery faults, exposes the request and delivery
 logs, pays or fails invoices with chosen amounts, disables webhook endpoints, moves the clock, flushes
-scheduled emails, configures the Resend webhook, and resets everything.
+scheduled emails, configures the Resend webhook, adds a Resend domain whose DNS is already in
+place, sets Resend's rate limit, and resets everything.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import BANNER, ids, request_log
+from sandbox import resend_domains as domains
 from sandbox import resend_mail as mail
 from sandbox import stripe_account as account
 from sandbox import stripe_bank_disputes as bank
@@ -23,6 +25,7 @@ from sandbox import stripe_refunds as refunds
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.faults import FaultSpecError
 from sandbox.netguard import url_shape_ok
+from sandbox.rate_limit import RateLimiter
 from sandbox.state import Obj
 from sandbox.stripe_api import public_base
 from sandbox.stripe_errors import StripeError
@@ -67,6 +70,8 @@ async def reset(request: Request) -> Response:
     sb.deliverer.set_faults("resend", DeliveryFaults())
     mail.configure_env_webhook(sb)
     sb.settings.bank_settle_delay_s, sb.settings.bank_debits_fail = sb.bank_defaults
+    sb.resend_limiter = RateLimiter(sb.settings.resend_rate_per_s)
+    sb.settings.resend_verify_delay_s = sb.resend_verify_delay_default
     sb.capabilities = {}
     (sb.settings.card_refund_delay_s, sb.settings.bank_refund_delay_s, sb.settings.refunds_fail,
      sb.settings.refund_failure_reason) = sb.refund_defaults
@@ -322,6 +327,37 @@ async def resend_emails(request: Request) -> Response:
     return JSONResponse({"data": emails})
 
 
+async def resend_domain(request: Request) -> Response:
+    """Add a domain as a team has it after its DNS records were found: {"name": "acme.example"}.
+    Returns it (verified). What a deployment did once, before the CRM's first send."""
+    sb = _sb(request)
+    if request.method == "DELETE":
+        sb.store.resend_domains.clear()
+        sb.store.save()
+        return JSONResponse({"ok": True})
+    spec = await _body(request)
+    try:
+        domain = domains.create(sb, {"name": spec.get("name")})
+    except mail.ResendError as exc:
+        return _bad(exc.message)
+    sb.store.resend_domains[domain["id"]]["status"] = "verified"
+    sb.store.save()
+    return JSONResponse(domains.public(sb.store.resend_domains[domain["id"]]))
+
+
+async def resend_limits(request: Request) -> Response:
+    """Resend's team rate limit and DNS check time: {"per_s": requests a second (0: none),
+    "verify_delay_s": seconds a verified domain stays pending}; a reset restores the settings."""
+    sb = _sb(request)
+    if request.method == "POST":
+        spec = await _body(request)
+        if "per_s" in spec:
+            sb.resend_limiter = RateLimiter(float(spec["per_s"] or 0))
+        if "verify_delay_s" in spec:
+            sb.settings.resend_verify_delay_s = float(spec["verify_delay_s"])
+    return JSONResponse({"per_s": sb.resend_limiter.per_s, "verify_delay_s": sb.settings.resend_verify_delay_s})
+
+
 async def resend_webhook(request: Request) -> Response:
     sb = _sb(request)
     if request.method == "DELETE":
@@ -367,6 +403,8 @@ _TABLE: list[tuple[str, Any, list[str]]] = [
     ("/resend/flush", resend_flush, ["POST"]),
     ("/resend/emails", resend_emails, ["GET"]),
     ("/resend/webhook", resend_webhook, ["POST", "DELETE"]),
+    ("/resend/domains", resend_domain, ["POST", "DELETE"]),
+    ("/resend/limits", resend_limits, ["GET", "POST"]),
 ]
 _HANDLERS = {path: handler for path, handler, _m in _TABLE}
 

@@ -19,7 +19,9 @@ EVENT_TYPE_LITERAL = re.compile(r"'([a-z_]+(?:\.[a-z_]+)+)'")
 
 
 def test_the_list_is_exactly_what_apply_stripe_event_dispatches_on(db: psycopg.Connection[Any]) -> None:
-    row = db.execute("SELECT pg_get_functiondef('crm.apply_stripe_event'::regproc) AS src").fetchone()
+    # crm.apply_stripe_event is the entry point (and records refused events as rejected);
+    # crm.record_and_apply_stripe_event, inside it, holds the dispatch.
+    row = db.execute("SELECT pg_get_functiondef('crm.record_and_apply_stripe_event'::regproc) AS src").fetchone()
     assert row is not None
     dispatched = set(EVENT_TYPE_LITERAL.findall(row["src"]))
 

@@ -58,3 +58,10 @@ def refund_key_prefix(install_id: str, mode: str, invoice_id: int, press: str) -
 def refund_key(install_id: str, mode: str, invoice_id: int, press: str, payment_id: int) -> str:
     """One Stripe refund of that press: a second press of the same form finds the same key."""
     return f"{refund_key_prefix(install_id, mode, invoice_id, press)}p{payment_id}"
+def cash_payment_key(install_id: str, mode: str, invoice_id: int, payments_so_far: int, amount: int, method: str,
+                     reference: str, step: str) -> str:
+    """A cash or check payment's Stripe writes (step: 'report', 'attach', 'pay'). The payments
+    already recorded on the invoice are part of it: a second payment of the same amount, after
+    the first arrived, is a new one; a double tap before it arrives is the same one."""
+    digest = hashlib.sha256(json.dumps([payments_so_far, amount, method, reference]).encode()).hexdigest()[:16]
+    return f"{_prefix(install_id, mode)}-invoice-{invoice_id}-cash-{digest}-{step}"

@@ -282,6 +282,28 @@ class StripeGateway:
             invoice_id, None, {"idempotency_key": idempotency_key}))
         return inv.to_dict()
 
+    def pay_out_of_band(self, invoice_id: str, idempotency_key: str) -> dict[str, Any]:
+        """The whole invoice paid outside Stripe (cash, a check): Stripe charges nothing and marks it paid."""
+        inv = self._call("pay invoice out of band", lambda: self.client.v1.invoices.pay(
+            invoice_id, {"paid_out_of_band": True}, {"idempotency_key": idempotency_key}))
+        return inv.to_dict()
+
+    def report_payment(self, amount: int, currency: str, paid_at: int, method: str, reference: str,
+                       idempotency_key: str) -> str:
+        """A payment received outside Stripe, reported as a PaymentRecord (guaranteed); returns its pr_ id."""
+        record = self._call("report payment", lambda: self.client.v1.payment_records.report_payment({
+            "amount_requested": {"currency": currency, "value": amount}, "initiated_at": paid_at,
+            "outcome": "guaranteed", "guaranteed": {"guaranteed_at": paid_at},
+            "payment_method_details": {"type": "custom", "custom": {"display_name": method}},
+            "processor_details": {"type": "custom", "custom": {"payment_reference": reference}},
+        }, {"idempotency_key": idempotency_key}))
+        return str(record.id)
+
+    def attach_payment_record(self, invoice_id: str, payment_record_id: str, idempotency_key: str) -> dict[str, Any]:
+        inv = self._call("attach payment", lambda: self.client.v1.invoices.attach_payment(
+            invoice_id, {"payment_record": payment_record_id}, {"idempotency_key": idempotency_key}))
+        return inv.to_dict()
+
     def list_events(self, created_gte: int, types: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Events since `created_gte` (unix), across all pages (Stripe keeps 30 days); newest first
         within each listing. Stripe takes at most 20 `types` per listing: more are listed in turns."""

@@ -89,6 +89,7 @@ BEGIN
        SET received_at = v_old.received_at, duplicate_deliveries = v_old.duplicate_deliveries,
            replayed_at = CASE WHEN outcome = 'unmatched' THEN v_old.replayed_at ELSE now() END,
            detail = CASE WHEN outcome = 'unmatched' THEN v_old.detail
+                         WHEN outcome = 'rejected' THEN detail
                          ELSE left('applied late (what it names arrived later): ' || coalesce(detail, ''), 500) END
      WHERE id = p_event_id;
     RETURN v_result;
@@ -177,11 +178,15 @@ BEGIN
                                                  THEN format('invoice payment not paid; payment intent linked, %s earlier events applied', v_replayed)
                                                  ELSE 'invoice payment not paid' END);
     END IF;
+    -- A payment record (cash or a check the business reported) has no Stripe fee.
     INSERT INTO crm.payments (invoice_id, mode, stripe_payment_id, stripe_payment_intent_id, stripe_charge_id,
-                              stripe_event_id, amount_cents, currency, paid_at)
+                              stripe_event_id, amount_cents, currency, paid_at, method, fee_cents, net_cents)
     VALUES (v_id, p_mode, p_obj ->> 'id', v_intent, v_charge,
             p_event_id, v_amount, coalesce(p_obj ->> 'currency', v_inv.currency),
-            coalesce(crm.jsonb_epoch(p_obj #> '{status_transitions,paid_at}'), now()))
+            coalesce(crm.jsonb_epoch(p_obj #> '{status_transitions,paid_at}'), now()),
+            CASE WHEN p_obj #>> '{payment,type}' = 'payment_record' THEN 'out_of_band' ELSE 'stripe' END,
+            CASE WHEN p_obj #>> '{payment,type}' = 'payment_record' THEN 0 END,
+            CASE WHEN p_obj #>> '{payment,type}' = 'payment_record' THEN v_amount END)
     ON CONFLICT DO NOTHING
     RETURNING id INTO v_payment_id;
     IF v_payment_id IS NULL THEN
