@@ -1,0 +1,116 @@
+"""A fresh machine's first `make run`: seconds from a new clone to the login page in Chromium.
+
+`python -m bench.first_run` clones this repository's HEAD into a temporary folder it
+creates, runs `make run` there (a new virtualenv, and UV_CACHE_DIR and PIP_CACHE_DIR in
+empty folders of its own, so every package is downloaded), waits until the dashboard's
+login page shows its "Log in" button in headless Chromium, then stops everything it
+started (its own process group) and removes the folder it created. It prints the figures;
+docs/PERFORMANCE.md and the README quote them. Not part of `make bench`: it measures the
+install, not the code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.parts import ROOT
+from db.embedded import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_S = 600.0
+
+
+def _clone(into: Path) -> str:
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(ROOT), str(into)], check=True)
+    subprocess.run(["git", "checkout", "--quiet", head], cwd=into, check=True)
+    return head
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "DATABASE_URL", "CRM_SECRET_KEY", "PYTHONPATH")}
+    for name in ("UV_CACHE_DIR", "PIP_CACHE_DIR"):
+        folder = tmp / name.lower()
+        folder.mkdir()
+        env[name] = str(folder)
+    env.update(EMBEDDED_PG_PORT=str(free_port()), WEBHOOK_PORT=str(free_port()), DASHBOARD_PORT=str(free_port()),
+               SANDBOX_URL=f"http://127.0.0.1:{free_port()}", PYTHONUNBUFFERED="1")
+    return env
+
+
+def _login_page_shown(url: str, deadline: float, proc: subprocess.Popen[bytes]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"`make run` exited with {proc.returncode} before the dashboard answered")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.get_by_role("button", name="Log in").wait_for(timeout=max(1.0, deadline - time.monotonic()) * 1000)
+        finally:
+            browser.close()
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="first-run-"))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        repo = tmp / "repo"
+        head = _clone(repo)
+        env = _env(tmp)
+        log = (tmp / "make-run.log").open("wb")
+        started = time.monotonic()
+        proc = subprocess.Popen(["make", "run"], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        runtime_marker = repo / ".venv" / ".runtime"
+        installed_at: float | None = None
+        url = f"http://127.0.0.1:{env['DASHBOARD_PORT']}/"
+        deadline = started + TIMEOUT_S
+        while installed_at is None and time.monotonic() < deadline and proc.poll() is None:
+            if runtime_marker.exists():
+                installed_at = time.monotonic() - started
+            time.sleep(0.1)
+        _login_page_shown(url, deadline, proc)
+        total = time.monotonic() - started
+        used_uv = b"uv unavailable" not in (tmp / "make-run.log").read_bytes()
+        print(f"commit {head[:12]}: first `make run` to the login page in {total:.1f} s "
+              f"(install {installed_at or float('nan'):.1f} s with {'uv' if used_uv else 'pip (uv fallback)'}; "
+              f"empty UV_CACHE_DIR and PIP_CACHE_DIR)")
+        return 0
+    except Exception:
+        if (tmp / "make-run.log").exists():
+            sys.stderr.write((tmp / "make-run.log").read_text(errors="replace")[-3000:])
+        raise
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # our own group: make, `crm up` and its children
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
