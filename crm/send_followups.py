@@ -13,7 +13,7 @@ from psycopg.errors import LockNotAvailable
 from crm import idempotency
 from crm import invoice_rules as rules
 from crm.send_result import SendRefused, SendResult
-from crm.send_steps import Attempt, EmailNotSent, Row, gateways, step_email
+from crm.send_steps import Attempt, Row, gateways, run_step
 from crm.settings import load_settings
 from crm.stripe_gateway import StripeGateway, StripeGatewayError
 from db import invoices, send_steps
@@ -53,12 +53,12 @@ def resend_invoice_email(invoice_id: int, actor: str) -> SendResult:
                 mode=str(inv["mode"]), settings=settings, stripe=stripe, resend=resend, progress=lambda _m: None,
                 lines=lines)
     try:
-        step_email(a, inv)
-    except EmailNotSent as exc:
-        return SendResult(False, "open", inv["hosted_invoice_url"], "email", str(exc))
+        emailed = run_step(a, inv, "email")
     finally:
         with connection() as conn:
             invoices.release_lease(conn, invoice_id, token)
+    if emailed.status == "failed":
+        return SendResult(False, "open", inv["hosted_invoice_url"], "email", str(emailed.note))
     return SendResult(True, "open", inv["hosted_invoice_url"], None,
                       f"Invoice {inv['stripe_invoice_number']} was emailed again to {inv['customer_email']}.")
 
