@@ -27,7 +27,7 @@ from crm.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.settings import Settings
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
 from db import invoices, send_steps
-from db.invoices import Conn
+from db.driver import Conn
 from db.pool import connection
 
 # What the customer may pay with on Stripe's hosted page: card, and bank debits (ACH).
@@ -38,10 +38,6 @@ Row = dict[str, Any]
 
 
 class TotalMismatch(RuntimeError):
-    pass
-
-
-class EmailNotSent(RuntimeError):
     pass
 
 
