@@ -113,7 +113,7 @@ def running_system(tmp: Path) -> Iterator[_System]:
 
 def make_draft(database_url: str, n: int) -> int:
     """A draft on a demo customer's job, with three lines, as the line editor saves them."""
-    from crm.invoice_lines import Line
+    from crm.send.lines import Line
     from db.drafts import create_draft, replace_lines
 
     with psycopg.connect(database_url, autocommit=False, row_factory=dict_row) as conn:

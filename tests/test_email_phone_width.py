@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from crm.email_templates import render_invoice_email, render_statement_email
-from crm.invoice_lines import Line
-from crm.reminder_emails import TONES, render_reminder
-from crm.statements import Statement, StatementLine
+from crm.email.invoice_email import render_invoice_email, render_statement_email
+from crm.email.statements import Statement, StatementLine
+from crm.reminders.emails import TONES, render_reminder
+from crm.send.lines import Line
 from sandbox.testing import run_sandbox
 from tests.sandbox_helpers import make_open_invoice, stripe_client
 

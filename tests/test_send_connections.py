@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from crm.send_invoice import send_invoice
+from crm.send.workflow import send_invoice
 from db.pool import get_pool
 from sandbox.testing import RunningSandbox
 from tests.fixtures.workflow import STAFF

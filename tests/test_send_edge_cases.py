@@ -11,10 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.send_invoice import SendOptions, SendRefused, send_invoice, void_invoice
-from crm.send_result import SendResult
-from crm.settings import load_settings
-from crm.stripe_gateway import StripeGateway, stripe_target
+from crm.config.settings import load_settings
+from crm.send.result import SendResult
+from crm.send.workflow import SendOptions, SendRefused, send_invoice, void_invoice
+from crm.stripe.gateway import StripeGateway, stripe_target
 from sandbox.testing import RunningSandbox
 from tests.fixtures.workflow import DEFAULT_TOTAL, STAFF, MakeInvoice
 from tests.send_helpers import assert_exactly_one_of_each, sandbox_objects, stripe_client

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.send_invoice import SendRefused, send_invoice
+from crm.send.workflow import SendRefused, send_invoice
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sandbox import BUSINESS_FROM, BUSINESS_NAME
 from tests.fixtures.workflow import DEFAULT_TOTAL, STAFF, MakeInvoice

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from email.utils import formataddr, parseaddr
 from typing import Any
 
-from crm import idempotency
-from crm.email_templates import invoice_tags, render_invoice_email
-from crm.invoice_lines import Line, total_cents
-from crm.invoice_rules import stripe_due_timestamp, stripe_lines, totals_match
-from crm.resend_gateway import EmailError, ResendGateway, resend_target
-from crm.settings import Settings
-from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
+from crm.config.settings import Settings
+from crm.email.invoice_email import invoice_tags, render_invoice_email
+from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
+from crm.send import idempotency
+from crm.send.lines import Line, total_cents
+from crm.send.rules import stripe_due_timestamp, stripe_lines, totals_match
+from crm.stripe.gateway import StripeGateway, StripeGatewayError, stripe_target
 from db import invoices, send_steps
 from db.driver import Conn
 from db.pool import connection

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from crm.invoice_lines import Line
-from crm.money import format_cents
+from crm.money.amounts import format_cents
+from crm.send.lines import Line
 
 if TYPE_CHECKING:
-    from crm.statements import Statement
+    from crm.email.statements import Statement
 
-_DIR = Path(__file__).parent / "templates"
+_DIR = Path(__file__).parents[1] / "templates"
 _html_env = Environment(loader=FileSystemLoader(_DIR), autoescape=True, undefined=StrictUndefined)
 _text_env = Environment(loader=FileSystemLoader(_DIR), autoescape=False, undefined=StrictUndefined,
                         keep_trailing_newline=True)

@@ -3,7 +3,7 @@
 `parse_lines` takes the editor's rows (description, quantity, unit price as text or a
 number) and returns either clean `Line`s or one message per bad row; nothing partial.
 Prices go through Decimal(str(x)) because the editor hands numbers back as floats, and are
-parsed in the invoice's currency (crm.money: ¥5,000 is 5000, $5,000 is 500000).
+parsed in the invoice's currency (crm.money.amounts: ¥5,000 is 5000, $5,000 is 500000).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from crm.money import MoneyError, amount_text, parse_cents
+from crm.money.amounts import MoneyError, amount_text, parse_cents
 from crm.validation import text_error
 
 MAX_LINES = 250  # Stripe's limit of items per invoice

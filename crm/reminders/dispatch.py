@@ -26,15 +26,15 @@ from typing import Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
-from crm.reminder_emails import (
+from crm.config.settings import Settings, load_settings
+from crm.email.resend_gateway import EmailError, ResendGateway
+from crm.reminders.emails import (
     parse_tones,
     reminder_tags,
     render_reminder,
     resend_params,
     tone_for,
 )
-from crm.resend_gateway import EmailError, ResendGateway
-from crm.settings import Settings, load_settings
 from db import reminders as q
 from db.driver import Conn
 

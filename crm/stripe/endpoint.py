@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from crm.secrets_store import UndecryptableSecret
-from crm.settings import Settings, save_setting, store_registered_webhook_secret
-from crm.stripe_event_types import HANDLED_EVENT_TYPES
-from crm.stripe_gateway import StripeGateway, StripeGatewayError, StripeTarget, stripe_target
+from crm.config.secrets_store import UndecryptableSecret
+from crm.config.settings import Settings, save_setting, store_registered_webhook_secret
+from crm.stripe.event_types import HANDLED_EVENT_TYPES
+from crm.stripe.gateway import StripeGateway, StripeGatewayError, StripeTarget, stripe_target
 from db.pool import connection
 
 SIDECAR_PATH = "/webhooks/stripe"
@@ -137,7 +137,7 @@ def register(settings: Settings, mode: str, url: str, user_id: int | None) -> Ou
         endpoint_id, secret = gateway.register_webhook_endpoint(url, events)
     except StripeGatewayError as exc:
         return Outcome(False, f"Stripe refused the endpoint: {exc}")
-    with connection() as conn:  # older secrets stay for the rotation window (crm/webhook_secrets.py)
+    with connection() as conn:  # older secrets stay for the rotation window (crm/stripe/webhook_secrets.py)
         store_registered_webhook_secret(conn, settings, mode, secret, endpoint_id, user_id)
         save_setting(conn, f"stripe.{mode}.webhook_endpoint_id", endpoint_id, user_id)
     return Outcome(True, f"Registered {endpoint_id} at {target.describe()} for {len(events)} event types; "

@@ -12,7 +12,7 @@ function, so a repair is audited, deduplicated and never moves an invoice backwa
 InvoicePayments the CRM lacks (synthetic `invoice_payment.paid`), and per payment the
 charge's `amount_refunded` against the CRM's refunded amount (its refunds listed and
 applied as synthetic `refund.updated`, and a synthetic `charge.refunded`); (5) one pass
-of crm.payment_details (fees, missing payment intents, decline reasons). A Send left
+of crm.money.amounts.payment_details (fees, missing payment intents, decline reasons). A Send left
 `sending` after its lease ran out is reported, not re-run: the owner resumes it with Send
 (the workflow resumes from its recorded steps).
 
@@ -31,13 +31,13 @@ from typing import Any
 
 from stripe import StripeError
 
-from crm import payment_details
-from crm.money import format_cents
-from crm.payment_details import reconcile_event_id, synthetic_event
-from crm.settings import load_settings
-from crm.stripe_event_rules import EVENT_ID, event_problem, invoice_status_may_move, mode_of
-from crm.stripe_event_types import HANDLED_EVENT_TYPES
-from crm.stripe_gateway import StripeGateway, StripeGatewayError, as_json_object, stripe_target
+from crm.config.settings import load_settings
+from crm.money import payment_details
+from crm.money.amounts import format_cents
+from crm.money.payment_details import reconcile_event_id, synthetic_event
+from crm.stripe.event_rules import EVENT_ID, event_problem, invoice_status_may_move, mode_of
+from crm.stripe.event_types import HANDLED_EVENT_TYPES
+from crm.stripe.gateway import StripeGateway, StripeGatewayError, as_json_object, stripe_target
 from db import payment_details as details_q
 from db import reconcile_runs as runs
 from db.config import env_int
@@ -118,7 +118,7 @@ class ReconcileReport:
     # Unmatched events re-applied because what they name is now known (outcome -> count).
     replayed: dict[str, int] = field(default_factory=dict)
     money_checked: int = 0
-    details: dict[str, int] = field(default_factory=dict)  # crm.payment_details pass counts
+    details: dict[str, int] = field(default_factory=dict)  # crm.money.amounts.payment_details pass counts
 
     event_errors: int = 0
 

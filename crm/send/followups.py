@@ -8,12 +8,11 @@ from __future__ import annotations
 import logging
 import uuid
 
-from crm import idempotency
-from crm import invoice_rules as rules
-from crm.send_result import SendRefused, SendResult
-from crm.send_steps import Attempt, Row, gateways, run_step
-from crm.settings import load_settings
-from crm.stripe_gateway import StripeGateway, StripeGatewayError
+from crm.config.settings import load_settings
+from crm.send import idempotency, rules
+from crm.send.result import SendRefused, SendResult
+from crm.send.steps import Attempt, Row, gateways, run_step
+from crm.stripe.gateway import StripeGateway, StripeGatewayError
 from db import invoices, send_steps
 from db.driver import LockNotAvailable
 from db.pool import connection

@@ -8,7 +8,7 @@ range as CSV files laid out for QuickBooks Online's import (Settings → Import 
   JournalNo are one balanced entry (debits = credits).
 
 Dates are the business's local dates (MM/DD/YYYY, QuickBooks' US format); money is a decimal
-string in the currency's units made from integer minor units (crm.money.decimal_amount),
+string in the currency's units made from integer minor units (crm.money.amounts.decimal_amount),
 without symbols or separators. docs/FEATURES.md lists every column and what fills it.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crm.money import decimal_amount
+from crm.money.amounts import decimal_amount
 from db import queries_export as q
 from db.pool import Conn
 

@@ -10,7 +10,7 @@ import sys
 
 
 def run_rotation() -> int:
-    from crm.secrets_store import WHAT_TO_DO, SecretKeyError, rotate_all
+    from crm.config.secrets_store import WHAT_TO_DO, SecretKeyError, rotate_all
     from db.pool import connect
 
     try:

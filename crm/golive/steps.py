@@ -1,7 +1,7 @@
 """Go live, step by step: each step is checked for real (an API call or the ledger) and the
 result is stored with when it was checked; live mode is refused until steps 1-5 are green.
 
-The checks themselves are in crm/golive_checks.py; this module holds the steps, what each
+The checks themselves are in crm/golive/checks.py; this module holds the steps, what each
 result depended on, the rule for switching to live, and the actions the steps ask for.
 
 1. Stripe test key: GET /v1/account answers and shows whose account it is.
@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crm.golive_checks import (
+from crm.config.integrations import email_domain
+from crm.config.settings import Settings, load_settings, save_setting
+from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
+from crm.golive.checks import (
     TEST_CARD,
     StepResult,
     check_live,
@@ -35,14 +38,11 @@ from crm.golive_checks import (
     check_test_invoice,
     check_webhook,
 )
-from crm.integrations import email_domain
-from crm.invoice_lines import Line
-from crm.resend_gateway import EmailError, ResendGateway, resend_target
-from crm.send_invoice import send_invoice
-from crm.send_result import SendRefused
-from crm.settings import Settings, load_settings, save_setting
-from crm.stripe_event_types import PAYMENT_EVENT_TYPES
-from crm.stripe_gateway import stripe_target
+from crm.send.lines import Line
+from crm.send.result import SendRefused
+from crm.send.workflow import send_invoice
+from crm.stripe.event_types import PAYMENT_EVENT_TYPES
+from crm.stripe.gateway import stripe_target
 from db import golive as store
 from db.customers import CustomerInput, create_customer
 from db.drafts import create_draft, replace_lines

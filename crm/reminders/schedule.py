@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-# The one home of the reminder limits: the Settings page's input check (crm/integrations.py)
+# The one home of the reminder limits: the Settings page's input check (crm/config/integrations.py)
 # and the planner both read them through offsets_problem.
 MAX_REMINDERS = 6
 EARLIEST_OFFSET_DAYS = -90

@@ -15,8 +15,8 @@ from email.utils import parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crm.invoice_lines import MAX_LINES, Line, total_cents
-from crm.money import currency_problem
+from crm.money.amounts import currency_problem
+from crm.send.lines import MAX_LINES, Line, total_cents
 
 # Lines are the same value the dashboard's editor produces (crm.invoice_lines).
 MAX_STRIPE_LINES = MAX_LINES

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import resend
 from resend.exceptions import ResendError
 
-from crm.settings import Settings, sandbox_url
+from crm.config.settings import Settings, sandbox_url
 
 T = TypeVar("T")
 _lock = threading.Lock()

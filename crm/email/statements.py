@@ -18,16 +18,16 @@ from email.utils import formataddr, parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crm.collections import days_overdue
-from crm.email_templates import render_statement_email, statement_tags
-from crm.invoice_rules import valid_email
-from crm.money import format_cents
-from crm.resend_gateway import EmailError, ResendGateway, resend_target
-from crm.settings import Settings, load_settings
+from crm.config.settings import Settings, load_settings
+from crm.email.invoice_email import render_statement_email, statement_tags
+from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
+from crm.money.amounts import format_cents
+from crm.money.collections import days_overdue
+from crm.send.rules import valid_email
 from db import send_steps, statements
 from db.pool import Conn, connection
 
-log = logging.getLogger("crm.statements")
+log = logging.getLogger("crm.email.statements")
 
 
 class StatementRefused(RuntimeError):

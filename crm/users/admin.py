@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm.auth import create_user
-from crm.passwords import hash_password
+from crm.users.auth import create_user
+from crm.users.passwords import hash_password
 from db import audit, users
 
 

@@ -1,6 +1,6 @@
-"""The checks behind the go-live steps (crm/golive.py): each asks Stripe, Resend or the
+"""The checks behind the go-live steps (crm/golive/steps.py): each asks Stripe, Resend or the
 ledger for real and says what it found, in words the owner can act on. Nothing is stored
-here; crm/golive.py remembers the results.
+here; crm/golive/steps.py remembers the results.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm.integrations import email_domain
-from crm.resend_gateway import EmailError, ResendGateway, resend_target
-from crm.settings import Settings
-from crm.stripe_endpoint import endpoint_state, public_https_problem
-from crm.stripe_event_types import PAYMENT_EVENT_TYPES
-from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
+from crm.config.integrations import email_domain
+from crm.config.settings import Settings
+from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
+from crm.stripe.endpoint import endpoint_state, public_https_problem
+from crm.stripe.event_types import PAYMENT_EVENT_TYPES
+from crm.stripe.gateway import StripeGateway, StripeGatewayError, stripe_target
 from db import golive as store
 from db import settings_emails
 from db.pool import Conn, connection

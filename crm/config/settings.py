@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crm import secrets_store, webhook_secrets
+from crm.config import secrets_store
+from crm.stripe import webhook_secrets
 from db import settings_store
 from db.driver import Conn
 
@@ -117,7 +118,7 @@ class Settings:
         return webhook_secrets.parse(str(self[f"stripe.{mode}.webhook_secrets"]))
 
     def stripe_webhook_secrets(self, mode: str, now: datetime | None = None) -> list[str]:
-        """The signing secrets a delivery for this mode may carry now (crm/webhook_secrets.py)."""
+        """The signing secrets a delivery for this mode may carry now (crm/stripe/webhook_secrets.py)."""
         key = f"stripe.{mode}.secret_key"
         # An undecryptable key is still a key: never the sandbox's secrets in its place.
         origin = "stripe" if key in self.undecryptable or self.values[key] else "sandbox"
@@ -174,7 +175,7 @@ def save_setting(conn: Conn, key: str, value: Any, user_id: int | None = None, h
 def store_registered_webhook_secret(conn: Conn, settings: Settings, mode: str, secret: str, endpoint_id: str,
                                     user_id: int | None, now: datetime | None = None) -> None:
     """A newly registered endpoint's secret becomes the current one; older ones start their
-    rotation window (crm/webhook_secrets.py)."""
+    rotation window (crm/stripe/webhook_secrets.py)."""
     origin = "stripe" if settings.stripe_secret_key(mode) else "sandbox"
     entries = webhook_secrets.with_new_secret(settings.stripe_webhook_secret_entries(mode), secret, endpoint_id,
                                               origin, now or datetime.now(UTC))

@@ -28,7 +28,7 @@ from stripe import (
     StripeError,
 )
 
-from crm.settings import Settings, sandbox_url
+from crm.config.settings import Settings, sandbox_url
 from db.config import env_float, env_int
 
 T = TypeVar("T")

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from crm import invoice_rules as rules
-from crm.email_templates import format_due
-from crm.money import format_cents
-from crm.reminder_schedule import plan_reminders
-from crm.send_followups import resend_invoice_email, void_invoice
-from crm.send_result import SendRefused, SendResult
-from crm.send_steps import (
+from crm.config.settings import Settings, load_settings
+from crm.email.invoice_email import format_due
+from crm.money.amounts import format_cents
+from crm.reminders.schedule import plan_reminders
+from crm.send import rules
+from crm.send.followups import resend_invoice_email, void_invoice
+from crm.send.result import SendRefused, SendResult
+from crm.send.steps import (
     CLOSED_STATUSES,
     STEP_FUNCTIONS,
     Attempt,
@@ -41,8 +42,7 @@ from crm.send_steps import (
     skipped_email,
     step_key,
 )
-from crm.settings import Settings, load_settings
-from crm.stripe_gateway import StripeGatewayError, configured_call_budget_s
+from crm.stripe.gateway import StripeGatewayError, configured_call_budget_s
 from db import invoices, reminders, send_steps
 from db.driver import Conn, LockNotAvailable
 from db.pool import connection

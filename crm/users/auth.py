@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from crm import passwords
+from crm.users import passwords
 from db import login_throttle, users
 from db.config import env_int
 

@@ -27,14 +27,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crm.settings import load_settings
-from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, as_json_object, stripe_target
+from crm.config.settings import load_settings
+from crm.stripe.gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, as_json_object, stripe_target
 from db import payment_details as q
 from db.driver import Conn
 from db.pool import worker_pool
 from db.stripe_events import apply_event
 
-log = logging.getLogger("crm.payment_details")
+log = logging.getLogger("crm.money.amounts.payment_details")
 
 MAX_BACKOFF_S = 3600.0
 MAX_DECLINE_LOOKUPS = 8

@@ -1,5 +1,5 @@
 """Pure checks behind Settings → Integrations: key shapes, webhook URL, reminder offsets,
-business settings. (The Stripe events the endpoint subscribes to: crm/stripe_event_types.py.)
+business settings. (The Stripe events the endpoint subscribes to: crm/stripe/event_types.py.)
 
 Each check returns a message for its field (None when fine) or the parsed value.
 """
@@ -10,8 +10,8 @@ import re
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crm.money import currency_problem
-from crm.reminder_schedule import offsets_problem
+from crm.money.amounts import currency_problem
+from crm.reminders.schedule import offsets_problem
 
 MODE_NOTE = (
     "Switching mode changes which Stripe key and webhook signing secret are used for new sends. "
@@ -54,7 +54,7 @@ def webhook_url_error(url: str) -> str | None:
 
 
 def parse_offsets(text: str) -> tuple[list[int] | None, str | None]:
-    """'7, 14, 30' -> [7, 14, 30], within crm/reminder_schedule.py's limits."""
+    """'7, 14, 30' -> [7, 14, 30], within crm/reminders/schedule.py's limits."""
     parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
     if not parts:
         return None, "Enter at least one offset, e.g. 7, 14, 30."
@@ -75,7 +75,7 @@ def timezone_error(name: str) -> str | None:
 
 
 def currency_error(code: str) -> str | None:
-    """Settings refuses a currency the CRM cannot bill correctly (crm.money.currency_problem)."""
+    """Settings refuses a currency the CRM cannot bill correctly (crm.money.amounts.currency_problem)."""
     if not re.fullmatch(r"[a-z]{3}", code.strip().lower()):
         return "A currency is a 3-letter code like usd."
     return currency_problem(code)

@@ -15,10 +15,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from crm.money import format_cents
+from crm.money.amounts import format_cents
 
 TONES = ("upcoming", "gentle", "firm", "final")
-_DIR = Path(__file__).parent / "templates"
+_DIR = Path(__file__).parents[1] / "templates"
 _html_env = Environment(loader=FileSystemLoader(_DIR), autoescape=True, undefined=StrictUndefined)
 _text_env = Environment(loader=FileSystemLoader(_DIR), autoescape=False, undefined=StrictUndefined,
                         keep_trailing_newline=True)

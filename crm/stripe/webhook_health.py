@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm.settings import Settings
-from crm.stripe_endpoint import EndpointState, endpoint_state
-from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
+from crm.config.settings import Settings
+from crm.stripe.endpoint import EndpointState, endpoint_state
+from crm.stripe.gateway import StripeGateway, StripeGatewayError, stripe_target
 from db import webhook_health as queries
 from db.pool import Conn
 
