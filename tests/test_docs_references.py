@@ -59,6 +59,13 @@ def path_problem(token: str) -> str | None:
     if " " in token or "://" in token or token.startswith(_RUNTIME) or "=" in token:
         return None
     first = token.split("/", 1)[0]
+    module, _, symbol = token.rpartition(".")
+    if "/" in module and first in _top_level() and symbol.isidentifier() and not token.endswith(_SOURCE_SUFFIXES):
+        # `path/module.name`: a name defined in that module.
+        source = ROOT / f"{module}.py"
+        if source.exists() and re.search(rf"\b{re.escape(symbol)}\b", source.read_text(encoding="utf-8")):
+            return None
+        return f"`{token}` does not exist"
     if "/" in token and first in _top_level():
         pattern = _as_glob(token.rstrip("/"))
         if any(Path(p).match(pattern) or p.startswith(pattern + "/") for p in tracked()) or list(ROOT.glob(pattern)):

@@ -15,6 +15,7 @@ from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.stripe.endpoint import endpoint_state, public_https_problem
 from crm.stripe.event_types import PAYMENT_EVENT_TYPES
 from crm.stripe.gateway import StripeGateway, StripeGatewayError, stripe_target
+from crm.stripe.payment_methods import missing_capabilities
 from db import golive as store
 from db import settings_emails
 from db.pool import Conn, connection
@@ -54,6 +55,15 @@ def check_stripe_key(settings: Settings, mode: str) -> StepResult:
         return StepResult(step, False, f"The live key works ({name}, {account.get('id')}), but Stripe has not "
                                        "enabled charges on the account yet: finish activating it in Stripe.",
                           facts=facts)
+    missing = missing_capabilities(account.get("capabilities"))
+    if missing:
+        # Stripe refuses an invoice offering a method the account cannot take: say so here,
+        # not at the first send.
+        return StepResult(step, False, f"The {mode} key works ({name}, {account.get('id')}), but invoices offer "
+                                       f"payment methods the account cannot take yet: "
+                                       f"{'; '.join(m.describe() for m in missing)}. Activate them in Stripe's "
+                                       "Dashboard (Settings > Payment methods), then check again.",
+                          target.sandboxed, facts | {"inactive_capabilities": [m.capability for m in missing]})
     detail = f"The {mode} key works: account {name} ({account.get('id')})."
     return StepResult(step, True, detail + (_sandbox_note(mode) if target.sandboxed else ""), target.sandboxed, facts)
 

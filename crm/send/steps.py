@@ -24,14 +24,13 @@ from crm.email.invoice_email import invoice_tags, render_invoice_email
 from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.send import idempotency
 from crm.send.lines import Line, total_cents
+from crm.send.result import SendRefused
 from crm.send.rules import stripe_due_timestamp, stripe_lines, totals_match
 from crm.stripe.gateway import StripeGateway, StripeGatewayError, stripe_target
+from crm.stripe.payment_methods import PAYMENT_METHOD_TYPES, default_payment
 from db import invoices, send_steps
-from db.driver import Conn
+from db.driver import Conn, LockNotAvailable
 from db.pool import connection
-
-# What the customer may pay with on Stripe's hosted page: card, and bank debits (ACH).
-PAYMENT_METHOD_TYPES = ("card", "us_bank_account")
 
 log = logging.getLogger("crm.send")
 Row = dict[str, Any]
@@ -89,6 +88,18 @@ def run_step(a: Attempt, inv: Row, step: str) -> StepResult:
             result.store(conn)
         send_steps.finish(conn, step_id, result.status, external_id=result.external_id, error=result.note)
     return result
+
+
+def locked_invoice(conn: Conn, invoice_id: int, busy: str) -> Row:
+    """The invoice with its customer, locked for this transaction (never waiting); `busy` is
+    what the refusal says when another transaction holds it."""
+    try:
+        inv = invoices.lock_with_customer(conn, invoice_id)
+    except LockNotAvailable:
+        raise SendRefused(busy) from None
+    if inv is None:
+        raise SendRefused(f"There is no invoice #{invoice_id}.")
+    return inv
 
 
 def gateways(settings: Settings) -> tuple[StripeGateway, ResendGateway]:
@@ -215,17 +226,23 @@ def step_finalize(a: Attempt, inv: Row, key: str) -> StepResult:
         final = a.stripe.retrieve_invoice(stripe_id)
         if final["status"] == "draft":
             raise
+    # Stripe made the default payment at finalize; every attempt on the hosted page reuses
+    # its payment intent, which is how payment_intent.* events find this invoice.
+    default = default_payment(a.stripe.list_invoice_payments(stripe_id))
     ours, theirs = total_cents(a.lines), int(final["total"])
     if not totals_match(ours, theirs):
         # The draft was checked at the lines step; this catches a line added at Stripe since.
         # The pay link exists at Stripe: stored first, then stopped.
         with connection() as conn:
-            _store_finalized(conn, a, stripe_id, final)
+            _store_finalized(conn, a, stripe_id, final, default)
         raise _mismatch(a, ours, theirs, finalized=True)
-    return StepResult(stripe_id, store=lambda conn: _store_finalized(conn, a, stripe_id, final))
+    return StepResult(stripe_id, store=lambda conn: _store_finalized(conn, a, stripe_id, final, default))
 
 
-def _store_finalized(conn: Conn, a: Attempt, stripe_id: str, final: dict[str, Any]) -> None:
+def _store_finalized(conn: Conn, a: Attempt, stripe_id: str, final: dict[str, Any],
+                     default: tuple[Any, ...] | None) -> None:
+    if default is not None:
+        invoices.record_default_payment_intent(conn, a.invoice_id, a.mode, *default)
     invoices.store_finalized(conn, a.invoice_id, stripe_id, number=final.get("number"),
                              hosted_url=final.get("hosted_invoice_url"), pdf_url=final.get("invoice_pdf"),
                              stripe_total_cents=int(final["total"]))

@@ -39,12 +39,13 @@ from crm.send.steps import (
     customer_column,
     customer_synced,
     gateways,
+    locked_invoice,
     skipped_email,
     step_key,
 )
 from crm.stripe.gateway import StripeGatewayError, configured_call_budget_s
 from db import invoices, reminders, send_steps
-from db.driver import Conn, LockNotAvailable
+from db.driver import Conn
 from db.pool import connection
 
 log = logging.getLogger("crm.send")
@@ -124,12 +125,8 @@ def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions,
     """Check, lock and mark sending in one short transaction; returns (settings, attempt, install id,
     lines): the only read of the lines (a draft's lines cannot change once it is sending)."""
     with connection() as conn:
-        try:
-            inv = invoices.lock_with_customer(conn, invoice_id)
-        except LockNotAvailable:
-            raise SendRefused("This invoice is being sent right now by someone else; try again in a moment.") from None
-        if inv is None:
-            raise SendRefused(f"There is no invoice #{invoice_id}.")
+        inv = locked_invoice(conn, invoice_id,
+                             "This invoice is being sent right now by someone else; try again in a moment.")
         settings = load_settings(conn)
         now = opts.now or invoices.transaction_now(conn)
         _refuse_if_busy(inv, settings, now)

@@ -38,6 +38,8 @@ from crm.money.payment_details import reconcile_event_id, synthetic_event
 from crm.stripe.event_rules import EVENT_ID, event_problem, invoice_status_may_move, mode_of
 from crm.stripe.event_types import HANDLED_EVENT_TYPES
 from crm.stripe.gateway import StripeGateway, StripeGatewayError, as_json_object, stripe_target
+from crm.stripe.payment_methods import default_payment
+from db import invoices
 from db import payment_details as details_q
 from db import reconcile_runs as runs
 from db.config import env_int
@@ -249,6 +251,10 @@ def _compare_payments(conn: Conn, gateway: StripeGateway, report: ReconcileRepor
                       inv: dict[str, Any], stripe_inv: dict[str, Any], now: datetime) -> None:
     """Stripe's InvoicePayments the CRM has not recorded (their event was lost)."""
     known = {str(p["stripe_payment_id"]) for p in runs.payments_of(conn, int(inv["id"]))}
+    default = default_payment((stripe_inv.get("payments") or {}).get("data") or [])
+    if default is not None:
+        # Sent before the Send recorded it, or the Send died right after finalize.
+        invoices.record_default_payment_intent(conn, int(inv["id"]), report.mode, *default)
     for inpay in (stripe_inv.get("payments") or {}).get("data") or []:
         if inpay.get("status") != "paid" or inpay["id"] in known:
             continue
