@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "measured on; 'none': skip")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--keep", action="store_true", help="keep the bench cluster's folder under .data/")
+    p.add_argument("--merge", action="store_true",
+                   help="with --only send: replace only the Send section and the Send targets of the existing "
+                        "report (docs/PERFORMANCE.md), keeping every other part as measured before")
     p.add_argument("--rerender", action="store_true",
                    help=f"rewrite the report from the last run's saved results ({LAST_RESULTS}) without measuring")
     return p.parse_args(argv)
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     elapsed = time.perf_counter() - started
     runner.finish(elapsed)
+    if args.merge:
+        return merge_send(report, output or DEFAULT_OUTPUT, cfg, elapsed, only)
     if output == DEFAULT_OUTPUT:  # only the run behind docs/PERFORMANCE.md is kept for --rerender
         save_results(cfg, runner.results, elapsed)
     text = report.markdown()
@@ -90,6 +95,26 @@ def main(argv: list[str] | None = None) -> int:
     if output is not None:
         report.write(output)
         print(f"wrote {output} ({', '.join(size_label(s) for s in sizes)})", file=sys.stderr)
+    return 0
+
+
+def merge_send(report: Report, output: Path, cfg: Config, seconds: float, only: list[str]) -> int:
+    """`make bench-send`: the Send part's section and targets into the existing report."""
+    from bench.report import merge_part
+
+    if only != ["send"] or not output.exists():
+        print("--merge needs --only send and an existing report to merge into", file=sys.stderr)
+        return 2
+    note = (f"- Send via Stripe re-measured alone: {cfg.started_at:%Y-%m-%d %H:%M} UTC, "
+            f"`{cfg.command}`, {seconds / 60:.1f} minutes, code {cfg.commit or parts.head_commit()}")
+    from bench.render import FIRST_RUN_TITLE
+
+    merged = merge_part(output.read_text(encoding="utf-8"), report, {"Send via Stripe", FIRST_RUN_TITLE}, "Send",
+                        note)
+    output.write_text(merged, encoding="utf-8")
+    print(next(s.markdown() for s in report.sections if s.title == "Send via Stripe"))
+    print(report.targets_markdown())
+    print(f"merged the Send part into {output}", file=sys.stderr)
     return 0
 
 

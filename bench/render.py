@@ -7,7 +7,7 @@ from typing import Any
 from bench import findings, machine, parts
 from bench.report import Report, Table, Target
 from bench.rows import TABLES, size_label
-from bench.stats import fmt_mb, fmt_ms
+from bench.stats import fmt_mb, fmt_ms, latency
 
 TARGET_SIZE = 1_000_000
 
@@ -36,8 +36,19 @@ def render(report: Report, cfg: Any, res: Any, seconds: float, failed: bool) -> 
     _dashboard(report, res)
     _queue(report, res)
     _send(report, res)
+    _first_run(report)
     _soak(report)
     _targets(report, res)
+
+
+def _first_run(report: Report) -> None:
+    """A fresh clone's first `make run` (docs/first-run-results.md, from `python -m bench.first_run --write`)."""
+    path = parts.ROOT / "docs" / "first-run-results.md"
+    if path.exists():
+        report.section(FIRST_RUN_TITLE, path.read_text(encoding="utf-8").strip())
+
+
+FIRST_RUN_TITLE = "First `make run`"
 
 
 def _soak(report: Report) -> None:
@@ -199,6 +210,18 @@ def _send(report: Report, res: Any) -> None:
         calls.rows.append([r.label, "; ".join(f"{k} ×{v}" for k, v in sorted(r.calls_by_path.items()))])
     s.table(calls)
     s.add(findings.send_notes(res))
+    b = getattr(res, "send_browser", None)
+    s.add(findings.SEND_BROWSER_INTRO)
+    if b is None:
+        s.add("not measured" + (" (--smoke)" if not res.errors.get("send") else f": {res.errors['send']}"))
+        return
+    lat = latency(b.seconds)
+    t = Table(["Sends timed", "p50 s", "p95 s", "max s", "warm-up s", "Failed"])
+    t.rows.append([str(len(b.seconds)), f"{lat.p50_ms / 1000:.2f}", f"{lat.p95_ms / 1000:.2f}",
+                   f"{lat.max_ms / 1000:.2f}", f"{b.warmup_s:.2f}", str(len(b.failures))])
+    s.table(t)
+    s.add("Each send, in order (s): " + ", ".join(f"{x:.2f}" for x in b.seconds)
+          + ("; failed: " + "; ".join(b.failures) if b.failures else "") + ".")
 
 
 def _targets(report: Report, res: Any) -> None:

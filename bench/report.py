@@ -71,3 +71,40 @@ class Report:
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.markdown(), encoding="utf-8")
+
+
+def _split_sections(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """(what precedes the first '## ', [(title, whole section text)])."""
+    chunks = text.split("\n## ")
+    head, rest = chunks[0], chunks[1:]
+    return head, [(c.split("\n", 1)[0].strip(), "## " + c.rstrip("\n")) for c in rest]
+
+
+def merge_part(existing: str, new: Report, titles: set[str], target_prefix: str, note: str) -> str:
+    """`existing` (a full report) with the sections named in `titles` and the targets starting with
+    `target_prefix` taken from `new` (a run of one part), and `note` as a header line saying so."""
+    head, sections = _split_sections(existing)
+    fresh = {sec.title: sec.markdown() for sec in new.sections if sec.title in titles}
+    marker = note.split(":", 1)[0]
+    lines = [ln for ln in head.rstrip("\n").splitlines() if not ln.startswith(marker)]
+    run_at = next((i for i, ln in enumerate(lines) if ln.startswith("- Run:")), len(lines) - 1)
+    lines.insert(run_at + 1, note)
+    out = ["\n".join(lines)]
+    for title, text in sections:
+        if title == "Targets":
+            out.append(_merge_targets(text, [t for t in new.targets if t.what.startswith(target_prefix)]))
+        else:
+            out.append(fresh.pop(title, text))
+    out += list(fresh.values())
+    return "\n\n".join(out).rstrip() + "\n"
+
+
+def _merge_targets(text: str, targets: list[Target]) -> str:
+    rows = Report(targets=targets).targets_markdown().splitlines()[4:]  # past the heading and the table head
+    by_what = {r.split(" | ", 1)[0]: r for r in rows}
+    kept = []
+    for line in text.splitlines():
+        key = line.split(" | ", 1)[0]
+        kept.append(by_what.pop(key, line))
+    table_end = max(i for i, ln in enumerate(kept) if ln.startswith("|"))
+    return "\n".join(kept[:table_end + 1] + list(by_what.values()) + kept[table_end + 1:])

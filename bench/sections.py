@@ -21,6 +21,7 @@ from db.embedded import EmbeddedPostgres
 WEBHOOK_CONCURRENCY = (1, 16, 64)
 OFFERED_RATE = 200.0
 LATENCY_MS = 100
+BROWSER_SENDS = 12
 BASELINE_SIZE = 400_000  # enough open invoices for the baseline comparison's rounds (about 11,600)
 
 
@@ -48,6 +49,7 @@ class Results:
     webhook_size: int = 0
     baseline: object | None = None  # bench.webhook_baseline.BaselineResult
     send: list[object] = field(default_factory=list)
+    send_browser: object | None = None  # bench.send_browser.BrowserSends
     skipped: dict[str, str] = field(default_factory=dict)  # part -> why not measured
     errors: dict[str, str] = field(default_factory=dict)  # part -> what went wrong
     postgres: str = "?"
@@ -73,8 +75,9 @@ class Runner:
     def run(self) -> None:
         cfg, res = self.cfg, self.results
         do = {k: self._available(k) for k in ("dashboard", "queue", "webhook", "send")}
+        sized = any(do[k] for k in ("dashboard", "queue", "webhook"))  # `--only send` loads no sizes
         with bench_server(keep=self.keep) as server:
-            for n, size in enumerate(cfg.sizes):
+            for n, size in enumerate(cfg.sizes if sized else []):
                 label = size_label(size)
                 url = fresh_database(server, f"bench_{label.lower()}")
                 if not res.machine:
@@ -154,6 +157,12 @@ class Runner:
 
         print("send via Stripe ...", flush=True)
         self.results.send = list(send_bench.run(url, LATENCY_MS, invoices=2 if self.cfg.smoke else 4))
+        if self.cfg.smoke:
+            return  # the browser part starts the whole system and Chromium: not for a smoke run
+        from bench import send_browser
+
+        print(f"send in the browser ({BROWSER_SENDS} sends) ...", flush=True)
+        self.results.send_browser = send_browser.run(BROWSER_SENDS)
 
     def finish(self, seconds: float, failed: bool = False) -> None:
         render.render(self.report, self.cfg, self.results, seconds, failed)

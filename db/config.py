@@ -1,4 +1,4 @@
-"""Process configuration from environment variables, with the defaults the README lists.
+"""Process configuration from environment variables, with the defaults docs/CONFIGURATION.md lists.
 
 Owns the two environment readers every layer uses (`env_int`, `env_str`) and the
 database's deployment facts: where it is (DATABASE_URL, or the embedded server under
@@ -58,7 +58,7 @@ RECONCILE_CONNECTIONS = 2
 
 
 def connection_budget(process: str, cfg: DatabaseConfig | None = None) -> int:
-    """The most connections one process of this kind opens (README: connection budget)."""
+    """The most connections one process of this kind opens (docs/DEPLOYMENT.md: connection budget)."""
     cfg = cfg or database_config()
     if process == "sidecar":
         return cfg.pool_max + cfg.worker_pool_max + RECONCILE_CONNECTIONS

@@ -133,7 +133,7 @@ with right:
 
 st.subheader("Accountant export")
 st.caption("Invoices, payments, Stripe fees, refunds and disputes for a date range, as CSV files for QuickBooks "
-           "Online (Settings → Import data: invoices.csv as Invoices, the others as Journal entries). The README "
+           "Online (Settings → Import data: invoices.csv as Invoices, the others as Journal entries). docs/FEATURES.md "
            "says which column holds what.")
 last_month_end = now.today.replace(day=1) - timedelta(days=1)
 c1, c2 = st.columns(2)

@@ -1,5 +1,5 @@
 """The accountant's export: `python -m crm export` for a month of demo data writes CSV files
-that follow QuickBooks Online's import column rules (README, "Accountant export"), and their
+that follow QuickBooks Online's import column rules (docs/FEATURES.md, "Accountant export"), and their
 totals, parsed back, are the database's."""
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ def _requirements(path: Path) -> list[Requirement]:
 
 
 @pytest.mark.parametrize(("source", "lock"), [("requirements.txt", "requirements.lock"),
-                                               ("requirements-dev.txt", "requirements-dev.lock")])
+                                               ("requirements-dev.txt", "requirements-dev.lock"),
+                                               ("requirements-bootstrap.txt", "requirements-bootstrap.lock")])
 def test_every_requirement_is_pinned_in_its_lock_within_its_range(source: str, lock: str) -> None:
     text = (ROOT / lock).read_text()
     pins = {canonicalize_name(name): version for name, version in _PIN.findall(text)}

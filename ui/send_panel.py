@@ -43,6 +43,10 @@ def _run_send(invoice_id: int, session: Session) -> None:
                                                           "message": str(exc), "pay_url": None, "refused": True}
             return
         box.update(label="Sent" if result.ok else "Send failed", state="complete" if result.ok else "error")
+        if result.pay_url:
+            # Shown the moment Stripe has it: the page's rerun below (seconds on a busy machine)
+            # replaces it with the open invoice's own copy of the link.
+            box.code(result.pay_url, language=None, wrap_lines=True)
     st.session_state[_result_key(invoice_id)] = {"ok": result.ok, "failed_step": result.failed_step,
                                                   "message": result.message, "pay_url": result.pay_url,
                                                   "refused": False}

@@ -9,7 +9,7 @@ range as CSV files laid out for QuickBooks Online's import (Settings → Import 
 
 Dates are the business's local dates (MM/DD/YYYY, QuickBooks' US format); money is a decimal
 string in the currency's units made from integer minor units (crm.money.amounts.decimal_amount),
-without symbols or separators. The README lists every column and what fills it.
+without symbols or separators. docs/FEATURES.md lists every column and what fills it.
 """
 
 from __future__ import annotations

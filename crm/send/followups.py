@@ -11,7 +11,7 @@ import uuid
 from crm.config.settings import load_settings
 from crm.send import idempotency, rules
 from crm.send.result import SendRefused, SendResult
-from crm.send.steps import Attempt, EmailNotSent, Row, gateways, locked_invoice, step_email
+from crm.send.steps import Attempt, Row, gateways, locked_invoice, run_step
 from crm.stripe.gateway import StripeGateway, StripeGatewayError
 from db import invoices, send_steps
 from db.pool import connection
@@ -46,12 +46,12 @@ def resend_invoice_email(invoice_id: int, actor: str) -> SendResult:
                 mode=str(inv["mode"]), settings=settings, stripe=stripe, resend=resend, progress=lambda _m: None,
                 lines=lines)
     try:
-        step_email(a, inv)
-    except EmailNotSent as exc:
-        return SendResult(False, "open", inv["hosted_invoice_url"], "email", str(exc))
+        emailed = run_step(a, inv, "email")
     finally:
         with connection() as conn:
             invoices.release_lease(conn, invoice_id, token)
+    if emailed.status == "failed":
+        return SendResult(False, "open", inv["hosted_invoice_url"], "email", str(emailed.note))
     return SendResult(True, "open", inv["hosted_invoice_url"], None,
                       f"Invoice {inv['stripe_invoice_number']} was emailed again to {inv['customer_email']}.")
 

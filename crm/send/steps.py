@@ -1,17 +1,20 @@
 """The external steps of one Send attempt: customer, invoice, lines, finalize, email.
 
-Each step reads what is stored, makes one idempotent call with a deterministic key,
-stores the result in its own short transaction and is recorded in crm.send_steps
-(started -> succeeded | skipped | failed). A crash between the call and the store is
-safe: the resumed Send repeats the call with the same key and gets the same object back.
+Each step gets the stored invoice and its deterministic idempotency key (`step_key`),
+makes its idempotent call(s) and touches no database on success: it returns a
+`StepResult` whose `store` the workflow (crm.send_invoice) runs in the step's one
+transaction, with the step's record in crm.send_steps (started -> succeeded | skipped |
+failed), the lease renewal and the read for the next step. A crash between the call and
+the store is safe: the resumed Send repeats the call with the same key and gets the same
+object back. `run_step` runs one step on its own (Resend email again).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formataddr, parseaddr
 from typing import Any
@@ -37,10 +40,6 @@ class TotalMismatch(RuntimeError):
     pass
 
 
-class EmailNotSent(RuntimeError):
-    pass
-
-
 @dataclass
 class Attempt:
     """Everything a step needs about the attempt in progress."""
@@ -56,32 +55,39 @@ class Attempt:
     progress: Callable[[str], None]
     lines: list[Line] = field(default_factory=list)
     lease_s: float = 120.0
+    renewed_at: float = field(default_factory=time.monotonic)  # when our lease was last renewed
 
     def key_invoice(self, inv: Row, step: str) -> str:
         return idempotency.invoice_key(self.install_id, self.mode, self.invoice_id, int(inv["send_generation"]), step)
 
 
 @dataclass
-class StepRecord:
+class StepResult:
+    """What a step's call produced: its record's outcome, and what to store (run by the workflow
+    in the step's one transaction)."""
+
     external_id: str | None = None
     status: str = "succeeded"
     note: str | None = None
+    store: Callable[[Conn], None] | None = None
 
 
-@contextmanager
-def recorded(a: Attempt, step: str, key: str | None) -> Iterator[StepRecord]:
-    """Record the step around its work. A crash (BaseException) leaves it 'started', as a real one would."""
+def run_step(a: Attempt, inv: Row, step: str) -> StepResult:
+    """One step on its own, recorded, in two short transactions (Resend email again)."""
+    key = step_key(a, inv, step)
     with connection() as conn:
         step_id = send_steps.start(conn, a.invoice_id, a.attempt, step, key)
-    rec = StepRecord()
     try:
-        yield rec
+        result = STEP_FUNCTIONS[step](a, inv, key)
     except Exception as exc:
         with connection() as conn:
             send_steps.finish(conn, step_id, "failed", error=str(exc)[:2000])
         raise
     with connection() as conn:
-        send_steps.finish(conn, step_id, rec.status, external_id=rec.external_id, error=rec.note)
+        if result.store is not None:
+            result.store(conn)
+        send_steps.finish(conn, step_id, result.status, external_id=result.external_id, error=result.note)
+    return result
 
 
 def locked_invoice(conn: Conn, invoice_id: int, busy: str) -> Row:
@@ -115,32 +121,41 @@ def customer_synced(inv: Row, mode: str) -> bool:
     return inv[digest_column(mode)] == current
 
 
-def step_customer(a: Attempt, inv: Row) -> None:
+def step_key(a: Attempt, inv: Row, step: str) -> str | None:
+    """The idempotency key of the step's write, from what is stored (the same on every resume)."""
+    if step == "customer":
+        digest = idempotency.customer_digest(str(inv["customer_name"]), str(inv["customer_email"]))
+        make = idempotency.customer_update_key if inv[customer_column(a.mode)] else idempotency.customer_key
+        return make(a.install_id, a.mode, int(inv["customer_id"]), digest)
+    if step == "invoice":
+        return a.key_invoice(inv, "create")
+    if step == "lines":
+        items = stripe_lines(a.lines, str(inv["currency"]))
+        return idempotency.lines_key(a.install_id, a.mode, a.invoice_id, int(inv["send_generation"]), items)
+    if step == "finalize":
+        return a.key_invoice(inv, "finalize")
+    if step == "email":
+        return idempotency.email_key(a.install_id, a.mode, a.invoice_id, int(inv["email_key_seq"]))
+    return None
+
+
+def step_customer(a: Attempt, inv: Row, key: str) -> StepResult:
     """Create the Stripe customer, or bring the stored one up to the CRM's name and email."""
     name, email, customer_id = str(inv["customer_name"]), str(inv["customer_email"]), int(inv["customer_id"])
     digest = idempotency.customer_digest(name, email)
     existing = inv[customer_column(a.mode)]
     if existing:
-        key = idempotency.customer_update_key(a.install_id, a.mode, customer_id, digest)
         a.progress("Updating the customer's name and email in Stripe…")
-        with recorded(a, "customer", key) as rec:
-            a.stripe.update_customer(str(existing), name, email, key)
-            with connection() as conn:
-                invoices.store_stripe_customer(conn, customer_id, a.mode, str(existing), digest)
-            rec.external_id = str(existing)
-        return
-    key = idempotency.customer_key(a.install_id, a.mode, customer_id, digest)
-    a.progress("Creating the customer in Stripe…")
-    with recorded(a, "customer", key) as rec:
+        a.stripe.update_customer(str(existing), name, email, key)
+        cus = str(existing)
+    else:
+        a.progress("Creating the customer in Stripe…")
         cus = a.stripe.create_customer(
             name, email, {"crm_customer_id": str(customer_id), "crm_install_id": a.install_id}, key)
-        with connection() as conn:
-            invoices.store_stripe_customer(conn, customer_id, a.mode, cus, digest)
-        rec.external_id = cus
+    return StepResult(cus, store=lambda conn: invoices.store_stripe_customer(conn, customer_id, a.mode, cus, digest))
 
 
-def step_invoice(a: Attempt, inv: Row) -> None:
-    key = a.key_invoice(inv, "create")
+def step_invoice(a: Attempt, inv: Row, key: str) -> StepResult:
     params: dict[str, Any] = {
         "customer": inv[customer_column(a.mode)],
         "collection_method": "send_invoice",
@@ -155,34 +170,26 @@ def step_invoice(a: Attempt, inv: Row) -> None:
     if inv["memo"]:
         params["description"] = inv["memo"]
     a.progress("Creating the Stripe invoice…")
-    with recorded(a, "invoice", key) as rec:
-        created = a.stripe.create_invoice(params, key)
-        with connection() as conn:
-            invoices.store_stripe_invoice(conn, a.invoice_id, str(created["id"]))
-        rec.external_id = str(created["id"])
+    created = str(a.stripe.create_invoice(params, key)["id"])
+    return StepResult(created, store=lambda conn: invoices.store_stripe_invoice(conn, a.invoice_id, created))
 
 
-def step_lines(a: Attempt, inv: Row) -> None:
+def step_lines(a: Attempt, inv: Row, key: str) -> StepResult:
     stripe_id = str(inv["stripe_invoice_id"])
     items = stripe_lines(a.lines, str(inv["currency"]))
-    key = idempotency.lines_key(a.install_id, a.mode, a.invoice_id, int(inv["send_generation"]), items)
     a.progress(f"Adding {len(items)} line(s) to the Stripe invoice…")
-    with recorded(a, "lines", key) as rec:
-        rec.external_id = stripe_id
-        if a.attempt > 1:
-            # An earlier attempt may have added them and died before recording it.
-            current = a.stripe.retrieve_invoice(stripe_id)
-            if current["lines"]["data"] or current["status"] != "draft":
-                rec.status, rec.note = "skipped", "lines were already on the Stripe invoice"
-                if current["status"] == "draft":
-                    check_draft_total(a, current)
-                with connection() as conn:
-                    invoices.mark_lines_added(conn, a.invoice_id)
-                return
-        draft = a.stripe.add_lines(stripe_id, items, key)
-        check_draft_total(a, draft)
-        with connection() as conn:
-            invoices.mark_lines_added(conn, a.invoice_id)
+    done = StepResult(stripe_id, store=lambda conn: invoices.mark_lines_added(conn, a.invoice_id))
+    if a.attempt > 1:
+        # An earlier attempt may have added them and died before recording it.
+        current = a.stripe.retrieve_invoice(stripe_id)
+        if current["lines"]["data"] or current["status"] != "draft":
+            done.status, done.note = "skipped", "lines were already on the Stripe invoice"
+            if current["status"] == "draft":
+                check_draft_total(a, current)
+            return done
+    draft = a.stripe.add_lines(stripe_id, items, key)
+    check_draft_total(a, draft)
+    return done
 
 
 def _mismatch(a: Attempt, ours: int, stripe_total: int, *, finalized: bool) -> TotalMismatch:
@@ -207,34 +214,38 @@ def check_draft_total(a: Attempt, draft: dict[str, Any]) -> None:
         raise _mismatch(a, ours, int(draft["total"]), finalized=False)
 
 
-def step_finalize(a: Attempt, inv: Row) -> None:
+def step_finalize(a: Attempt, inv: Row, key: str) -> StepResult:
     stripe_id = str(inv["stripe_invoice_id"])
-    key = a.key_invoice(inv, "finalize")
     a.progress("Finalising the Stripe invoice…")
-    with recorded(a, "finalize", key) as rec:
-        rec.external_id = stripe_id
-        try:
-            final = a.stripe.finalize(stripe_id, key)
-        except StripeGatewayError as exc:
-            if exc.retryable or exc.code != "invoice_not_editable":
-                raise
-            # Finalised by an earlier attempt whose idempotent replay has expired.
-            final = a.stripe.retrieve_invoice(stripe_id)
-            if final["status"] == "draft":
-                raise
-        ours = total_cents(a.lines)
-        # Stripe made the default payment at finalize; every attempt on the hosted page reuses
-        # its payment intent, which is how payment_intent.* events find this invoice.
-        default = default_payment(a.stripe.list_invoice_payments(stripe_id))
-        with connection() as conn:
-            if default is not None:
-                invoices.record_default_payment_intent(conn, a.invoice_id, a.mode, *default)
-            invoices.store_finalized(conn, a.invoice_id, stripe_id, number=final.get("number"),
-                                     hosted_url=final.get("hosted_invoice_url"), pdf_url=final.get("invoice_pdf"),
-                                     stripe_total_cents=int(final["total"]))
+    try:
+        final = a.stripe.finalize(stripe_id, key)
+    except StripeGatewayError as exc:
+        if exc.retryable or exc.code != "invoice_not_editable":
+            raise
+        # Finalised by an earlier attempt whose idempotent replay has expired.
+        final = a.stripe.retrieve_invoice(stripe_id)
+        if final["status"] == "draft":
+            raise
+    # Stripe made the default payment at finalize; every attempt on the hosted page reuses
+    # its payment intent, which is how payment_intent.* events find this invoice.
+    default = default_payment(a.stripe.list_invoice_payments(stripe_id))
+    ours, theirs = total_cents(a.lines), int(final["total"])
+    if not totals_match(ours, theirs):
         # The draft was checked at the lines step; this catches a line added at Stripe since.
-        if not totals_match(ours, int(final["total"])):
-            raise _mismatch(a, ours, int(final["total"]), finalized=True)
+        # The pay link exists at Stripe: stored first, then stopped.
+        with connection() as conn:
+            _store_finalized(conn, a, stripe_id, final, default)
+        raise _mismatch(a, ours, theirs, finalized=True)
+    return StepResult(stripe_id, store=lambda conn: _store_finalized(conn, a, stripe_id, final, default))
+
+
+def _store_finalized(conn: Conn, a: Attempt, stripe_id: str, final: dict[str, Any],
+                     default: tuple[Any, ...] | None) -> None:
+    if default is not None:
+        invoices.record_default_payment_intent(conn, a.invoice_id, a.mode, *default)
+    invoices.store_finalized(conn, a.invoice_id, stripe_id, number=final.get("number"),
+                             hosted_url=final.get("hosted_invoice_url"), pdf_url=final.get("invoice_pdf"),
+                             stripe_total_cents=int(final["total"]))
 
 
 # An invoice in one of these no longer wants its email: the customer paid through a link
@@ -242,11 +253,9 @@ def step_finalize(a: Attempt, inv: Row) -> None:
 CLOSED_STATUSES = ("paid", "void", "uncollectible")
 
 
-def skip_email(a: Attempt, status: str) -> None:
-    """Record the email step as skipped: the invoice closed before the email went out."""
-    a.progress(f"The invoice is already {status}; no email is needed.")
-    with recorded(a, "email", None) as rec:
-        rec.status, rec.note = "skipped", f"invoice was already {status} before the email went out; no email sent"
+def skipped_email(status: str) -> StepResult:
+    """The email step's record when the invoice closed before the email went out."""
+    return StepResult(status="skipped", note=f"invoice was already {status} before the email went out; no email sent")
 
 
 def email_params(a: Attempt, inv: Row) -> dict[str, Any]:
@@ -270,31 +279,35 @@ def email_params(a: Attempt, inv: Row) -> dict[str, Any]:
     return params
 
 
-def step_email(a: Attempt, inv: Row) -> None:
-    key = idempotency.email_key(a.install_id, a.mode, a.invoice_id, int(inv["email_key_seq"]))
+def step_email(a: Attempt, inv: Row, key: str) -> StepResult:
+    """Email the customer. A refusal is settled, not raised: the result stores the failure and
+    flags the invoice 'email_not_sent' (it still opens; Resend email tries again)."""
     params = email_params(a, inv)
     a.progress(f"Emailing {inv['customer_email']} through Resend…")
-    with recorded(a, "email", key) as rec:
-        try:
-            email_id = a.resend.send(params, key)
-        except EmailError as exc:
-            reason = str(exc).rstrip(".")
-            detail = f"Email not sent: {reason}. The invoice is open in Stripe; use Resend email to try again."
-            with connection() as conn:
-                invoices.record_email_failure(conn, a.invoice_id, idempotency_key=key, from_address=params["from"],
-                                              to_address=params["to"][0], subject=params["subject"],
-                                              error=str(exc), new_key_next_time=not exc.retryable)
-                invoices.flag(conn, a.invoice_id, "email_not_sent", detail)
-            raise EmailNotSent(detail) from exc
-        with connection() as conn:
-            invoices.store_email(conn, a.invoice_id, resend_id=email_id, idempotency_key=key,
-                                 from_address=params["from"], to_address=params["to"][0], subject=params["subject"])
-            invoices.clear_flag(conn, a.invoice_id, "email_not_sent")
-        rec.external_id = email_id
-        log.info("invoice %s: email %s accepted by Resend for %s", a.invoice_id, email_id, inv["customer_email"])
+    try:
+        email_id = a.resend.send(params, key)
+    except EmailError as exc:
+        error, new_key = str(exc), not exc.retryable
+        detail = f"Email not sent: {error.rstrip('.')}. The invoice is open in Stripe; use Resend email to try again."
+
+        def store_failure(conn: Conn) -> None:
+            invoices.record_email_failure(conn, a.invoice_id, idempotency_key=key, from_address=params["from"],
+                                          to_address=params["to"][0], subject=params["subject"], error=error,
+                                          new_key_next_time=new_key)
+            invoices.flag(conn, a.invoice_id, "email_not_sent", detail)
+
+        return StepResult(status="failed", note=detail[:2000], store=store_failure)
+
+    def store_sent(conn: Conn) -> None:
+        invoices.store_email(conn, a.invoice_id, resend_id=email_id, idempotency_key=key,
+                             from_address=params["from"], to_address=params["to"][0], subject=params["subject"])
+        invoices.clear_flag(conn, a.invoice_id, "email_not_sent")
+
+    log.info("invoice %s: email %s accepted by Resend for %s", a.invoice_id, email_id, inv["customer_email"])
+    return StepResult(email_id, store=store_sent)
 
 
-STEP_FUNCTIONS: dict[str, Callable[[Attempt, Row], None]] = {
+STEP_FUNCTIONS: dict[str, Callable[[Attempt, Row, Any], StepResult]] = {
     "customer": step_customer,
     "invoice": step_invoice,
     "lines": step_lines,

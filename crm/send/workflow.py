@@ -1,9 +1,12 @@
 """Send via Stripe: the workflow behind the button, safe to click twice and to resume after a crash.
 
-`send_invoice` checks the invoice can go, takes the invoice's lease in one short
-transaction (draft -> sending), then runs the external steps (crm.send_steps) outside any
-transaction, and finally marks it open with its reminders and audit rows in one
-transaction. A Send that stopped anywhere resumes from what is stored, with the same
+`send_invoice` checks the invoice can go, reads its lines and takes the invoice's lease in
+one short transaction (draft -> sending), then runs the external steps (crm.send_steps)
+outside any transaction, and finally marks it open with its reminders and audit rows in one
+transaction. Each step costs one pooled connection: one checkout stores the previous
+step's result with its record and renews the lease (committed), then reads the invoice and
+records the next step as started (committed) before its call goes out; the last one also
+completes the Send. A Send that stopped anywhere resumes from what is stored, with the same
 idempotency keys. Stripe refusing a request puts the invoice back to draft with the
 message; Stripe unreachable leaves it sending for a later resume; an email that could
 not be sent leaves it open with attention 'email_not_sent' (see `resend_invoice_email`).
@@ -12,6 +15,7 @@ not be sent leaves it open with attention 'email_not_sent' (see `resend_invoice_
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,17 +33,19 @@ from crm.send.steps import (
     CLOSED_STATUSES,
     STEP_FUNCTIONS,
     Attempt,
-    EmailNotSent,
     Row,
+    StepResult,
     TotalMismatch,
     customer_column,
     customer_synced,
     gateways,
     locked_invoice,
-    skip_email,
+    skipped_email,
+    step_key,
 )
 from crm.stripe.gateway import StripeGatewayError, configured_call_budget_s
 from db import invoices, reminders, send_steps
+from db.driver import Conn
 from db.pool import connection
 
 log = logging.getLogger("crm.send")
@@ -114,8 +120,10 @@ def _refuse_if_busy(inv: Row, settings: Settings, now: datetime) -> None:
         raise SendRefused(f"This invoice was started in Stripe {inv['mode']} mode; switch back to it to resume.")
 
 
-def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions, lease_s: float) -> tuple[Settings, int, str]:
-    """Check, lock and mark sending in one short transaction; returns (settings, attempt, install id)."""
+def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions,
+           lease_s: float) -> tuple[Settings, int, str, list[rules.Line]]:
+    """Check, lock and mark sending in one short transaction; returns (settings, attempt, install id,
+    lines): the only read of the lines (a draft's lines cannot change once it is sending)."""
     with connection() as conn:
         inv = locked_invoice(conn, invoice_id,
                              "This invoice is being sent right now by someone else; try again in a moment.")
@@ -141,12 +149,12 @@ def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions, lease_s: 
         invoices.audit(conn, invoice_id, inv["status"], "open" if inv["status"] == "open" else "sending", actor,
                        {"attempt": attempt, "resumed": inv["status"] != "draft"})
         install = send_steps.install_id(conn)
-    return settings, attempt, install
+    return settings, attempt, install, lines
 
 
-def _complete(a: Attempt, token: str) -> Row:
+def _complete(conn: Conn, a: Attempt, token: str) -> Row:
     """Step 6 in one transaction: open, reminders, audit; never moves an invoice backwards."""
-    with connection() as conn:
+    with conn.transaction():
         step_id = send_steps.start(conn, a.invoice_id, a.attempt, "complete", None)
         # Waits: a webhook for this invoice holds the row only for its one short transaction.
         inv = invoices.lock_with_customer(conn, a.invoice_id, nowait=False)
@@ -217,44 +225,77 @@ def closed_before_email_message(status: str) -> str:
     return f"{said} before the email went out; no email sent."
 
 
+def _lease_renew_every_s(lease_s: float) -> float:
+    """How stale our last renewal may be before a Stripe try renews it again. Renewing only then keeps
+    a lease longer than the worst call at every try (lease_s - this >= the call budget) without a
+    database round trip per try; a lease that ran out (another Send took over) is seen at the renewal."""
+    return min(LEASE_MARGIN_S / 2, lease_s / 4)
+
+
+def _record_failure(step_id: int, exc: BaseException) -> None:
+    with connection() as conn:
+        send_steps.finish(conn, step_id, "failed", error=str(exc)[:2000])
+
+
+def _after_step(conn: Conn, a: Attempt, token: str, step: str, step_id: int, result: StepResult,
+                opts: SendOptions) -> bool:
+    """Store the step's result with its record and renew the lease, committed (a crash right after
+    finds it); then the test hook. False when another Send took the invoice over."""
+    with conn.transaction():
+        if result.store is not None:
+            result.store(conn)
+        send_steps.finish(conn, step_id, result.status, external_id=result.external_id, error=result.note)
+        kept = invoices.renew_lease(conn, a.invoice_id, token, a.lease_s)
+    a.renewed_at = time.monotonic()
+    if opts.after_step is not None:
+        opts.after_step(step)
+    return kept
+
+
 def _run(a: Attempt, token: str, opts: SendOptions) -> SendResult:
     closed_before_email: str | None = None
+    last: tuple[str, int, StepResult] | None = None
     while True:
-        # Read after every step, so the email step sees a payment webhook (or a void) that
-        # landed while the earlier steps ran: no invoice email reaches a customer who paid.
-        with connection() as conn:
+        with connection() as conn:  # this step's one checkout
+            if last is not None and not _after_step(conn, a, token, *last, opts):
+                return SendResult(False, "sending", None, last[0], "Another Send took over this invoice.")
+            # Read after every step, so the email step sees a payment webhook (or a void) that
+            # landed while the earlier steps ran: no invoice email reaches a customer who paid.
             inv = invoices.get_with_customer(conn, a.invoice_id)
-        assert inv is not None
-        step = rules.next_step(_stored_progress(inv, a.mode))
-        if step == "complete":
-            break
-        if step == "email" and inv["status"] in CLOSED_STATUSES:
-            closed_before_email = str(inv["status"])
-            skip_email(a, closed_before_email)
-            break
+            assert inv is not None
+            step = rules.next_step(_stored_progress(inv, a.mode))
+            if step == "email" and inv["status"] in CLOSED_STATUSES:
+                closed_before_email = str(inv["status"])
+                a.progress(f"The invoice is already {closed_before_email}; no email is needed.")
+                skipped = skipped_email(closed_before_email)
+                with conn.transaction():
+                    skipped_id = send_steps.start(conn, a.invoice_id, a.attempt, "email", None)
+                    send_steps.finish(conn, skipped_id, skipped.status, error=skipped.note)
+                step = "complete"
+            if step == "complete":
+                done = _complete(conn, a, token)
+                break
+            key = step_key(a, inv, step)
+            with conn.transaction():
+                step_id = send_steps.start(conn, a.invoice_id, a.attempt, step, key)
         try:
-            STEP_FUNCTIONS[step](a, inv)
-        except LeaseLost:
-            return SendResult(False, "sending", None, step, "Another Send took over this invoice.")
-        except StripeGatewayError as exc:
-            if exc.in_progress_elsewhere:
-                # Stripe is still running the same request for another attempt: not a refusal.
-                return _stopped(a, step, None, f"Another Send of this invoice is still at the {step} step in Stripe. "
-                                "Nothing was changed; press Send again in a minute to resume.", token)
-            if not exc.retryable:
-                return _stripe_refused(a, step, exc, token)
-            return _stopped(a, step, "send_failed", f"Stripe could not be reached at the {step} step ({exc}). "
-                            "Nothing was duplicated; press Send again to resume.", token)
-        except TotalMismatch as exc:
-            return _stopped(a, step, None, str(exc), token)
-        except EmailNotSent:
-            pass  # settled: the invoice still opens, flagged 'email_not_sent'
-        if opts.after_step is not None:
-            opts.after_step(step)
-        with connection() as conn:
-            if not invoices.renew_lease(conn, a.invoice_id, token, a.lease_s):
+            last = (step, step_id, STEP_FUNCTIONS[step](a, inv, key))
+        except Exception as exc:
+            _record_failure(step_id, exc)
+            if isinstance(exc, LeaseLost):
                 return SendResult(False, "sending", None, step, "Another Send took over this invoice.")
-    done = _complete(a, token)
+            if isinstance(exc, StripeGatewayError):
+                if exc.in_progress_elsewhere:
+                    # Stripe is still running the same request for another attempt: not a refusal.
+                    return _stopped(a, step, None, f"Another Send of this invoice is still at the {step} step in "
+                                    "Stripe. Nothing was changed; press Send again in a minute to resume.", token)
+                if not exc.retryable:
+                    return _stripe_refused(a, step, exc, token)
+                return _stopped(a, step, "send_failed", f"Stripe could not be reached at the {step} step ({exc}). "
+                                "Nothing was duplicated; press Send again to resume.", token)
+            if isinstance(exc, TotalMismatch):
+                return _stopped(a, step, None, str(exc), token)
+            raise
     if opts.after_step is not None:
         opts.after_step("complete")
     if closed_before_email is not None:
@@ -279,20 +320,22 @@ def send_invoice(invoice_id: int, actor: str, progress: Callable[[str], None] | 
     opts = options or SendOptions()
     token = str(uuid.uuid4())
     lease_s = opts.lease_s if opts.lease_s is not None else send_lease_s()
-    settings, attempt, install = _claim(invoice_id, actor, token, opts, lease_s)
+    settings, attempt, install, lines = _claim(invoice_id, actor, token, opts, lease_s)
     stripe, resend = gateways(settings)
+    renew_every_s = _lease_renew_every_s(lease_s)
 
     def keep_lease() -> None:
+        if time.monotonic() - a.renewed_at < renew_every_s:
+            return
         with connection() as conn:
             if not invoices.renew_lease(conn, invoice_id, token, lease_s):
                 raise LeaseLost(f"invoice {invoice_id}: another Send took over")
+        a.renewed_at = time.monotonic()
 
     stripe.before_call = keep_lease
     where = "the SANDBOX" if stripe.target.sandboxed or resend.target.sandboxed else "Stripe and Resend"
     log.info("invoice %s: send attempt %s by %s via %s (Stripe: %s; Resend: %s)", invoice_id, attempt, actor,
              where, stripe.target.describe(), "SANDBOX" if resend.target.sandboxed else "Resend")
-    with connection() as conn:
-        lines = _lines(invoices.lines(conn, invoice_id))
     a = Attempt(invoice_id=invoice_id, attempt=attempt, actor=actor, install_id=install, mode=settings.stripe_mode,
                 settings=settings, stripe=stripe, resend=resend, progress=progress or (lambda _m: None), lines=lines,
                 lease_s=lease_s)
