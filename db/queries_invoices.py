@@ -104,7 +104,14 @@ def get_invoice(conn: Conn, invoice_id: int, today: date | None = None) -> dict[
     return conn.execute(
         """
         SELECT i.*, c.name AS customer, c.email AS customer_email, j.title AS job_title,
-               i.amount_due_cents - i.amount_paid_cents AS amount_remaining_cents,
+               -- A draft's figures are its lines' (what Send will put on the Stripe invoice).
+               CASE WHEN i.status = 'draft' THEN (SELECT coalesce(sum(l.amount_cents), 0)
+                                                  FROM crm.invoice_lines l WHERE l.invoice_id = i.id)
+                    ELSE i.amount_due_cents END AS amount_due_cents,
+               (SELECT count(*) FROM crm.invoice_lines l WHERE l.invoice_id = i.id) AS line_count,
+               CASE WHEN i.status = 'draft' THEN (SELECT coalesce(sum(l.amount_cents), 0)
+                                                  FROM crm.invoice_lines l WHERE l.invoice_id = i.id)
+                    ELSE i.amount_due_cents END - i.amount_paid_cents AS amount_remaining_cents,
                """ + _SHOWN + """ AS shown_status
         FROM crm.invoices i JOIN crm.customers c ON c.id = i.customer_id JOIN crm.jobs j ON j.id = i.job_id
         WHERE i.id = %(id)s

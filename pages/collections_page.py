@@ -46,13 +46,14 @@ def live_tiles() -> None:
     lost = int(t["disputes_lost_cents"])
     row2[0].metric("Outstanding", money(t["outstanding_cents"], currency))
     row2[1].metric("Overdue", money(t["overdue_cents"], currency), plural(t["overdue_count"], "invoice"),
-                   delta_color="off")
+                   delta_color="off", delta_arrow="off")
     row2[2].metric("Collected this month", money(t["collected_cents"], currency), plural(t["payments"], "payment"),
-                   delta_color="off", help="Payments this month less the refunds made and the disputes lost this "
-                                           "month.")
+                   delta_color="off", delta_arrow="off",
+                   help="Payments this month less the refunds made and the disputes lost this month.")
     row2[3].metric("Net of Stripe fees", money(t["net_cents"], currency), f"fees {money(t['fee_cents'], currency)}",
-                   delta_color="off", help="Collected less Stripe's fees (from each payment's and refund's balance "
-                                           "transaction): what reaches the bank.")
+                   delta_color="off", delta_arrow="off",
+                   help="Collected less Stripe's fees (from each payment's and refund's balance transaction): "
+                        "what reaches the bank.")
     details = [f"This month: {money(t['gross_cents'], currency)} paid",
                f"{money(t['refunded_cents'], currency)} refunded"]
     if lost:
@@ -111,7 +112,7 @@ cols = st.columns(len(rules.AGING_BUCKETS))
 for col, bucket in zip(cols, rules.AGING_BUCKETS, strict=True):
     row = totals.get(bucket)
     col.metric(f"{bucket} days" if bucket != "current" else "Current", money(row["cents"] if row else 0, currency),
-               f"{row['invoices'] if row else 0} invoices", delta_color="off")
+               f"{row['invoices'] if row else 0} invoices", delta_color="off", delta_arrow="off")
 if data["aging"]:
     st.altair_chart(charts.aging(data["aging"]), width="stretch")
 
