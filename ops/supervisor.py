@@ -126,7 +126,7 @@ def _run_children(settings: Settings, url: str, login: tuple[str, str] | None,
     children.append(("sidecar", _spawn("sidecar", [py, "-m", "webhook", "--port", webhook_port], env)))
     dashboard_port = str(env_int("DASHBOARD_PORT", 8501))
     children.append(("dashboard", _spawn("dashboard", [
-        py, "-m", "streamlit", "run", "dashboard.py", "--server.port", dashboard_port,
+        py, "-m", "streamlit", "run", "serve.py", "--server.port", dashboard_port,
         "--server.address", env_str("DASHBOARD_HOST", "127.0.0.1"),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ], env)))

@@ -72,13 +72,13 @@ def statement_customer(db: psycopg.Connection[Any], customer: int, send: bool = 
 
 @pytest.fixture
 def dashboard_url(db: psycopg.Connection[Any], crm_sandbox: RunningSandbox, tmp_path: Path) -> Iterator[str]:
-    """`streamlit run dashboard.py` against the test database and the sandbox."""
+    """`streamlit run serve.py` (the dashboard with its /auth routes) against the test database and the sandbox."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
            "SANDBOX_URL": crm_sandbox.base_url}
     log = (tmp_path / "streamlit.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"), "--server.port", str(port),
          "--server.headless", "true", "--server.fileWatcherType", "none", "--global.developmentMode", "false",
          "--client.toolbarMode", "minimal"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
