@@ -13,7 +13,7 @@ from db import drafts, jobs
 from db import queries_invoices as q
 from db.customers import customer_choices
 from db.pool import connection
-from ui import line_editor, scroll, send_panel
+from ui import line_editor, scroll, send_panel, timeline_text
 from ui.invoice_view import LIST_COLUMN_WIDTHS, filter_label, invoice_title, list_row, remaining_cents
 from ui.session import require_login
 from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, plural, settings, show_flash, table
@@ -216,10 +216,15 @@ if invoice_id:
         st.markdown(f"[Stripe's invoice page]({invoice['hosted_invoice_url']})")
     st.markdown("**Timeline**")
     with connection() as conn:
-        timeline = q.invoice_timeline(conn, int(invoice["id"]))
-    if timeline:
-        tz = clock(current).tz
-        table(frame(list(reversed(timeline)), {"at": "When", "source": "Source", "what": "What", "who": "By"}, tz))
+        facts = q.invoice_timeline(conn, int(invoice["id"]))
+    entries = timeline_text.timeline(facts, invoice["currency"])
+    tz = clock(current).tz
+    if entries:
+        table(frame([vars(e) for e in reversed(entries)], {"at": "When", "what": "What", "who": "By"}, tz))
         st.caption(f"Newest first. Times in {clock(current).tz_label}.")
     else:
         st.caption("Nothing yet.")
+    if session.is_owner and facts:
+        with st.expander("Details: Stripe events and ids"):
+            full = timeline_text.timeline(facts, invoice["currency"], details=True)
+            table(frame([vars(e) for e in reversed(full)], {"at": "When", "what": "What", "ref": "Reference"}, tz))

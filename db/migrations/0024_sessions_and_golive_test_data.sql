@@ -1,4 +1,4 @@
--- Dashboard sessions that survive a browser reload (issue 22).
+-- Dashboard sessions that survive a browser reload, and go-live test data kept apart (issue 22).
 --
 -- The browser holds an opaque random token in an httpOnly cookie; only its SHA-256 is stored,
 -- so a copy of this table opens no session. A login first makes a one-time code (also stored
@@ -20,3 +20,8 @@ CREATE TABLE crm.dashboard_sessions (
 );
 CREATE INDEX dashboard_sessions_user_idx ON crm.dashboard_sessions (user_id) WHERE ended_at IS NULL;
 ALTER TABLE crm.dashboard_sessions ENABLE ROW LEVEL SECURITY;
+
+-- The go-live test customer (crm/golive.py step 4) and everything of theirs are kept apart:
+-- out of the Invoices, Jobs and Customers lists and the tiles, and out of the accounting export.
+ALTER TABLE crm.customers ADD COLUMN golive_test boolean NOT NULL DEFAULT false;
+UPDATE crm.customers SET golive_test = true WHERE name LIKE 'Go-live test%';
