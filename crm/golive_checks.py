@@ -52,6 +52,11 @@ def check_stripe_key(settings: Settings, mode: str) -> StepResult:
                                        "enabled charges on the account yet: finish activating it in Stripe.",
                           facts=facts)
     detail = f"The {mode} key works: account {name} ({account.get('id')})."
+    if mode == "live" and target.sandboxed:
+        # No live key: the emulator answered, which proves nothing about a real live key.
+        detail = (f"No live key is set: the local emulator answered for it (account {name}). Set the live key "
+                  "from Stripe before taking real payments.")
+        return StepResult(step, True, detail, True, facts)
     return StepResult(step, True, detail + (_sandbox_note(mode) if target.sandboxed else ""), target.sandboxed, facts)
 
 

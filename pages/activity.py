@@ -8,6 +8,7 @@ import streamlit as st
 from crm.reconcile import latest_runs, run_reconcile
 from db import queries_activity as q
 from db.pool import connection
+from ui.reconcile_text import reconcile_summary
 from ui.session import require_login
 from ui.widgets import clock, frame, settings, table
 
@@ -90,7 +91,7 @@ with reconcile_tab:
     if st.button("Reconcile now", key="act_reconcile", type="primary"):
         with st.spinner("Reconciling with Stripe…"):
             report = run_reconcile(session.email)
-        text = "\n".join(report.lines())
+        text = reconcile_summary(report, now)
         if report.skipped:
             st.info(text)
         elif report.ok:

@@ -41,7 +41,8 @@ def live_tiles() -> None:
                   rules.change_label(t["median_s_last30"], t["median_s_prev30"]), delta_color="inverse",
                   help="Invoices paid in the last 30 days, from sent to paid; the change is against the 30 days "
                        f"before ({rules.human_duration(t['median_s_prev30'])}).")
-    top[3].metric("DSO", "—" if dso is None else f"{dso} days", help=rules.DSO_FORMULA)
+    top[3].metric("Days to collect (DSO)", "—" if dso is None else f"{dso} days",
+                  help="Days sales outstanding: how many days of invoicing are still unpaid. " + rules.DSO_FORMULA)
     row2 = st.columns(4)
     lost = int(t["disputes_lost_cents"])
     row2[0].metric("Outstanding", money(t["outstanding_cents"], currency))
@@ -84,10 +85,12 @@ def live_disputes() -> None:
     st.caption("Chargebacks the customer's bank opened: answer each in Stripe's Dashboard before its evidence "
                "deadline, or the money stays with the customer.")
     table(frame([{**r, "number": r["number"] or "not matched yet", "at_stake": money(r["amount_cents"], r["currency"]),
-                  "state": r["status"].replace("_", " ")} for r in rows],
+                  "state": r["status"].replace("_", " "), "reason": (r["reason"] or "none given").replace("_", " ")}
+                 for r in rows],
                 {"number": "Invoice", "customer": "Customer", "at_stake": "At stake", "reason": "Reason",
                  "state": "Status", "evidence_due_by": "Evidence due by", "stripe_dispute_id": "Dispute"},
-                clock(current).tz), key="open_disputes")
+                clock(current).tz), key="open_disputes",
+          column_config={"Reason": {"width": 170}, "Status": {"width": 120}})
 
 
 live_disputes()
@@ -122,6 +125,8 @@ st.altair_chart(charts.collected_vs_invoiced(data["weekly"]), width="stretch")
 left, right = st.columns(2)
 with left:
     st.subheader("Funnel (sent in the last 90 days)")
+    st.caption("Paid can be more than Clicked: some customers pay from the PDF, a forwarded link or a reminder, "
+               "and some mail apps block the tracking of opens and clicks.")
     st.altair_chart(charts.funnel(data["funnel"]), width="stretch")
     table(frame([{"stage": r["stage"].capitalize(), "invoices": r["invoices"]} for r in data["funnel"]],
                 {"stage": "Stage", "invoices": "Invoices"}, now.tz), key="funnel_table")
