@@ -91,7 +91,7 @@ def confirm_text(invoice: dict[str, Any]) -> str:
     to = invoice.get("customer_email") or "(no email on file: Send will refuse)"
     lines = int(invoice.get("line_count") or 0)
     due = invoice.get("due_date")
-    return (f"Email {invoice['customer']} <{to}> an invoice for "
+    return (f"Email {invoice['customer']} ({to}) an invoice for "
             f"**{money(invoice['amount_due_cents'], invoice['currency'])}** "
             f"({lines} line{'' if lines == 1 else 's'}"
             + (f", due {due:%b} {due.day}, {due.year}" if due else "") + ") with a pay link? Stripe finalizes "
