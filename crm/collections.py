@@ -1,5 +1,6 @@
-"""Pure decisions behind the Collections page and the invoice list: derived status,
-days overdue, DSO, aging bucket names, and durations people can read.
+"""Pure decisions behind the Collections page and the invoice list: days overdue, DSO,
+aging bucket names, and durations people can read. The status an invoice shows is
+crm.invoice_display_status (55_bank_disputes.sql), read through db/queries_invoices.py.
 
 The sums themselves are computed in SQL (db/queries_collections.py); these functions
 only turn those small results into what the page says.
@@ -13,13 +14,6 @@ from decimal import ROUND_HALF_UP, Decimal
 AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 DSO_WINDOW_DAYS = 90
 DSO_FORMULA = "DSO = outstanding receivables ÷ amount invoiced in the last 90 days × 90"
-
-
-def display_status(status: str, due_date: date | None, today: date) -> str:
-    """'overdue' is derived (open and past due), never stored."""
-    if status == "open" and due_date is not None and due_date < today:
-        return "overdue"
-    return status
 
 
 def days_overdue(status: str, due_date: date | None, today: date) -> int | None:

@@ -41,6 +41,7 @@ from crm.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.send_invoice import send_invoice
 from crm.send_result import SendRefused
 from crm.settings import Settings, load_settings, save_setting
+from crm.stripe_event_types import PAYMENT_EVENT_TYPES
 from crm.stripe_gateway import stripe_target
 from db import golive as store
 from db.customers import CustomerInput, create_customer
@@ -72,8 +73,6 @@ STEPS: tuple[Step, ...] = (
     Step("live", 5, "Live key and live endpoint",
          "Save your live secret key (sk_live_…) and register the same URL for live mode."),
 )
-GATED = tuple(s.key for s in STEPS)
-BY_KEY = {s.key: s for s in STEPS}
 
 
 @dataclass(frozen=True)
@@ -244,7 +243,7 @@ def send_test_invoice(settings: Settings, owner_email: str, owner_name: str, use
     if not result.ok:
         return Outcome(False, f"The test invoice #{invoice_id} stopped: {result.message}")
     with connection() as conn:
-        sent = store.test_invoice_facts(conn, invoice_id)
+        sent = store.test_invoice_facts(conn, invoice_id, PAYMENT_EVENT_TYPES)
         assert sent is not None
         store.save_check(conn, "test_invoice", False, f"Test invoice #{invoice_id} sent to {owner_email}: open its "
                          f"pay link and pay with the test card {TEST_CARD}.",

@@ -5,6 +5,7 @@ here; crm/golive.py remembers the results.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +13,11 @@ from crm.integrations import email_domain
 from crm.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.settings import Settings
 from crm.stripe_endpoint import endpoint_state, public_https_problem
+from crm.stripe_event_types import PAYMENT_EVENT_TYPES
 from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
 from db import golive as store
-from db.pool import Conn
+from db import settings_emails
+from db.pool import Conn, connection
 
 TEST_CARD = "4242 4242 4242 4242"
 
@@ -148,7 +151,7 @@ def check_test_invoice(conn: Conn, settings: Settings) -> StepResult:
     sandboxed = stripe_target(settings, "test").sandboxed
     if not invoice_id:
         return StepResult("test_invoice", False, "Not sent yet: press 'Send test invoice'.", sandboxed)
-    f = store.test_invoice_facts(conn, int(invoice_id))
+    f = store.test_invoice_facts(conn, int(invoice_id), PAYMENT_EVENT_TYPES)
     if f is None:
         return StepResult("test_invoice", False, f"Test invoice #{invoice_id} no longer exists: send another.",
                           sandboxed)
@@ -171,3 +174,24 @@ def check_live(settings: Settings) -> StepResult:
     key, endpoint = check_stripe_key(settings, "live"), check_webhook(settings, "live")
     return StepResult("live", key.ok and endpoint.ok, f"{key.detail} {endpoint.detail}",
                       key.sandboxed or endpoint.sandboxed, {**key.facts, **endpoint.facts})
+
+
+def send_test_email(settings: Settings, to: str) -> tuple[bool, str]:
+    """The Settings page's test email, from the business's address; recorded so Activity lists it.
+    Returns whether it went and what to tell the owner."""
+    key = f"test-email-{uuid.uuid4()}"
+    subject = f"Test email from {settings['business.name']}"
+    params = {"from": str(settings["email.from"]), "to": [to], "subject": subject,
+              "text": "This is a test email from your CRM: sending works.",
+              "html": "<p>This is a test email from your CRM: sending works.</p>"}
+    if settings["email.reply_to"]:
+        params["reply_to"] = str(settings["email.reply_to"])
+    target = resend_target(settings)
+    try:
+        email_id = ResendGateway(target, attempts=2).send(params, key)
+    except EmailError as exc:
+        return False, f"Resend refused the test email: {exc}"
+    with connection() as conn:
+        settings_emails.record_test_email(conn, email_id, key, str(settings["email.from"]), to, subject)
+    where = " (SANDBOX: see the sandbox's mailbox page)" if target.sandboxed else ""
+    return True, f"Test email sent to {to}: id {email_id}{where}."

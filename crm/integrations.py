@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm.money import currency_problem
+from crm.reminder_schedule import offsets_problem
 
 MODE_NOTE = (
     "Switching mode changes which Stripe key and webhook signing secret are used for new sends. "
@@ -53,7 +54,7 @@ def webhook_url_error(url: str) -> str | None:
 
 
 def parse_offsets(text: str) -> tuple[list[int] | None, str | None]:
-    """'7, 14, 30' -> [7, 14, 30]: up to 6 distinct whole days between -90 and 365."""
+    """'7, 14, 30' -> [7, 14, 30], within crm/reminder_schedule.py's limits."""
     parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
     if not parts:
         return None, "Enter at least one offset, e.g. 7, 14, 30."
@@ -61,13 +62,8 @@ def parse_offsets(text: str) -> tuple[list[int] | None, str | None]:
         values = [int(p) for p in parts]
     except ValueError:
         return None, "Offsets are whole numbers of days, separated by commas."
-    if len(values) > 6:
-        return None, "At most 6 reminders."
-    if len(set(values)) != len(values):
-        return None, "Each offset only once."
-    if any(v < -90 or v > 365 for v in values):
-        return None, "Offsets must be between -90 and 365 days."
-    return sorted(values), None
+    problem = offsets_problem(values)
+    return (None, problem) if problem else (sorted(values), None)
 
 
 def timezone_error(name: str) -> str | None:

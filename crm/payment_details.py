@@ -27,11 +27,10 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
-
 from crm.settings import load_settings
 from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, as_json_object, stripe_target
 from db import payment_details as q
+from db.driver import Conn
 from db.pool import worker_pool
 from db.stripe_events import apply_event
 
@@ -55,16 +54,22 @@ def synthetic_event(obj: dict[str, Any], event_type: str, event_id: str, mode: s
     }
 
 
+def reconcile_event_id(*parts: object) -> str:
+    """The one formula of a synthetic event's id: made of what it repairs, so a repeated
+    repair is a duplicate in the ledger (and the ledger tells reconcile's events apart)."""
+    return "evt_reconcile_" + "_".join(str(p) for p in parts)
+
+
 def invoice_payment_event_id(inpay: dict[str, Any]) -> str:
-    return f"evt_reconcile_{inpay['id']}_{inpay.get('status')}"
+    return reconcile_event_id(inpay["id"], inpay.get("status"))
 
 
 def payment_failed_event_id(pi: dict[str, Any]) -> str:
     charge = (pi.get("last_payment_error") or {}).get("charge") or pi.get("latest_charge") or "nocharge"
-    return f"evt_reconcile_{pi['id']}_{charge}_failed"
+    return reconcile_event_id(pi["id"], charge, "failed")
 
 
-def apply_invoice_payments(conn: psycopg.Connection[Any], gateway: StripeGateway, stripe_invoice_id: str,
+def apply_invoice_payments(conn: Conn, gateway: StripeGateway, stripe_invoice_id: str,
                            mode: str, now: datetime, source: str) -> list[dict[str, Any]]:
     """Applies every InvoicePayment of an invoice as a synthetic invoice_payment.paid; returns them."""
     inpays = [as_json_object(p) for p in gateway.list_invoice_payments(stripe_invoice_id)]
@@ -82,7 +87,7 @@ def _charge_of(gateway: StripeGateway, row: dict[str, Any]) -> str | None:
     return str(latest["id"] if isinstance(latest, dict) else latest) if latest else None
 
 
-def fetch_payment_fees(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: str) -> dict[str, int]:
+def fetch_payment_fees(conn: Conn, gateway: StripeGateway, mode: str) -> dict[str, int]:
     done = waiting = 0
     for row in q.claim_payments_without_fee(conn, mode):
         try:
@@ -103,7 +108,7 @@ def fetch_payment_fees(conn: psycopg.Connection[Any], gateway: StripeGateway, mo
     return {"fees_recorded": done, "fees_waiting": waiting}
 
 
-def fetch_refund_fees(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: str) -> dict[str, int]:
+def fetch_refund_fees(conn: Conn, gateway: StripeGateway, mode: str) -> dict[str, int]:
     done = waiting = 0
     for row in q.claim_refunds_without_fee(conn, mode):
         try:
@@ -124,7 +129,7 @@ def fetch_refund_fees(conn: psycopg.Connection[Any], gateway: StripeGateway, mod
     return {"refund_fees_recorded": done, "refund_fees_waiting": waiting}
 
 
-def link_unlinked_payments(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: str, now: datetime,
+def link_unlinked_payments(conn: Conn, gateway: StripeGateway, mode: str, now: datetime,
                            source: str, older_than_s: int = 60) -> int:
     linked = 0
     for row in q.invoices_with_unlinked_payments(conn, mode, older_than_s):
@@ -137,7 +142,7 @@ def link_unlinked_payments(conn: psycopg.Connection[Any], gateway: StripeGateway
     return linked
 
 
-def look_up_declines(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: str, now: datetime,
+def look_up_declines(conn: Conn, gateway: StripeGateway, mode: str, now: datetime,
                      source: str) -> int:
     found = 0
     for row in q.claim_decline_lookups(conn, mode):
@@ -166,7 +171,7 @@ def look_up_declines(conn: psycopg.Connection[Any], gateway: StripeGateway, mode
     return found
 
 
-def run_pass(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: str, *, now: datetime | None = None,
+def run_pass(conn: Conn, gateway: StripeGateway, mode: str, *, now: datetime | None = None,
              source: str = "worker", unlinked_older_than_s: int = 60) -> dict[str, int]:
     """One pass of everything above on an autocommit connection; returns counts."""
     now = now or datetime.now(UTC)

@@ -25,22 +25,23 @@ dashboard's Activity page (`run_reconcile`, `latest_runs`).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from stripe import StripeError
 
 from crm import payment_details
 from crm.money import format_cents
+from crm.payment_details import reconcile_event_id, synthetic_event
 from crm.settings import load_settings
 from crm.stripe_event_rules import EVENT_ID, event_problem, invoice_status_may_move, mode_of
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
-from crm.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError, as_json_object, stripe_target
+from crm.stripe_gateway import StripeGateway, StripeGatewayError, as_json_object, stripe_target
 from db import payment_details as details_q
 from db import reconcile_runs as runs
+from db.config import env_int
+from db.driver import Conn, DatabaseError, OperationalError
 from db.pool import connect
 from db.stripe_events import apply_event
 
@@ -93,17 +94,7 @@ def drift_repair(crm_status: str, crm_amount_paid: int, stripe_status: str | Non
 def repair_event_id(stripe_invoice: dict[str, Any]) -> str:
     """Deterministic per (invoice, status, amount paid): a repeated repair is a duplicate."""
     paid = int(stripe_invoice.get("amount_paid") or 0)
-    return f"evt_reconcile_{stripe_invoice['id']}_{stripe_invoice.get('status')}_{paid}"
-
-
-def synthetic_event(stripe_invoice: dict[str, Any], event_type: str, mode: str, now: datetime) -> dict[str, Any]:
-    """An event-shaped payload around a retrieved invoice, marked as the reconciler's."""
-    return {
-        "id": repair_event_id(stripe_invoice), "object": "event", "type": event_type, "livemode": mode == "live",
-        "created": int(now.timestamp()), "api_version": STRIPE_API_VERSION, "pending_webhooks": 0,
-        "request": {"id": None, "idempotency_key": None}, "data": {"object": stripe_invoice},
-        "synthetic": "reconcile",
-    }
+    return reconcile_event_id(stripe_invoice["id"], stripe_invoice.get("status"), paid)
 
 
 # ---------------------------------------------------------------- report
@@ -179,12 +170,7 @@ class ReconcileReport:
 
 # ---------------------------------------------------------------- the run
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
-
-
-def _apply_listed(conn: psycopg.Connection[Any], events: list[dict[str, Any]], mode: str,
+def _apply_listed(conn: Conn, events: list[dict[str, Any]], mode: str,
                   report: ReconcileReport) -> list[int]:
     """Applies listed events oldest first; returns the `created` of those that failed."""
     failed: list[int] = []
@@ -198,9 +184,9 @@ def _apply_listed(conn: psycopg.Connection[Any], events: list[dict[str, Any]], m
             continue
         try:
             result = apply_event(conn, event, mode, source="reconcile")
-        except psycopg.OperationalError:
+        except OperationalError:
             raise  # the database went away: the run fails and keeps the previous checkpoint
-        except psycopg.Error as exc:
+        except DatabaseError as exc:
             report.event_errors += 1
             report.errors.append(f"event {event['id']}: {type(exc).__name__}: {exc}"[:300])
             log.exception("reconcile: applying an event failed", extra={"fields": {"event_id": event["id"]}})
@@ -210,7 +196,7 @@ def _apply_listed(conn: psycopg.Connection[Any], events: list[dict[str, Any]], m
     return failed
 
 
-def _repair_drift(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: str, now: datetime,
+def _repair_drift(conn: Conn, gateway: StripeGateway, mode: str, now: datetime,
                   report: ReconcileReport) -> None:
     for inv in runs.invoices_to_check(conn, mode):
         report.invoices_checked += 1
@@ -232,7 +218,7 @@ def _repair_drift(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: s
             if inv["status"] == "sending" and inv["lease_expired"]:
                 report.stuck_sends.append(int(inv["id"]))
             continue
-        event = synthetic_event(stripe_inv, repair.event_type, mode, now)
+        event = synthetic_event(stripe_inv, repair.event_type, repair_event_id(stripe_inv), mode, now)
         if not EVENT_ID.match(event["id"]):
             report.errors.append(f"invoice #{inv['id']}: cannot name a repair for {stripe_inv['id']!r}")
             continue
@@ -246,7 +232,7 @@ def _repair_drift(conn: psycopg.Connection[Any], gateway: StripeGateway, mode: s
                                                                  "outcome": result.outcome}})
 
 
-def _money_repair(conn: psycopg.Connection[Any], report: ReconcileReport, inv: dict[str, Any], event: dict[str, Any],
+def _money_repair(conn: Conn, report: ReconcileReport, inv: dict[str, Any], event: dict[str, Any],
                   reason: str) -> None:
     mode = report.mode
     result = apply_event(conn, event, mode, source="reconcile")
@@ -259,21 +245,21 @@ def _money_repair(conn: psycopg.Connection[Any], report: ReconcileReport, inv: d
                                                              "outcome": result.outcome}})
 
 
-def _compare_payments(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport,
+def _compare_payments(conn: Conn, gateway: StripeGateway, report: ReconcileReport,
                       inv: dict[str, Any], stripe_inv: dict[str, Any], now: datetime) -> None:
     """Stripe's InvoicePayments the CRM has not recorded (their event was lost)."""
     known = {str(p["stripe_payment_id"]) for p in runs.payments_of(conn, int(inv["id"]))}
     for inpay in (stripe_inv.get("payments") or {}).get("data") or []:
         if inpay.get("status") != "paid" or inpay["id"] in known:
             continue
-        event = payment_details.synthetic_event(inpay, "invoice_payment.paid",
-                                                payment_details.invoice_payment_event_id(inpay), report.mode, now)
+        event = synthetic_event(inpay, "invoice_payment.paid", payment_details.invoice_payment_event_id(inpay),
+                                report.mode, now)
         _money_repair(conn, report, inv, event,
                       f"Stripe has payment {inpay['id']} of {format_cents(int(inpay.get('amount_paid') or 0))}, "
                       "the CRM did not")
 
 
-def _compare_refunds(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport,
+def _compare_refunds(conn: Conn, gateway: StripeGateway, report: ReconcileReport,
                      inv: dict[str, Any], now: datetime) -> None:
     """Per payment: the charge's amount_refunded against what the CRM counts."""
     for pay in runs.payments_of(conn, int(inv["id"])):
@@ -291,17 +277,16 @@ def _compare_refunds(conn: psycopg.Connection[Any], gateway: StripeGateway, repo
                   f"the CRM had {format_cents(int(pay['refunded']))}")
         for refund in gateway.list_refunds(str(charge_id)):
             refund = as_json_object(refund)
-            event = payment_details.synthetic_event(refund, "refund.updated",
-                                                    f"evt_reconcile_{refund['id']}_{refund.get('status')}",
-                                                    report.mode, now)
+            event = synthetic_event(refund, "refund.updated", reconcile_event_id(refund["id"], refund.get("status")),
+                                    report.mode, now)
             _money_repair(conn, report, inv, event, reason)
         charge.pop("refunds", None)
-        _money_repair(conn, report, inv, payment_details.synthetic_event(
-            charge, "charge.refunded", f"evt_reconcile_{charge_id}_refunded_{stripe_refunded}", report.mode, now),
+        _money_repair(conn, report, inv, synthetic_event(
+            charge, "charge.refunded", reconcile_event_id(charge_id, "refunded", stripe_refunded), report.mode, now),
             reason)
 
 
-def _compare_disputes(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport,
+def _compare_disputes(conn: Conn, gateway: StripeGateway, report: ReconcileReport,
                       inv: dict[str, Any], now: datetime) -> None:
     """Per charge: Stripe's disputes against the CRM's (a lost `charge.dispute.*` event leaves
     an invoice Paid while a chargeback is open, or Disputed after it was decided), repaired
@@ -318,14 +303,14 @@ def _compare_disputes(conn: psycopg.Connection[Any], gateway: StripeGateway, rep
                 continue
             kind = ("created" if dispute["id"] not in held
                     else "closed" if status in ("won", "lost") else "updated")
-            event = payment_details.synthetic_event(dispute, f"charge.dispute.{kind}",
-                                                    f"evt_reconcile_{dispute['id']}_{status}", report.mode, now)
+            event = synthetic_event(dispute, f"charge.dispute.{kind}", reconcile_event_id(dispute["id"], status),
+                                    report.mode, now)
             _money_repair(conn, report, inv, event,
                           f"Stripe has dispute {dispute['id']} {status}, the CRM had "
                           f"{held.get(str(dispute['id']), 'no such dispute')}")
 
 
-def _compare_money(conn: psycopg.Connection[Any], gateway: StripeGateway, now: datetime,
+def _compare_money(conn: Conn, gateway: StripeGateway, now: datetime,
                    report: ReconcileReport) -> None:
     since = report.listed_since or now - timedelta(days=DEFAULT_LOOKBACK_DAYS)
     for inv in runs.invoices_touched(conn, report.mode, since):
@@ -351,11 +336,11 @@ def _list_events(gateway: StripeGateway, since: datetime) -> list[dict[str, Any]
         raise StripeGatewayError(str(exc), retryable=True, http_status=exc.http_status) from exc
 
 
-def _run(conn: psycopg.Connection[Any], gateway: StripeGateway, report: ReconcileReport, now: datetime) -> None:
+def _run(conn: Conn, gateway: StripeGateway, report: ReconcileReport, now: datetime) -> None:
     mode = report.mode
     previous = runs.last_checkpoint(conn, mode)
-    report.listed_since = listing_start(previous, now, _env_int("RECONCILE_OVERLAP_S", DEFAULT_OVERLAP_S),
-                                        _env_int("RECONCILE_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS))
+    report.listed_since = listing_start(previous, now, env_int("RECONCILE_OVERLAP_S", DEFAULT_OVERLAP_S),
+                                        env_int("RECONCILE_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS))
     run_id = report.run_id = runs.start_run(conn, mode, report.actor, report.listed_since)
     ok = False
     try:
@@ -367,7 +352,7 @@ def _run(conn: psycopg.Connection[Any], gateway: StripeGateway, report: Reconcil
             failed = _apply_listed(conn, events, mode, report)
             report.checkpoint = next_checkpoint(previous, [int(e.get("created") or 0) for e in events], failed)
             report.replayed = details_q.replay_unmatched(
-                conn, mode, now - timedelta(days=_env_int("RECONCILE_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS)))
+                conn, mode, now - timedelta(days=env_int("RECONCILE_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS)))
             _repair_drift(conn, gateway, mode, now, report)
             _compare_money(conn, gateway, now, report)
             try:
@@ -382,7 +367,7 @@ def _run(conn: psycopg.Connection[Any], gateway: StripeGateway, report: Reconcil
         try:
             runs.finish_run(conn, run_id, ok=ok, counts=report.counts(), checkpoint=report.checkpoint,
                             detail=report.as_detail())
-        except psycopg.Error:
+        except DatabaseError:
             log.exception("reconcile: could not record the run", extra={"fields": {"run_id": report.run_id}})
 
 
@@ -404,6 +389,6 @@ def run_reconcile(actor: str, *, now: datetime | None = None, gateway: StripeGat
     return report
 
 
-def latest_runs(conn: psycopg.Connection[Any], limit: int = 20) -> list[dict[str, Any]]:
+def latest_runs(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
     """The newest reconcile runs first (for the Activity page)."""
     return runs.latest(conn, limit)

@@ -26,8 +26,6 @@ from typing import Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
-import psycopg
-
 from crm.reminder_emails import (
     parse_tones,
     reminder_tags,
@@ -38,8 +36,8 @@ from crm.reminder_emails import (
 from crm.resend_gateway import EmailError, ResendGateway
 from crm.settings import Settings, load_settings
 from db import reminders as q
+from db.driver import Conn
 
-Conn = psycopg.Connection[Any]
 log = logging.getLogger("crm.reminders")
 
 CLAIM_LEASE = timedelta(minutes=5)

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+# The one home of the reminder limits: the Settings page's input check (crm/integrations.py)
+# and the planner both read them through offsets_problem.
 MAX_REMINDERS = 6
-DEFAULT_OFFSETS = (7, 14, 30)
+EARLIEST_OFFSET_DAYS = -90
+LATEST_OFFSET_DAYS = 365
 
 
 class ScheduleError(ValueError):
@@ -25,14 +28,24 @@ class PlannedReminder:
     send_at: datetime  # UTC
 
 
+def offsets_problem(offsets: list[int] | tuple[int, ...]) -> str | None:
+    """What is wrong with these offsets, in the owner's words; None when they are fine."""
+    if len(offsets) > MAX_REMINDERS:
+        return f"At most {MAX_REMINDERS} reminders."
+    if len(set(offsets)) != len(offsets):
+        return "Each offset only once."
+    if any(not EARLIEST_OFFSET_DAYS <= o <= LATEST_OFFSET_DAYS for o in offsets):
+        return f"Offsets must be between {EARLIEST_OFFSET_DAYS} and {LATEST_OFFSET_DAYS} days."
+    return None
+
+
 def validate_offsets(offsets: list[int] | tuple[int, ...]) -> list[int]:
-    """Sorted, distinct, at most six, each between 90 days before and 365 after."""
+    """Sorted and distinct (a stored or environment list may repeat one; the Settings page
+    refuses that), then within the limits above."""
     cleaned = sorted({int(o) for o in offsets})
-    if len(cleaned) > MAX_REMINDERS:
-        raise ScheduleError(f"at most {MAX_REMINDERS} reminders")
-    for o in cleaned:
-        if not -90 <= o <= 365:
-            raise ScheduleError(f"offset {o} is out of range (-90 to 365 days)")
+    problem = offsets_problem(cleaned)
+    if problem:
+        raise ScheduleError(problem)
     return cleaned
 
 

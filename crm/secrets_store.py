@@ -20,6 +20,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from db import settings_store
 from db.config import env_str, is_embedded_database
 
 UNDECRYPTABLE = "stored secrets cannot be decrypted with CRM_SECRET_KEY"
@@ -104,15 +105,13 @@ def rotate_all(conn: Any) -> RotationReport:
     rotated: list[str] = []
     undecryptable: list[str] = []
     with conn.transaction():
-        rows = conn.execute("SELECT name, ciphertext FROM crm.secrets ORDER BY name FOR UPDATE").fetchall()
-        for row in rows:
-            name, ciphertext = (row["name"], row["ciphertext"]) if isinstance(row, dict) else row
+        for name, ciphertext in settings_store.lock_ciphertexts(conn):
             try:
-                fresh = multi.rotate(bytes(ciphertext))
+                fresh = multi.rotate(ciphertext)
             except InvalidToken:
                 undecryptable.append(name)
                 continue
-            conn.execute("UPDATE crm.secrets SET ciphertext = %s, updated_at = now() WHERE name = %s", (fresh, name))
+            settings_store.replace_ciphertext(conn, name, fresh)
             rotated.append(name)
     return RotationReport(rotated, undecryptable)
 

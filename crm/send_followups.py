@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from psycopg.errors import LockNotAvailable
-
 from crm import idempotency
 from crm import invoice_rules as rules
 from crm.send_result import SendRefused, SendResult
@@ -17,6 +15,7 @@ from crm.send_steps import Attempt, EmailNotSent, Row, gateways, step_email
 from crm.settings import load_settings
 from crm.stripe_gateway import StripeGateway, StripeGatewayError
 from db import invoices, send_steps
+from db.driver import LockNotAvailable
 from db.pool import connection
 
 log = logging.getLogger("crm.send")
@@ -69,7 +68,7 @@ def void_invoice(invoice_id: int, actor: str) -> None:
     with connection() as conn:
         inv = invoices.get_with_customer(conn, invoice_id)
         settings = load_settings(conn)
-        now = conn.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
+        now = invoices.transaction_now(conn)
         install = send_steps.install_id(conn)
     if inv is None:
         raise SendRefused(f"There is no invoice #{invoice_id}.")

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from psycopg.errors import LockNotAvailable
-
 from crm import invoice_rules as rules
 from crm.email_templates import format_due
 from crm.money import format_cents
@@ -41,6 +39,7 @@ from crm.send_steps import (
 from crm.settings import Settings, load_settings
 from crm.stripe_gateway import StripeGatewayError, configured_call_budget_s
 from db import invoices, reminders, send_steps
+from db.driver import LockNotAvailable
 from db.pool import connection
 
 log = logging.getLogger("crm.send")
@@ -125,7 +124,7 @@ def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions, lease_s: 
         if inv is None:
             raise SendRefused(f"There is no invoice #{invoice_id}.")
         settings = load_settings(conn)
-        now = opts.now or conn.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
+        now = opts.now or invoices.transaction_now(conn)
         _refuse_if_busy(inv, settings, now)
         tz = str(settings["business.timezone"])
         lines = _lines(invoices.lines(conn, invoice_id))
@@ -158,7 +157,7 @@ def _complete(a: Attempt, token: str) -> Row:
         assert inv is not None
         was = invoices.mark_open(conn, a.invoice_id)
         if was is not None:
-            sent_at = conn.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
+            sent_at = invoices.transaction_now(conn)
             planned = plan_reminders(inv["due_date"], list(a.settings["reminders.offsets_days"]),
                                      int(a.settings["reminders.send_hour"]), str(a.settings["business.timezone"]),
                                      sent_at)

@@ -7,18 +7,14 @@ Settings page and every worker read settings through `load_settings`.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-from psycopg.rows import tuple_row
-
 from crm import secrets_store, webhook_secrets
-
-Conn = psycopg.Connection[Any]
+from db import settings_store
+from db.driver import Conn
 
 SANDBOX_URL_DEFAULT = "http://127.0.0.1:12111"
 
@@ -140,9 +136,8 @@ class Settings:
 
 
 def load_settings(conn: Conn) -> Settings:
-    with conn.cursor(row_factory=tuple_row) as cur:
-        stored: dict[str, Any] = dict(cur.execute("SELECT key, value FROM crm.settings").fetchall())
-        secrets: dict[str, bytes] = dict(cur.execute("SELECT name, ciphertext FROM crm.secrets").fetchall())
+    stored = settings_store.stored_values(conn)
+    secrets = settings_store.stored_ciphertexts(conn)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     undecryptable: set[str] = set()
@@ -170,19 +165,10 @@ def save_setting(conn: Conn, key: str, value: Any, user_id: int | None = None, h
     spec = SPECS[key]
     if spec.secret:
         text = str(value).strip()
-        conn.execute(
-            "INSERT INTO crm.secrets (name, ciphertext, hint, updated_by) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, hint = EXCLUDED.hint, "
-            "updated_by = EXCLUDED.updated_by, updated_at = now()",
-            (key, secrets_store.encrypt(text), hint if hint is not None else secrets_store.mask(text), user_id),
-        )
+        settings_store.save_secret(conn, key, secrets_store.encrypt(text),
+                                   hint if hint is not None else secrets_store.mask(text), user_id)
     else:
-        conn.execute(
-            "INSERT INTO crm.settings (key, value, updated_by) VALUES (%s, %s::jsonb, %s) "
-            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by, "
-            "updated_at = now()",
-            (key, json.dumps(value), user_id),
-        )
+        settings_store.save_value(conn, key, value, user_id)
 
 
 def store_registered_webhook_secret(conn: Conn, settings: Settings, mode: str, secret: str, endpoint_id: str,
@@ -212,8 +198,7 @@ def _save_webhook_secrets(conn: Conn, mode: str, entries: list[webhook_secrets.S
 
 def secret_hints(conn: Conn) -> dict[str, str]:
     """What the Settings page shows for stored secrets (masked, never the value)."""
-    with conn.cursor(row_factory=tuple_row) as cur:
-        return dict(cur.execute("SELECT name, hint FROM crm.secrets").fetchall())
+    return settings_store.secret_hints(conn)
 
 
 def sandbox_url() -> str:

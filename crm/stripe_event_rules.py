@@ -1,4 +1,4 @@
-"""Pure rules for Stripe events: which shapes we accept, status order, refund state.
+"""Pure rules for Stripe events: which shapes we accept, status order.
 
 The SQL function crm.apply_stripe_event applies events; these are the same rules in
 Python, for the sidecar's input checks and for tests (a test holds the SQL function
@@ -22,9 +22,6 @@ INVOICE_STATUS_MOVES: dict[str, frozenset[str]] = {
     "paid": frozenset(),
     "void": frozenset(),
 }
-
-# Every outcome of a verified event is acknowledged: Stripe must stop retrying it.
-ACKNOWLEDGED_OUTCOMES = frozenset({"applied", "duplicate", "ignored", "unmatched", "rejected"})
 
 _MONEY_FIELDS = ("amount_paid", "amount_due", "amount_remaining", "amount", "amount_refunded")
 
@@ -57,12 +54,3 @@ def event_problem(event: Any) -> str | None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             return f"data.object.{name} is not a whole number of cents"
     return None
-
-
-def refund_state(amount_paid_cents: int, amount_refunded_cents: int) -> str:
-    """'none', 'partial' or 'full': what the dashboard shows next to a paid invoice."""
-    if amount_refunded_cents <= 0:
-        return "none"
-    if amount_refunded_cents >= amount_paid_cents:
-        return "full"
-    return "partial"

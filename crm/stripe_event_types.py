@@ -22,3 +22,7 @@ HANDLED_EVENT_TYPES: tuple[str, ...] = (
     # crm.apply_stripe_dispute_event
     "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
 )
+
+# The events that say an invoice was paid (whichever Stripe sends first): go-live's test
+# invoice step waits for one of them to prove Stripe reaches the sidecar.
+PAYMENT_EVENT_TYPES: tuple[str, ...] = ("invoice.paid", "invoice.payment_succeeded", "invoice_payment.paid")

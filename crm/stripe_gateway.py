@@ -29,7 +29,7 @@ from stripe import (
 )
 
 from crm.settings import Settings, sandbox_url
-from db.config import env_int
+from db.config import env_float, env_int
 
 T = TypeVar("T")
 log = logging.getLogger("crm.stripe")
@@ -89,11 +89,6 @@ def stripe_target(settings: Settings, mode: str | None = None) -> StripeTarget:
     return StripeTarget(settings.stripe_secret_key(mode), base, mode, sandboxed=False)
 
 
-def _float_env(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
-
-
 def _retryable(exc: StripeError) -> bool:
     if isinstance(exc, APIConnectionError):
         return True
@@ -128,7 +123,7 @@ def call_budget_s(attempts: int, network_retries: int, timeout_s: float, backoff
 def configured_call_budget_s() -> float:
     """`call_budget_s` of a gateway built from the environment (what a Send uses)."""
     return call_budget_s(env_int("STRIPE_RETRY_ATTEMPTS", 3), env_int("STRIPE_MAX_NETWORK_RETRIES", 2),
-                         _float_env("STRIPE_TIMEOUT_S", 30.0), _float_env("STRIPE_RETRY_BACKOFF_S", 1.0))
+                         env_float("STRIPE_TIMEOUT_S", 30.0), env_float("STRIPE_RETRY_BACKOFF_S", 1.0))
 
 
 def as_json_object(obj: dict[str, Any]) -> dict[str, Any]:
@@ -154,10 +149,10 @@ class StripeGateway:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.target = target
         self.attempts = attempts if attempts is not None else env_int("STRIPE_RETRY_ATTEMPTS", 3)
-        self.backoff_s = backoff_s if backoff_s is not None else _float_env("STRIPE_RETRY_BACKOFF_S", 1.0)
+        self.backoff_s = backoff_s if backoff_s is not None else env_float("STRIPE_RETRY_BACKOFF_S", 1.0)
         self.network_retries = network_retries if network_retries is not None \
             else env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
-        self.timeout_s = timeout_s or _float_env("STRIPE_TIMEOUT_S", 30.0)
+        self.timeout_s = timeout_s or env_float("STRIPE_TIMEOUT_S", 30.0)
         self._sleep = sleep
         # Called before every try (the Send renews its lease there, and stops if it lost it).
         self.before_call: Callable[[], None] | None = None

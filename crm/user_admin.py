@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from crm.auth import create_user
 from crm.passwords import hash_password
-from db import users
+from db import audit, users
 
 
 class UserAdminError(ValueError):
@@ -21,11 +19,7 @@ class UserAdminError(ValueError):
 
 def _audit(conn: users.Conn, user_id: int, before: str | None, after: str | None, actor: str,
            detail: dict[str, Any]) -> None:
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
-        "VALUES ('user', %s, %s, %s, 'user', %s, %s)",
-        (user_id, before, after, actor, Jsonb(detail)),
-    )
+    audit.write(conn, "user", user_id, before, after, actor, detail)
 
 
 def add_user(conn: users.Conn, actor: str, email: str, name: str, role: str, password: str) -> int:
@@ -35,8 +29,7 @@ def add_user(conn: users.Conn, actor: str, email: str, name: str, role: str, pas
 
 
 def set_user_active(conn: users.Conn, actor: str, user_id: int, active: bool) -> None:
-    row = conn.execute("SELECT email, role, active FROM crm.app_users WHERE id = %s FOR UPDATE",
-                       (user_id,)).fetchone()
+    row = users.lock_user(conn, user_id)
     if row is None:
         raise UserAdminError(f"There is no user #{user_id}.")
     if row["active"] == active:

@@ -11,7 +11,8 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+
+from db import audit as audit_trail
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -35,6 +36,13 @@ def lock_with_customer(conn: Conn, invoice_id: int, *, nowait: bool = True) -> R
     sql = _INVOICE_WITH_CUSTOMER + (" FOR UPDATE OF i NOWAIT" if nowait else " FOR UPDATE OF i")
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(sql, (invoice_id,)).fetchone()
+
+
+def transaction_now(conn: Conn) -> datetime:
+    """The database's clock at the start of this transaction: what its own now() writes."""
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row["now"] if isinstance(row, dict) else row[0]
 
 
 def lines(conn: Conn, invoice_id: int) -> list[Row]:
@@ -235,7 +243,4 @@ def complete_job_after_void(conn: Conn, job_id: int, invoice_id: int, actor: str
 
 def audit(conn: Conn, invoice_id: int, from_status: str | None, to_status: str | None, actor: str,
           detail: dict[str, Any] | None = None, actor_type: str = "user") -> None:
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
-        "VALUES ('invoice', %s, %s, %s, %s, %s, %s)",
-        (invoice_id, from_status, to_status, actor_type, actor, Jsonb(detail or {})))
+    audit_trail.write(conn, "invoice", invoice_id, from_status, to_status, actor, detail, actor_type=actor_type)

@@ -65,3 +65,10 @@ def test_an_endpoint_registered_before_a_type_was_added_is_reported_and_updated_
     assert sorted(endpoints[0].enabled_events) == sorted(HANDLED_EVENT_TYPES)
     assert load_settings(db).stripe_webhook_secrets("test") == [created.secret]
     assert endpoint_state(load_settings(db), "test").missing_types == []
+
+
+def test_the_payment_events_are_handled_ones() -> None:
+    """Go-live waits for one of these; each must be a type the endpoint subscribes and SQL applies."""
+    from crm.stripe_event_types import HANDLED_EVENT_TYPES, PAYMENT_EVENT_TYPES
+
+    assert set(PAYMENT_EVENT_TYPES) <= set(HANDLED_EVENT_TYPES)

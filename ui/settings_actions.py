@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,22 +91,7 @@ def check_domain(settings: Settings) -> Outcome:
 
 
 def send_test_email(settings: Settings, to: str) -> Outcome:
-    from crm.resend_gateway import EmailError, ResendGateway, resend_target
-    from db.test_emails import record_test_email
+    from crm.golive_checks import send_test_email as send
 
-    key = f"test-email-{uuid.uuid4()}"
-    subject = f"Test email from {settings['business.name']}"
-    params = {"from": str(settings["email.from"]), "to": [to], "subject": subject,
-              "text": "This is a test email from your CRM: sending works.",
-              "html": "<p>This is a test email from your CRM: sending works.</p>"}
-    if settings["email.reply_to"]:
-        params["reply_to"] = str(settings["email.reply_to"])
-    target = resend_target(settings)
-    try:
-        email_id = ResendGateway(target, attempts=2).send(params, key)
-    except EmailError as exc:
-        return Outcome(False, f"Resend refused the test email: {exc}")
-    with connection() as conn:
-        record_test_email(conn, email_id, key, str(settings["email.from"]), to, subject)
-    where = " (SANDBOX: see the sandbox's mailbox page)" if target.sandboxed else ""
-    return Outcome(True, f"Test email sent to {to}: id {email_id}{where}.")
+    ok, message = send(settings, to)
+    return Outcome(ok, message)

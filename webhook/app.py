@@ -16,8 +16,8 @@ from webhook import jsonlog
 from webhook.payment_worker import PAYMENT_DETAILS_WORKER
 from webhook.reconcile_worker import RECONCILE_WORKER
 from webhook.reminder_workers import REMINDER_WORKERS
-from webhook.resend_route import routes as resend_routes
-from webhook.stripe_route import stripe_webhook
+from webhook.resend_route import RESEND
+from webhook.stripe_route import STRIPE
 from webhook.workers import Worker, WorkerRunner, workers_enabled
 
 log = logging.getLogger("webhook")
@@ -64,8 +64,9 @@ def _routes() -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
-        *resend_routes(),
+        # Each provider is the skeleton (webhook/skeleton.py) plus its own signature and apply.
+        STRIPE.route(),
+        RESEND.route(),
     ]
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from db.config import env_int
+from db.reminders import QUEUE_PERIOD_S
 
 _cron_lock = threading.Lock()
 _cron_installed: bool | None = None
@@ -59,8 +60,8 @@ def cancel_pass() -> dict[str, Any]:
 
 
 REMINDER_WORKERS: list[tuple[str, float, Callable[[], Any]]] = [
-    # Same period as the pg_cron job (*/5 * * * *): one function, two triggers.
-    ("reminders-queue-fallback", 300.0, queue_fallback_pass),
+    # The pg_cron job's period (crm.reminder_queue_schedule): one function, two triggers.
+    ("reminders-queue-fallback", float(QUEUE_PERIOD_S), queue_fallback_pass),
     ("reminders-dispatch", float(env_int("REMINDER_DISPATCH_INTERVAL_S", 30)), dispatch_pass),
     ("reminders-cancel", float(env_int("REMINDER_CANCEL_INTERVAL_S", 15)), cancel_pass),
 ]

@@ -3,6 +3,15 @@
 -- derived: an open invoice with processing_payment_intent_id set is Processing; an invoice
 -- with an open crm.disputes row is Disputed (crm.invoice_display_status).
 
+-- The one home of 'processing': an open invoice with a bank debit on its way; otherwise
+-- the stored status. What reminders and event handlers go by.
+CREATE OR REPLACE FUNCTION crm.invoice_processing_status(p_status text, p_processing_pi text)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_status = 'open' AND p_processing_pi IS NOT NULL THEN 'processing' ELSE p_status END;
+$$;
+
+
 -- The status the dashboard shows: the stored one, or a derived one (processing, disputed,
 -- overdue) on top of it.
 CREATE OR REPLACE FUNCTION crm.invoice_display_status(p_status text, p_due_date date, p_processing_pi text,
@@ -11,9 +20,8 @@ RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE
         WHEN p_open_disputes > 0 AND p_status IN ('open', 'paid') THEN 'disputed'
-        WHEN p_status = 'open' AND p_processing_pi IS NOT NULL THEN 'processing'
-        WHEN p_status = 'open' AND p_due_date < p_today THEN 'overdue'
-        ELSE p_status
+        WHEN p_status = 'open' AND p_processing_pi IS NULL AND p_due_date < p_today THEN 'overdue'
+        ELSE crm.invoice_processing_status(p_status, p_processing_pi)
     END;
 $$;
 
@@ -71,18 +79,17 @@ DECLARE
     v_pi text := p_obj ->> 'id';
     v_id bigint := crm.find_invoice_for_payment_intent(p_obj, p_mode);
     v_inv crm.invoices;
+    v_lock record;
     v_resend text[] := '{}';
     v_error text;
     v_shown text;
 BEGIN
-    IF v_id IS NULL THEN
-        RETURN jsonb_build_object('outcome', 'unmatched', 'detail', 'no CRM invoice for ' || coalesce(v_pi, '?'));
+    v_lock := crm.lock_event_invoice(v_id, p_mode, 'no CRM invoice for ' || coalesce(v_pi, '?'));
+    IF v_lock.refusal IS NOT NULL THEN
+        RETURN v_lock.refusal;
     END IF;
-    SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
-    IF crm.mode_refusal(v_inv, p_mode) IS NOT NULL THEN
-        RETURN crm.mode_refusal(v_inv, p_mode);
-    END IF;
-    v_shown := CASE WHEN v_inv.processing_payment_intent_id IS NOT NULL THEN 'processing' ELSE v_inv.status END;
+    v_inv := v_lock.inv;
+    v_shown := crm.invoice_processing_status(v_inv.status, v_inv.processing_payment_intent_id);
 
     IF p_type = 'payment_intent.processing' THEN
         IF v_inv.status <> 'open' OR v_inv.processing_payment_intent_id IS NOT DISTINCT FROM v_pi
@@ -143,10 +150,11 @@ BEGIN
                                                                   WHERE p.invoice_id = NEW.invoice_id)
                     FROM crm.invoices WHERE id = NEW.invoice_id) THEN
         -- Settled for part of the invoice: it is open for the rest (paid in full, invoice.paid says so).
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
-        VALUES ('invoice', NEW.invoice_id, 'processing', 'open', 'stripe_event', coalesce(NEW.stripe_event_id, 'system'),
-                NEW.stripe_event_id, jsonb_build_object('payment_intent', NEW.stripe_payment_intent_id,
-                                                        'settled_cents', NEW.amount_cents));
+        PERFORM crm.write_audit('invoice', NEW.invoice_id, 'processing', 'open', 'stripe_event',
+                                coalesce(NEW.stripe_event_id, 'system'),
+                                jsonb_build_object('payment_intent', NEW.stripe_payment_intent_id,
+                                                   'settled_cents', NEW.amount_cents),
+                                NEW.stripe_event_id);
     END IF;
     RETURN NULL;
 END;

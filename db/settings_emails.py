@@ -1,4 +1,4 @@
-"""Records the Settings page's test emails in crm.email_messages, so Activity lists them."""
+"""Records the Settings page's test emails (crm.email_messages, kind 'test'), so Activity lists them."""
 
 from __future__ import annotations
 
