@@ -67,7 +67,7 @@ def count_customers(conn: Conn, search: str = "") -> int:
 def customer_choices(conn: Conn, limit: int = 500) -> list[dict[str, Any]]:
     """id and name for select boxes."""
     return conn.execute(
-        "SELECT id, name, email FROM crm.customers ORDER BY lower(name), id LIMIT %s", (limit,)
+        "SELECT id, name, email FROM crm.customers WHERE NOT golive_test ORDER BY lower(name), id LIMIT %s", (limit,)
     ).fetchall()
 
 

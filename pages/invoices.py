@@ -60,8 +60,8 @@ def live_list() -> None:
     t[2].metric("Paid today", money(tiles["paid_cents"], currency), plural(tiles["paid_count"], "invoice"),
                 delta_color="off", delta_arrow="off")
     t[3].caption(f"Live: refreshes every {LIVE_REFRESH}. Updated {now.local:%H:%M:%S} {now.tz_label}.")
-    shown = [list_row(r) for r in rows]
-    columns = {"number": "Invoice", "customer": "Customer", "amount": "Amount", "state": "Status", "due_date": "Due"}
+    shown = [list_row(r, now.today) for r in rows]
+    columns = {"number": "Invoice", "customer": "Customer", "amount": "Amount", "state": "Status", "due": "Due"}
     if st.session_state.get("inv_more_columns"):
         columns |= {"paid": "Paid", "remaining": "Remaining", "refunded": "Refunded", "kind": "Kind",
                     "signal": "Email / attention", "mode": "Mode", "created_at": "Created", "id": "ID"}

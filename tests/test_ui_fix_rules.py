@@ -4,7 +4,7 @@ and the login cookie's steps against the real database (item 1)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -54,8 +54,11 @@ def test_ui_fix_13_list_row_and_title_for_a_new_draft() -> None:
     row = {"status": "draft", "amount_due_cents": 0, "currency": "usd", "amount_paid_cents": 0,
            "amount_remaining_cents": 0, "amount_refunded_cents": 0, "days_overdue": None, "refund_state": None,
            "email_signal": None, "attention": None}
-    assert list_row(row)["amount"] == "no lines"
-    assert list_row(row | {"amount_due_cents": 34500})["amount"] == "$345.00"
+    today = date(2026, 12, 2)
+    assert list_row(row, today)["amount"] == "no lines"
+    assert list_row(row | {"amount_due_cents": 34500}, today)["amount"] == "$345.00"
+    assert list_row(row | {"due_date": date(2026, 12, 16)}, today)["due"] == "Dec 16"
+    assert list_row(row | {"due_date": date(2027, 1, 5)}, today)["due"] == "Jan 5 2027"
     assert invoice_title({"id": 76, "stripe_invoice_number": None}, "draft") == "Invoice #76 · draft"
     assert invoice_title({"id": 3, "stripe_invoice_number": "ACME-0003"}, "open") == "Invoice #3 · ACME-0003 · open"
     label = filter_label({"inv_status": "overdue", "inv_customer": 4}, {4: "Aria Hall"})
