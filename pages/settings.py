@@ -53,7 +53,9 @@ def save(values: dict[str, object], message: str, clear: tuple[str, ...] = ()) -
 
 now = clock(current)
 business_tab, payments_tab, email_tab, texts_tab, reminders_tab, golive_tab, advanced_tab = st.tabs(
-    ["Business", "Payments", "Email", "Texts", "Reminders", "Go live", "Advanced"])
+    ["Business", "Payments", "Email", "Texts", "Reminders", "Go live", "Advanced"],
+    # In the URL (?section=Payments): a save's rerun or a reload stays in the same section.
+    key="section", bind="query-params")
 
 with business_tab:
     st.caption("How the business appears on invoices, emails and the pay page, and its calendar.")

@@ -343,8 +343,7 @@ def test_ui_fix_13_line_editor_total_amounts_sign_and_no_zero_draft(walk: Walk) 
     assert box is not None
     editor.click(position={"x": box["width"] * 0.2, "y": 52}, force=True)
     page.wait_for_timeout(1000)
-    # The new row starts with a quantity of 1: only description and price are typed.
-    for fraction, text in ((0.2, "Diagnostic visit"), (0.88, "89.55")):
+    for fraction, text in ((0.2, "Diagnostic visit"), (0.65, "1"), (0.88, "89.55")):
         editor.dblclick(position={"x": box["width"] * fraction, "y": 52}, force=True)
         overlay = page.locator("#portal textarea, #portal input").first
         expect(overlay).to_be_visible()

@@ -65,9 +65,10 @@ def render(invoice_id: int, currency: str, actor: str) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            # Defaults, so a new row shows empty cells and a quantity of 1, never "None".
+            # Empty-text defaults, so a new row's cells are blank, never "None". No default quantity:
+            # a row added by a stray click stays blank and is skipped, not an error.
             "description": st.column_config.TextColumn("Description", width="large", default=""),
-            "quantity": st.column_config.NumberColumn("Quantity", step=1, format="%d", default=1, min_value=1),
+            "quantity": st.column_config.NumberColumn("Quantity", step=1, format="%d", min_value=1),
             "unit_price": st.column_config.TextColumn(price_label(currency), help=price_help(currency), default=""),
         },
     )
