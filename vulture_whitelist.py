@@ -4,9 +4,9 @@ Add a name here only with the reason; anything else vulture reports is dead and 
 
 from uvicorn import Server
 
-from crm.collections import aging_bucket
-from crm.statements import StatementResult
-from crm.webhook_health import ModeHealth
+from crm.email.statements import StatementResult
+from crm.money.collections import aging_bucket
+from crm.stripe.webhook_health import ModeHealth
 from db.config import connection_budget
 from db.migrate import Migration
 from db.pgbouncer import PgBouncer

@@ -4,7 +4,7 @@ Owns the two environment readers every layer uses (`env_int`, `env_str`) and the
 database's deployment facts: where it is (DATABASE_URL, or the embedded server under
 ./.data), how big the pool is, whether prepared statements are on. It sits in the data
 layer because the pool needs it and the data layer imports nothing of ours above it.
-Settings the owner edits in the dashboard live in the database (crm/settings.py), and
+Settings the owner edits in the dashboard live in the database (crm/config/settings.py), and
 an environment variable of the same name always wins over them.
 """
 

@@ -3,7 +3,7 @@
 Only a draft can be edited: each write locks the invoice row and checks the status in
 the same transaction, so a Send that has started (status 'sending') cannot race an edit.
 A draft's amount_due_cents follows its lines, so lists show the total; Send fixes it.
-The lines arrive validated and totalled by the core (crm/invoice_lines.py owns that rule);
+The lines arrive validated and totalled by the core (crm/send/lines.py owns that rule);
 this module only stores them.
 """
 

@@ -1,7 +1,7 @@
 """Named queries for the go-live checklist (crm.golive_checks) and the facts its steps read.
 
 One row per step, replaced by each check. The rules (what a step needs, when live mode may be
-switched on) are in crm/golive.py; this module stores and reads plain data.
+switched on) are in crm/golive/steps.py; this module stores and reads plain data.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def checks(conn: Conn) -> dict[str, dict[str, Any]]:
 
 def test_invoice_facts(conn: Conn, invoice_id: int, payment_event_types: Sequence[str]) -> dict[str, Any] | None:
     """The test invoice's status, when it was sent, and when the first webhook of its payment
-    arrived (one of `payment_event_types`, crm.stripe_event_types.PAYMENT_EVENT_TYPES, whichever
+    arrived (one of `payment_event_types`, crm.stripe.event_types.PAYMENT_EVENT_TYPES, whichever
     came first and whatever it changed: it proves Stripe reaches the sidecar)."""
     row = conn.execute(
         """

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from db import audit as audit_trail
 
@@ -137,6 +137,16 @@ def store_finalized(conn: Conn, invoice_id: int, stripe_invoice_id: str, *, numb
         "WHERE id = %s AND stripe_invoice_id = %s",
         (number, hosted_url, pdf_url, stripe_total_cents, invoice_id, stripe_invoice_id))
     return cur.rowcount == 1
+
+
+def record_default_payment_intent(conn: Conn, invoice_id: int, mode: str, payment_intent_id: str,
+                                  invoice_payment_id: str) -> int:
+    """Link the invoice's default payment intent to it; how many earlier events that applies."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute("SELECT crm.record_default_payment_intent(%s, %s, %s, %s)",
+                          (invoice_id, mode, payment_intent_id, invoice_payment_id)).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def flag(conn: Conn, invoice_id: int, attention: str, detail: str) -> None:

@@ -2,7 +2,7 @@
 
 State changes that must be atomic are SQL functions in db/functions/40_reminders.sql;
 these functions only call them or run short claim queries. When reminders go out is
-the core's rule (crm/reminder_schedule.py); this module stores the plan it is given.
+the core's rule (crm/reminders/schedule.py); this module stores the plan it is given.
 """
 
 from __future__ import annotations

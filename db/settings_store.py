@@ -1,7 +1,7 @@
 """Named queries for stored settings and encrypted secrets (crm.settings, crm.secrets).
 
 The rules (what each setting is, its default, the environment overrides, encryption) are in
-crm/settings.py and crm/secrets_store.py; this module only reads and writes the rows.
+crm/config/settings.py and crm/config/secrets_store.py; this module only reads and writes the rows.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from crm.money import percent_of
+from crm.money.amounts import percent_of
 from db import audit
 from db import demo_rows as rows
 

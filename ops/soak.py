@@ -189,7 +189,7 @@ def main() -> int:
     """The full soak with its own Postgres (temp dir), sandbox and sidecar, all on loopback."""
     import uvicorn
 
-    from crm.stripe_event_types import HANDLED_EVENT_TYPES
+    from crm.stripe.event_types import HANDLED_EVENT_TYPES
     from db.embedded import EmbeddedPostgres, free_port
     from sandbox.testing import run_sandbox
 
@@ -200,7 +200,7 @@ def main() -> int:
     os.environ.update(DATABASE_URL=url, WEBHOOK_RUN_WORKERS="0")
     os.environ.setdefault("CRM_SECRET_KEY", __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
     try:
-        from crm.settings import save_setting
+        from crm.config.settings import save_setting
         from db.config import resolved_database_url
         from db.migrate import migrate
 

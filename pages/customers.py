@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm.email_templates import render_statement_page
+from crm.email.invoice_email import render_statement_page
+from crm.email.statements import StatementRefused, build_statement, send_statement
 from crm.records import edits
-from crm.statements import StatementRefused, build_statement, send_statement
 from crm.validation import email_error, name_error, phone_error, text_error
 from db import customers as c
 from db.pool import connection

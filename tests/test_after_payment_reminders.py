@@ -13,7 +13,7 @@ from uuid import UUID
 
 import psycopg
 
-from crm import reminder_dispatch as rd
+from crm.reminders import dispatch as rd
 from db import invoices
 from db.reminders import record_handoff
 from sandbox.testing import RunningSandbox
@@ -161,7 +161,7 @@ def test_voiding_from_the_dashboard_also_stops_an_unrecorded_reminder(db: Conn, 
     now = test_now()
     inv, _token, row, request = claimed_reminder(db, now)
     first_id = gateway(db).send(request, idempotency_key=row["idempotency_key"])
-    with db.transaction():  # what crm.send_followups.void_invoice does after Stripe voided it
+    with db.transaction():  # what crm.send.followups.void_invoice does after Stripe voided it
         assert invoices.mark_void(db, inv["invoice_id"]) == "open"
         assert invoices.cancel_reminders(db, inv["invoice_id"], "void") == 3
 

@@ -77,7 +77,7 @@ def walk(database_url: str, sandbox_server: Any, sidecar_server: Any, tmp_path_f
         pytest.skip(f"{CHROMIUM} is not installed: the browser tests need Chromium")
     from playwright.sync_api import expect, sync_playwright
 
-    from crm.auth import create_user
+    from crm.users.auth import create_user
     from ops import seed
     from tests.conftest import truncate_all
     from tests.fixtures.sandbox import point_crm_at
@@ -189,7 +189,7 @@ def test_ui_fix_2_a_draft_shows_its_lines_total_and_the_confirm_says_what_is_ema
     the confirm asked "Send $0.00 to …?"."""
     from playwright.sync_api import expect
 
-    from crm.money import format_cents
+    from crm.money.amounts import format_cents
 
     draft = demo_draft(walk.db)
     walk.db.execute("UPDATE crm.invoices SET amount_due_cents = 0 WHERE id = %s", (draft["id"],))
@@ -214,8 +214,8 @@ def test_ui_fix_7_a_sent_demo_draft_loses_its_demo_label_and_its_statement_has_a
     Stripe)" and the statement showed no pay link."""
     from playwright.sync_api import expect
 
-    from crm.settings import load_settings
-    from crm.statements import build_statement, business_today
+    from crm.config.settings import load_settings
+    from crm.email.statements import build_statement, business_today
 
     invoice = walk.db.execute("SELECT id, customer_id, demo, hosted_invoice_url FROM crm.invoices "
                               "WHERE status = 'open' AND sent_at > now() - interval '10 minutes' "
@@ -236,7 +236,7 @@ def test_ui_fix_8_the_pay_page_shows_the_emails_due_date_and_the_business_name(w
     due_date was the end of the local day, the next day in UTC (the hosted page said Dec 17)."""
     from playwright.sync_api import expect
 
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
 
     invoice = walk.db.execute("SELECT id, due_date, hosted_invoice_url FROM crm.invoices WHERE status = 'open' "
                               "AND hosted_invoice_url LIKE 'http%' ORDER BY sent_at DESC LIMIT 1").fetchone()
@@ -403,7 +403,7 @@ def test_ui_fix_14_golive_test_data_is_kept_apart_and_out_of_the_export(walk: Wa
     into the QuickBooks export."""
     from playwright.sync_api import expect
 
-    from crm.accounting_export import export_to
+    from crm.money.accounting_export import export_to
 
     db = walk.db
     customer = db.execute("INSERT INTO crm.customers (name, email, golive_test) VALUES "

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from crm import collections as rules
-from crm.integrations import parse_offsets, stripe_key_error, webhook_url_error
-from crm.invoice_lines import Line, parse_lines, price_text, total_cents
+from crm.config.integrations import parse_offsets, stripe_key_error, webhook_url_error
+from crm.money import collections as rules
+from crm.send.lines import Line, parse_lines, price_text, total_cents
 from crm.validation import email_error, name_error, phone_error
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from crm import reminder_dispatch as rd
+from crm.reminders import dispatch as rd
 from db.reminders import queue_due
 from sandbox.testing import RunningSandbox
 from tests.test_reminders_support import (

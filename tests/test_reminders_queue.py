@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from crm.reminder_dispatch import dispatch_queued
+from crm.reminders.dispatch import dispatch_queued
 from db.reminders import queue_due
 from tests.test_reminders_support import (
     add_reminders,

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from crm import reminder_dispatch as rd
+from crm.reminders import dispatch as rd
 from db.customers import CustomerInput, update_customer
 from db.reminders import queue_due
 from sandbox.testing import RunningSandbox

@@ -16,9 +16,9 @@ from typing import Any
 
 import psycopg
 
-from crm.reminder_schedule import plan_reminders
-from crm.resend_gateway import ResendGateway, resend_target
-from crm.settings import load_settings
+from crm.config.settings import load_settings
+from crm.email.resend_gateway import ResendGateway, resend_target
+from crm.reminders.schedule import plan_reminders
 from db.reminders import insert_planned, queue_due
 from db.stripe_events import apply_event
 from sandbox.signing import svix_headers

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from crm.invoice_lines import parse_lines
+from crm.send.lines import parse_lines
 from ui.invoice_view import filter_label, invoice_title, list_row, remaining_cents
 from ui.timeline_text import timeline
 
@@ -84,7 +84,7 @@ def test_ui_fix_1_cookie_session_resumes_and_ends(db: psycopg.Connection[Any],
     """The steps behind a reload that keeps the login: a one-time code traded once for a token, the
     token resuming the session, and logout, a disabled account or a changed password ending it."""
     from crm import web_sessions
-    from crm.auth import open_session
+    from crm.users.auth import open_session
     from db import dashboard_sessions
     from db.users import session_facts
 

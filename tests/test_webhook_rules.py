@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from crm.stripe_event_rules import (
+from crm.stripe.event_rules import (
     INVOICE_STATUS_MOVES,
     event_problem,
     invoice_status_may_move,

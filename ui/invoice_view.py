@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from crm.money import format_cents
+from crm.money.amounts import format_cents
 
 # Five columns that fit a 390 px phone (356 px of grid) beside the row marker; on a wide screen
 # they stretch. Long values end in "…" rather than pushing Status and Due off the screen.

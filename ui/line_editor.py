@@ -11,10 +11,10 @@ import pandas as pd
 import streamlit as st
 from babel.numbers import get_currency_symbol
 
-from crm.invoice_lines import parse_lines, price_text
-from crm.money import UnsupportedCurrency
-from crm.money import currency as currency_info
+from crm.money.amounts import UnsupportedCurrency
+from crm.money.amounts import currency as currency_info
 from crm.records import edits
+from crm.send.lines import parse_lines, price_text
 from db.pool import connection
 from db.queries_invoices import draft_lines
 from ui.widgets import flash, money

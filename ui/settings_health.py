@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from crm.settings import Settings
+from crm.config.settings import Settings
 from ui import settings_actions as actions
 from ui.widgets import Clock, flash, frame, table
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from crm.money import format_cents
+from crm.money.amounts import format_cents
 
 _MOVES = {
     (None, "draft"): "Draft created",

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 import streamlit as st
 
-from crm.money import format_cents
-from crm.settings import Settings, load_settings
+from crm.config.settings import Settings, load_settings
+from crm.money.amounts import format_cents
 from db.pool import connection
 
 LIVE_REFRESH = "3s"  # the invoice list and tiles rerun this often (payment visible within ~5 s)

@@ -1,6 +1,6 @@
 """The sidecar's reminder workers: queue (only without pg_cron), dispatch, cancel at Resend.
 
-Each is one pass of a function in crm/reminder_dispatch.py with a pooled connection, the
+Each is one pass of a function in crm/reminders/dispatch.py with a pooled connection, the
 Resend gateway built from current settings, and the wall clock as `now`. webhook/workers.py
 wraps REMINDER_WORKERS (name, interval in seconds, pass) into its Worker entries.
 """
@@ -22,7 +22,7 @@ _cron_installed: bool | None = None
 def queue_fallback_pass() -> dict[str, Any]:
     """Runs crm.queue_due_reminders where pg_cron does not (checked once, at the first pass)."""
     global _cron_installed
-    from crm.reminder_dispatch import queue_due
+    from crm.reminders.dispatch import queue_due
     from db import reminders
     from db.pool import worker_connection
 
@@ -36,9 +36,9 @@ def queue_fallback_pass() -> dict[str, Any]:
 
 
 def dispatch_pass() -> dict[str, Any]:
-    from crm.reminder_dispatch import dispatch_queued
-    from crm.resend_gateway import ResendGateway, resend_target
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
+    from crm.email.resend_gateway import ResendGateway, resend_target
+    from crm.reminders.dispatch import dispatch_queued
     from db.pool import worker_connection
 
     with worker_connection() as conn:
@@ -48,9 +48,9 @@ def dispatch_pass() -> dict[str, Any]:
 
 
 def cancel_pass() -> dict[str, Any]:
-    from crm.reminder_dispatch import cancel_requested
-    from crm.resend_gateway import ResendGateway, resend_target
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
+    from crm.email.resend_gateway import ResendGateway, resend_target
+    from crm.reminders.dispatch import cancel_requested
     from db.pool import worker_connection
 
     with worker_connection() as conn:

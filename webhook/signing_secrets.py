@@ -39,7 +39,7 @@ class SigningSecrets:
 
 
 def load_from_database(timeout_s: float) -> SigningSecrets:
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
     from db.pool import get_pool
 
     with get_pool().connection(timeout=timeout_s) as conn:

@@ -2,7 +2,7 @@
 stored only as its hash (db/dashboard_sessions.py), traded for a one-time code made at login.
 
 Logout ends the stored session at once; a disabled account or a changed password or role ends
-it at the next click (crm.auth.session_fingerprint). `open_code`, `trade` and `resume` are the
+it at the next click (crm.users.auth.session_fingerprint). `open_code`, `trade` and `resume` are the
 three steps; `cookie_header` and `clear_header` are what the /auth routes answer.
 """
 
@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from crm.auth import Session, session_fingerprint, session_ttl
+from crm.users.auth import Session, session_fingerprint, session_ttl
 from db import dashboard_sessions as store
 from db.users import Conn
 

@@ -46,7 +46,7 @@ LANGUAGE sql AS $$
 $$;
 
 
--- A user voided an invoice of the job (crm/send_followups.py, in the void's transaction).
+-- A user voided an invoice of the job (crm/send/followups.py, in the void's transaction).
 CREATE OR REPLACE FUNCTION crm.complete_job_after_void(p_job_id bigint, p_invoice_id bigint, p_actor text)
 RETURNS boolean
 LANGUAGE sql AS $$

@@ -415,7 +415,8 @@ BEGIN
          WHERE id = v_id AND decline_lookup_at IS NOT NULL;
     END IF;
 
-    v_result := crm.apply_stripe_payment_intent_event(p_event_id, 'payment_intent.payment_failed', p_obj, p_mode);
+    v_result := crm.apply_stripe_payment_intent_event(p_event_id, 'payment_intent.payment_failed', p_obj, p_mode,
+                                                      p_created);
     IF v_result ->> 'outcome' IS DISTINCT FROM 'unmatched' THEN
         RETURN v_result || CASE WHEN v_failure_id IS NOT NULL
             THEN jsonb_build_object('outcome', 'applied', 'detail', 'decline recorded; ' || coalesce(v_result ->> 'detail', ''))

@@ -179,7 +179,8 @@ BEGIN
         WHEN v_type IN ('charge.refunded', 'refund.created', 'refund.updated', 'refund.failed')
             THEN crm.apply_stripe_refund_event(v_id, v_type, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
         WHEN v_type = 'payment_intent.processing'
-            THEN crm.apply_stripe_payment_intent_event(v_id, v_type, v_obj, p_mode)
+            THEN crm.apply_stripe_payment_intent_event(v_id, v_type, v_obj, p_mode,
+                                                       crm.jsonb_epoch(p_event -> 'created'))
         -- The decline is recorded (crm.payment_failures), then the invoice follows
         -- crm.apply_stripe_payment_intent_event's rules (bank debits).
         WHEN v_type = 'payment_intent.payment_failed'

@@ -5,7 +5,7 @@
 -- hashed, valid for a minute) that the browser trades for the cookie at /auth/start, so the
 -- token itself never travels through a URL or the app's websocket. Logging out ends the row at
 -- once (every tab, every copy of the cookie); a disabled account or a changed password or role
--- ends it by the fingerprint check (crm/auth.py) on the next click.
+-- ends it by the fingerprint check (crm/users/auth.py) on the next click.
 CREATE TABLE crm.dashboard_sessions (
     id                bigserial PRIMARY KEY,
     user_id           bigint NOT NULL REFERENCES crm.app_users (id) ON DELETE CASCADE,
