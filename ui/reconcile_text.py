@@ -14,8 +14,9 @@ def reconcile_summary(report: Any, now: Clock) -> str:
         return "Another reconcile is running right now; nothing was done. Try again in a minute."
     c = report.counts()
     since = f" since {now.show(report.listed_since)} ({now.tz_label})" if report.listed_since else ""
-    head = "Everything matches Stripe." if report.ok and not c["invoices_repaired"] and not c["events_applied"] \
-        else ("Done." if report.ok else "Done, with errors.")
+    quiet = not (c["invoices_repaired"] or c["events_applied"] or report.stuck_sends or report.missing_at_stripe)
+    head = ("Done, with errors." if not report.ok else "Everything matches Stripe." if quiet
+            else "Done: see below.")
     text = [head, "",
             f"- Checked {c['events_seen']} Stripe events{since}: {c['events_applied']} the webhook had missed "
             "were applied.",
