@@ -62,6 +62,7 @@ def run(database_url: str, latency_ms: int, invoices: int = 3) -> list[SendResul
     from sandbox.testing import run_sandbox
 
     with run_sandbox(business_name="Bench HVAC") as sbx:
+        sbx.control.add_verified_resend_domain("bench-hvac.test")  # Resend refuses unverified senders
         os.environ.update({
             "DATABASE_URL": database_url, "STRIPE_API_BASE": sbx.stripe_api_base,
             "RESEND_API_URL": sbx.resend_api_url, "STRIPE_MAX_NETWORK_RETRIES": "0", "STRIPE_TIMEOUT_S": "10",

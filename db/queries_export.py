@@ -36,7 +36,7 @@ def invoice_lines(conn: Conn, since: datetime, until: datetime) -> list[dict[str
 def payments(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any]]:
     return conn.execute(
         """
-        SELECT p.id, p.paid_at, p.amount_cents, p.fee_cents, p.currency, p.stripe_payment_id, p.invoice_id,
+        SELECT p.id, p.paid_at, p.amount_cents, p.fee_cents, p.currency, p.stripe_payment_id, p.invoice_id, p.method,
                coalesce(i.stripe_invoice_number, 'CRM-' || i.id) AS number, c.name AS customer
         FROM crm.payments p JOIN crm.invoices i ON i.id = p.invoice_id JOIN crm.customers c ON c.id = i.customer_id
         WHERE p.paid_at >= %(since)s AND p.paid_at < %(until)s AND NOT c.golive_test

@@ -135,7 +135,7 @@ def invoice_payments(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
     """Each payment recorded on the invoice, oldest first (several when it was paid in parts)."""
     return conn.execute(
         "SELECT paid_at, amount_cents, currency, fee_cents, stripe_payment_intent_id, stripe_charge_id, "
-        "stripe_payment_id FROM crm.payments WHERE invoice_id = %s ORDER BY paid_at, id",
+        "stripe_payment_id, method FROM crm.payments WHERE invoice_id = %s ORDER BY paid_at, id",
         (invoice_id,),
     ).fetchall()
 
@@ -164,7 +164,8 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
             FROM crm.audit_log a WHERE a.entity = 'invoice' AND a.entity_id = %(id)s
           UNION ALL
             SELECT p.paid_at, 'payment', NULL, NULL,
-                   jsonb_build_object('fee_cents', p.fee_cents, 'net_cents', p.net_cents), 'stripe_event', NULL,
+                   jsonb_build_object('fee_cents', p.fee_cents, 'net_cents', p.net_cents, 'method', p.method),
+                   'stripe_event', NULL,
                    p.amount_cents, coalesce(p.stripe_payment_intent_id, p.stripe_payment_id)
             FROM crm.payments p WHERE p.invoice_id = %(id)s
           UNION ALL

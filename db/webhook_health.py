@@ -25,6 +25,8 @@ def delivery_counts(conn: Conn, mode: str, hours: int = 24) -> dict[str, Any]:
                                 AND received_at > now() - make_interval(hours => %(h)s)) AS missed,
                count(*) FILTER (WHERE id LIKE 'evt\\_reconcile\\_%%'
                                 AND received_at > now() - make_interval(hours => %(h)s)) AS repairs,
+               count(*) FILTER (WHERE outcome = 'rejected'
+                                AND received_at > now() - make_interval(hours => %(h)s)) AS rejected,
                max(webhook_received_at) AS last_received
         FROM crm.stripe_events WHERE mode = %(mode)s
         """,

@@ -52,6 +52,7 @@ def connect_sandbox(webhook_port: str, host: str = "127.0.0.1", timeout_s: float
         if settings.resend_sandboxed:
             done.append(_configure_resend_webhook(conn, base, str(settings["resend.webhook_secret"]),
                                                   f"http://{host}:{webhook_port}/webhooks/resend"))
+            done.append(_add_sender_domain(base, str(settings["email.from"])))
         conn.commit()
     for line in done:
         log.info("SANDBOX: %s", line)
@@ -79,6 +80,20 @@ def _register_stripe_endpoint(conn: Conn, settings: Settings, url: str) -> str:
     store_registered_webhook_secret(conn, settings, target.mode, secret, endpoint_id, None)
     save_setting(conn, f"stripe.{target.mode}.webhook_endpoint_id", endpoint_id)
     return f"registered Stripe webhook endpoint {endpoint_id} -> {url}; signing secret stored encrypted"
+
+
+def _add_sender_domain(base: str, sender: str) -> str:
+    """The demo's From domain, verified at the sandbox's Resend (which refuses unverified senders, as Resend does)."""
+    domain = sender.rpartition("@")[2].strip(" >").lower()
+    try:
+        resp = httpx.post(f"{base}/_sandbox/resend/domains", json={"name": domain}, timeout=5, trust_env=False)
+    except httpx.HTTPError as exc:
+        return f"could not add {domain} at the sandbox's Resend: {exc}"
+    if resp.status_code == 400 and "registered already" in resp.text:
+        return f"sandbox Resend domain {domain} already added"
+    if resp.is_error:
+        return f"could not add {domain} at the sandbox's Resend: {resp.text[:200]}"
+    return f"sandbox Resend domain {domain} added and verified"
 
 
 def _configure_resend_webhook(conn: Conn, base: str, secret: str, url: str) -> str:

@@ -13,7 +13,7 @@ from db import drafts, jobs
 from db import queries_invoices as q
 from db.customers import customer_choices
 from db.pool import connection
-from ui import line_editor, scroll, send_panel, timeline_text
+from ui import cash_payment, line_editor, refund_panel, scroll, send_panel, timeline_text
 from ui.invoice_view import LIST_COLUMN_WIDTHS, filter_label, invoice_title, list_row, remaining_cents
 from ui.session import require_login
 from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, plural, settings, show_flash, table
@@ -208,6 +208,8 @@ if invoice_id:
         send_panel.open_invoice_actions(invoice, session)
     elif invoice["hosted_invoice_url"]:
         st.markdown(f"[Stripe's invoice page]({invoice['hosted_invoice_url']})")
+    refund_panel.render(invoice, session)
+    cash_payment.panel(invoice, session)
     st.markdown("**Timeline**")
     with connection() as conn:
         facts = q.invoice_timeline(conn, int(invoice["id"]))

@@ -42,6 +42,17 @@ class Settings:
     # takes about four business days. bank_debits_fail makes settlements fail instead.
     bank_settle_delay_s: float = 30.0
     bank_debits_fail: bool = False
+    # Refunds stay pending this long (sandbox time) before they settle: card refunds (0: inside
+    # the request, as Stripe's test mode) and bank-debit refunds (days at Stripe).
+    # refunds_fail makes settlements fail with refund_failure_reason.
+    card_refund_delay_s: float = 0.0
+    bank_refund_delay_s: float = 30.0
+    refunds_fail: bool = False
+    refund_failure_reason: str = "declined"
+    # Resend's team rate limit (requests a second; 0 turns it off) and how long a domain stays
+    # pending after POST /domains/{id}/verify while its DNS records are checked (sandbox time).
+    resend_rate_per_s: float = 2.0
+    resend_verify_delay_s: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -64,4 +75,9 @@ class Settings:
             public_url=(os.environ.get("SANDBOX_PUBLIC_URL") or "").rstrip("/") or None,
             bank_settle_delay_s=_float("SANDBOX_BANK_SETTLE_DELAY_S", 30.0),
             bank_debits_fail=os.environ.get("SANDBOX_BANK_DEBITS_FAIL", "").lower() in ("1", "true", "yes"),
+            card_refund_delay_s=_float("SANDBOX_CARD_REFUND_DELAY_S", 0.0),
+            bank_refund_delay_s=_float("SANDBOX_BANK_REFUND_DELAY_S", 30.0),
+            refunds_fail=os.environ.get("SANDBOX_REFUNDS_FAIL", "").lower() in ("1", "true", "yes"),
+            resend_rate_per_s=_float("SANDBOX_RESEND_RATE_PER_S", 2.0),
+            resend_verify_delay_s=_float("SANDBOX_RESEND_VERIFY_DELAY_S", 5.0),
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sandbox.config import Settings
 from sandbox.faults import FaultBook
+from sandbox.rate_limit import RateLimiter
 from sandbox.state import Store
 from sandbox.webhook_delivery import Deliverer
 
@@ -18,9 +19,13 @@ class Sandbox:
     faults: FaultBook
     # The configured bank debit settle delay and failure switch, restored by a reset.
     bank_defaults: tuple[float, bool] = (30.0, False)
+    # The configured refund delays, failure switch and reason, restored by a reset.
+    refund_defaults: tuple[float, float, bool, str] = (0.0, 30.0, False, "declined")
     # Idempotency keys of Stripe requests still being processed: a second request with one
     # of them gets Stripe's 409 (another request with this key is in progress).
     inflight_keys: set[str] = field(default_factory=set)
+    resend_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(0))
+    resend_verify_delay_default: float = 5.0  # restored by a reset
     # The account's capabilities (stripe_account.DEFAULT_CAPABILITIES, changed through the
     # control API, restored by a reset): a payment method whose capability is not active is refused.
     capabilities: dict[str, str] = field(default_factory=dict)
@@ -29,7 +34,14 @@ class Sandbox:
     def create(cls, settings: Settings) -> Sandbox:
         store = Store(settings.state_file)
         return cls(settings, store, Deliverer(settings, store), FaultBook(),
-                   (settings.bank_settle_delay_s, settings.bank_debits_fail))
+                   (settings.bank_settle_delay_s, settings.bank_debits_fail), refund_settings(settings),
+                   resend_limiter=RateLimiter(settings.resend_rate_per_s),
+                   resend_verify_delay_default=settings.resend_verify_delay_s)
+
+
+def refund_settings(settings: Settings) -> tuple[float, float, bool, str]:
+    return (settings.card_refund_delay_s, settings.bank_refund_delay_s, settings.refunds_fail,
+            settings.refund_failure_reason)
 
 
 @dataclass

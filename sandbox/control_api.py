@@ -2,7 +2,8 @@
 
 It injects request faults and delivery faults, exposes the request and delivery
 logs, pays or fails invoices with chosen amounts, disables webhook endpoints, moves the clock, flushes
-scheduled emails, configures the Resend webhook, and resets everything.
+scheduled emails, configures the Resend webhook, adds a Resend domain whose DNS is already in
+place, sets Resend's rate limit, and resets everything.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import BANNER, ids, request_log
+from sandbox import resend_domains as domains
 from sandbox import resend_mail as mail
 from sandbox import stripe_account as account
 from sandbox import stripe_bank_disputes as bank
 from sandbox import stripe_billing as billing
+from sandbox import stripe_refunds as refunds
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.faults import FaultSpecError
 from sandbox.netguard import url_shape_ok
+from sandbox.rate_limit import RateLimiter
 from sandbox.state import Obj
 from sandbox.stripe_api import public_base
 from sandbox.stripe_errors import StripeError
@@ -66,7 +70,11 @@ async def reset(request: Request) -> Response:
     sb.deliverer.set_faults("resend", DeliveryFaults())
     mail.configure_env_webhook(sb)
     sb.settings.bank_settle_delay_s, sb.settings.bank_debits_fail = sb.bank_defaults
+    sb.resend_limiter = RateLimiter(sb.settings.resend_rate_per_s)
+    sb.settings.resend_verify_delay_s = sb.resend_verify_delay_default
     sb.capabilities = {}
+    (sb.settings.card_refund_delay_s, sb.settings.bank_refund_delay_s, sb.settings.refunds_fail,
+     sb.settings.refund_failure_reason) = sb.refund_defaults
     sb.store.save()
     return JSONResponse({"ok": True})
 
@@ -222,6 +230,37 @@ async def capabilities(request: Request) -> Response:
     return JSONResponse(account.capabilities(sb))
 
 
+def _refund_settings(sb: Sandbox) -> dict[str, Any]:
+    s = sb.settings
+    return {"card_delay_s": s.card_refund_delay_s, "bank_delay_s": s.bank_refund_delay_s, "fail": s.refunds_fail,
+            "failure_reason": s.refund_failure_reason}
+
+
+async def refund_config(request: Request) -> Response:
+    """How refunds settle: {"card_delay_s", "bank_delay_s": seconds, "fail": bool, "failure_reason"}."""
+    sb = _sb(request)
+    if request.method == "POST":
+        spec = await _body(request)
+        reason = spec.get("failure_reason", sb.settings.refund_failure_reason)
+        if reason not in refunds.FAILURE_REASONS:
+            return _bad(f"failure_reason must be one of {', '.join(refunds.FAILURE_REASONS)}")
+        if "card_delay_s" in spec:
+            sb.settings.card_refund_delay_s = float(spec["card_delay_s"])
+        if "bank_delay_s" in spec:
+            sb.settings.bank_refund_delay_s = float(spec["bank_delay_s"])
+        if "fail" in spec:
+            sb.settings.refunds_fail = bool(spec["fail"])
+        sb.settings.refund_failure_reason = str(reason)
+    return JSONResponse(_refund_settings(sb))
+
+
+async def refund_settle(request: Request) -> Response:
+    """Settle a refund now: {"outcome": "succeeded" | "failed" | "canceled", "failure_reason": ...}; a
+    succeeded refund can still fail (as a card refund the issuer returns)."""
+    return await _stripe_action(request, "refund", "refund_id", lambda sb, ctx, re, spec: refunds.settle(
+        sb, ctx, re, spec.get("outcome"), spec.get("failure_reason")))
+
+
 async def invoice_dispute(request: Request) -> Response:
     """Open a dispute on the invoice's latest succeeded charge: {"amount": cents, "reason": "fraudulent"}."""
     def action(sb: Sandbox, ctx: StripeCtx, inv: Obj, spec: Any) -> Obj:
@@ -288,6 +327,37 @@ async def resend_emails(request: Request) -> Response:
     return JSONResponse({"data": emails})
 
 
+async def resend_domain(request: Request) -> Response:
+    """Add a domain as a team has it after its DNS records were found: {"name": "acme.example"}.
+    Returns it (verified). What a deployment did once, before the CRM's first send."""
+    sb = _sb(request)
+    if request.method == "DELETE":
+        sb.store.resend_domains.clear()
+        sb.store.save()
+        return JSONResponse({"ok": True})
+    spec = await _body(request)
+    try:
+        domain = domains.create(sb, {"name": spec.get("name")})
+    except mail.ResendError as exc:
+        return _bad(exc.message)
+    sb.store.resend_domains[domain["id"]]["status"] = "verified"
+    sb.store.save()
+    return JSONResponse(domains.public(sb.store.resend_domains[domain["id"]]))
+
+
+async def resend_limits(request: Request) -> Response:
+    """Resend's team rate limit and DNS check time: {"per_s": requests a second (0: none),
+    "verify_delay_s": seconds a verified domain stays pending}; a reset restores the settings."""
+    sb = _sb(request)
+    if request.method == "POST":
+        spec = await _body(request)
+        if "per_s" in spec:
+            sb.resend_limiter = RateLimiter(float(spec["per_s"] or 0))
+        if "verify_delay_s" in spec:
+            sb.settings.resend_verify_delay_s = float(spec["verify_delay_s"])
+    return JSONResponse({"per_s": sb.resend_limiter.per_s, "verify_delay_s": sb.settings.resend_verify_delay_s})
+
+
 async def resend_webhook(request: Request) -> Response:
     sb = _sb(request)
     if request.method == "DELETE":
@@ -320,6 +390,8 @@ _TABLE: list[tuple[str, Any, list[str]]] = [
     ("/stripe/payment_intents/{pi_id}/settle", payment_intent_settle, ["POST"]),
     ("/stripe/bank_debits", bank_debits, ["GET", "POST"]),
     ("/stripe/capabilities", capabilities, ["GET", "POST"]),
+    ("/stripe/refunds", refund_config, ["GET", "POST"]),
+    ("/stripe/refunds/{refund_id}/settle", refund_settle, ["POST"]),
     ("/stripe/invoices/{invoice_id}/dispute", invoice_dispute, ["POST"]),
     ("/stripe/disputes/{dispute_id}/evidence", dispute_evidence, ["POST"]),
     ("/stripe/disputes/{dispute_id}/close", dispute_close, ["POST"]),
@@ -331,6 +403,8 @@ _TABLE: list[tuple[str, Any, list[str]]] = [
     ("/resend/flush", resend_flush, ["POST"]),
     ("/resend/emails", resend_emails, ["GET"]),
     ("/resend/webhook", resend_webhook, ["POST", "DELETE"]),
+    ("/resend/domains", resend_domain, ["POST", "DELETE"]),
+    ("/resend/limits", resend_limits, ["GET", "POST"]),
 ]
 _HANDLERS = {path: handler for path, handler, _m in _TABLE}
 

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from sandbox import idempotency, ids, request_log
 from sandbox import resend_domains as domains
+from sandbox import resend_limits as limits
 from sandbox import resend_mail as mail
 from sandbox.context import Sandbox
 from sandbox.netguard import url_shape_ok
@@ -53,8 +54,14 @@ def _get_email(sb: Sandbox, email_id: str) -> Obj:
     return email
 
 
+def _check_sender(sb: Sandbox, clean: Obj) -> None:
+    domains.settle(sb)
+    limits.require_verified_sender(sb.store.resend_domains, str(clean["from"]))
+
+
 def send_email(sb: Sandbox, body: Any, headers: dict[str, str]) -> Obj:
     clean = mail.validate(body, sb.store.now_f())
+    _check_sender(sb, clean)
     return {"id": mail.create(sb, clean)["id"]}
 
 
@@ -77,6 +84,9 @@ def send_batch(sb: Sandbox, body: Any, headers: dict[str, str]) -> Obj:
                 raise ResendError(exc.status, exc.name, f"emails[{i}]: {exc.message}") from None
             cleaned.append(None)
             errors.append({"index": i, "message": exc.message})
+    for c in cleaned:
+        if c is not None:
+            _check_sender(sb, c)
     data = [{"id": mail.create(sb, c)["id"]} for c in cleaned if c is not None]
     out: Obj = {"data": data}
     if permissive:
@@ -198,6 +208,10 @@ async def dispatch(request: Request) -> Response:
         return fault_response()
     try:
         _check_key(request)
+        wait_s = sb.resend_limiter.retry_after()
+        if wait_s is not None:
+            headers.update(sb.resend_limiter.headers(wait_s))
+            raise limits.rate_limited(sb.resend_limiter.per_s)
         raw = await request.body()
         try:
             body = json.loads(raw) if raw.strip() else {}

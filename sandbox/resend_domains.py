@@ -3,9 +3,10 @@
 ``POST /domains`` adds a domain (``not_started``, with the SPF/DKIM/tracking DNS records to add),
 ``GET /domains`` lists them (with ``open_tracking`` and ``click_tracking``), ``GET /domains/{id}``,
 ``PATCH /domains/{id}`` (``open_tracking``, ``click_tracking``, ``tls``, ``tracking_subdomain``),
-``POST /domains/{id}/verify`` and ``DELETE /domains/{id}``. The sandbox has no DNS to look at, so
-verifying succeeds at once (Resend checks the records and takes minutes to hours). Tracking is
-off by default, as at Resend.
+``POST /domains/{id}/verify`` and ``DELETE /domains/{id}``. Verifying answers at once and leaves
+the domain ``pending`` while the DNS records are checked, as Resend does (minutes to hours there):
+the sandbox has no DNS to look at, so the records count as found after ``resend_verify_delay_s``
+of sandbox time, and the domain is ``verified``. Tracking is off by default, as at Resend.
 """
 
 from __future__ import annotations
@@ -78,8 +79,18 @@ def create(sb: Sandbox, body: Any) -> Obj:
 
 
 def public(domain: Obj) -> Obj:
-    status = "verified" if domain["status"] == "verified" else "not_started"
-    return {**domain, "records": _records(domain["name"], status, domain["tracking_subdomain"])}
+    status = domain["status"] if domain["status"] in ("verified", "pending") else "not_started"
+    shown = {k: v for k, v in domain.items() if not k.startswith("_")}
+    return {**shown, "records": _records(domain["name"], status, domain["tracking_subdomain"])}
+
+
+def settle(sb: Sandbox) -> None:
+    """Pending domains whose DNS check is done become verified."""
+    now = sb.store.now_f()
+    for domain in sb.store.resend_domains.values():
+        if domain["status"] == "pending" and now >= float(domain.get("_verify_at") or 0):
+            domain["status"] = "verified"
+            domain.pop("_verify_at", None)
 
 
 def listing(sb: Sandbox) -> Obj:
@@ -106,7 +117,9 @@ def update(sb: Sandbox, domain_id: str, body: Any) -> Obj:
 
 def verify(sb: Sandbox, domain_id: str) -> Obj:
     domain = _get(sb, domain_id)
-    domain["status"] = "verified"  # no DNS in the sandbox: the records count as found
+    if domain["status"] != "verified":
+        domain["status"] = "pending"
+        domain["_verify_at"] = sb.store.now_f() + sb.settings.resend_verify_delay_s
     return {"object": "domain", "id": domain["id"]}
 
 
@@ -114,6 +127,7 @@ def route(sb: Sandbox, method: str, parts: list[str], body: Any) -> tuple[Obj, b
     """(response, mutated) for a ``/domains`` path, or None when it is not one."""
     if not parts or parts[0] != "domains":
         return None
+    settle(sb)
     if parts == ["domains"]:
         if method == "POST":
             return create(sb, body), True

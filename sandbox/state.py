@@ -24,6 +24,8 @@ STRIPE_KINDS = (
     "invoice",
     "line_item",
     "invoice_payment",
+    "payment_record",
+    "credit_note",
     "payment_intent",
     "charge",
     "balance_transaction",

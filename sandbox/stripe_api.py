@@ -25,6 +25,7 @@ from sandbox.formcodec import FormDecodeError, decode
 from sandbox.state import Obj
 from sandbox.stripe_account import account_retrieve, accounts_retrieve
 from sandbox.stripe_call import Call
+from sandbox.stripe_credit_notes import credit_notes_create
 from sandbox.stripe_customers_invoices import (
     customers_create,
     customers_delete,
@@ -60,6 +61,7 @@ from sandbox.stripe_money_events import (
     webhook_endpoints_list,
     webhook_endpoints_update,
 )
+from sandbox.stripe_payment_records import invoices_attach_payment, payment_records_report_payment
 
 _KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{4,}$")
 MAX_IDEMPOTENCY_KEY = 255
@@ -89,6 +91,11 @@ ROUTES: list[tuple[str, re.Pattern[str], Callable[[Call], Obj]]] = [
         ("POST", f"invoices/{_ID}/void", invoices_void),
         ("POST", f"invoices/{_ID}/mark_uncollectible", invoices_uncollectible),
         ("POST", f"invoices/{_ID}/send", invoices_send),
+        ("POST", f"invoices/{_ID}/attach_payment", invoices_attach_payment),
+        ("POST", "payment_records/report_payment", payment_records_report_payment),
+        ("GET", f"payment_records/{_ID}", _retrieve("payment_record")),
+        ("POST", "credit_notes", credit_notes_create),
+        ("GET", f"credit_notes/{_ID}", _retrieve("credit_note")),
         ("GET", "invoice_payments", invoice_payments_list),
         ("GET", f"invoice_payments/{_ID}", _retrieve("invoice_payment")),
         ("GET", "payment_intents", payment_intents_list),

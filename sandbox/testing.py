@@ -91,6 +91,16 @@ class ControlClient:
         out: Row = self._ok(self.http.post("/stripe/bank_debits", json=spec))
         return out
 
+    def set_refunds(self, **spec: Any) -> Row:
+        """How refunds settle: card_delay_s, bank_delay_s, fail, failure_reason."""
+        out: Row = self._ok(self.http.post("/stripe/refunds", json=spec))
+        return out
+
+    def settle_refund(self, refund_id: str, outcome: str = "succeeded", failure_reason: str | None = None) -> Row:
+        """End a refund now (succeeded, failed, canceled); the Refund, or {"error": ...}."""
+        return self._action(f"/stripe/refunds/{refund_id}/settle",
+                            {"outcome": outcome, **({"failure_reason": failure_reason} if failure_reason else {})})
+
     def set_capabilities(self, **statuses: str) -> Row:
         """The account's capabilities, e.g. us_bank_account_ach_payments="inactive"."""
         out: Row = self._ok(self.http.post("/stripe/capabilities", json=statuses))
@@ -135,6 +145,21 @@ class ControlClient:
         out: Row = self._ok(self.http.post("/resend/webhook", json={"url": url, "secret": secret}))
         return out
 
+    def add_verified_resend_domain(self, name: str) -> Row:
+        """A sending domain whose DNS records Resend has found (a deployment's state before its first send)."""
+        return self._action_post("/resend/domains", {"name": name})
+
+    def clear_resend_domains(self) -> None:
+        self._ok(self.http.delete("/resend/domains"))
+
+    def set_resend_limits(self, *, per_s: float | None = None, verify_delay_s: float | None = None) -> Row:
+        spec = {k: v for k, v in (("per_s", per_s), ("verify_delay_s", verify_delay_s)) if v is not None}
+        return self._action_post("/resend/limits", spec)
+
+    def _action_post(self, path: str, spec: Row) -> Row:
+        out: Row = self._ok(self.http.post(path, json=spec))
+        return out
+
     def wait_for(self, fetch: Callable[[], list[Row]], predicate: Callable[[list[Row]], bool],
                  timeout: float = 10.0, interval: float = 0.05) -> list[Row]:
         """Poll ``fetch`` until ``predicate`` holds; returns the last rows or raises TimeoutError."""
@@ -170,10 +195,13 @@ class RunningSandbox:
 def run_sandbox(settings: Settings | None = None, **overrides: Any) -> Iterator[RunningSandbox]:
     """Start the sandbox on a free loopback port in a thread; stop it cleanly on exit.
 
-    Defaults suit tests: fast webhook retries (0.05 s base), 4 attempts, no state file.
+    Defaults suit tests: fast webhook retries (0.05 s base), 4 attempts, no state file; Resend's
+    rate limit off and its DNS check instant (a test of either turns it on: set_resend_limits),
+    its refusal of unverified sending domains on, as at Resend.
     """
     base = settings or Settings(webhook_retry_base_s=0.05, webhook_retry_cap_s=1.0,
-                                webhook_max_attempts=4, webhook_timeout_s=5.0, resend_tick_s=0.2)
+                                webhook_max_attempts=4, webhook_timeout_s=5.0, resend_tick_s=0.2,
+                                resend_rate_per_s=0, resend_verify_delay_s=0)
     cfg = replace(base, host="127.0.0.1", port=free_port(), **overrides)
     server = uvicorn.Server(uvicorn.Config(create_app(cfg), host=cfg.host, port=cfg.port,
                                            log_level="warning", lifespan="on"))

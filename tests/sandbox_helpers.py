@@ -95,6 +95,8 @@ def stripe_client(sandbox: RunningSandbox, key: str = TEST_KEY, **kw: Any) -> st
 def use_resend(sandbox: RunningSandbox) -> Iterator[RunningSandbox]:
     old = resend.api_url, resend.api_key
     resend.api_url, resend.api_key = sandbox.resend_api_url, "re_test_sandbox"
+    for domain in ("acme.example", "biz.example"):  # the senders these tests use, verified as at Resend
+        sandbox.control.add_verified_resend_domain(domain)
     yield sandbox
     resend.api_url, resend.api_key = old
 

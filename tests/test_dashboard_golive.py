@@ -23,6 +23,7 @@ RESEND_WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
 @pytest.fixture
 def golive_sandbox(db: Conn, crm_sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> RunningSandbox:
     monkeypatch.setenv("SANDBOX_URL", crm_sandbox.base_url)  # live has no key: the sandbox's live mode
+    crm_sandbox.control.clear_resend_domains()  # go-live adds the From domain itself
     return crm_sandbox
 
 

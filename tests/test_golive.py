@@ -31,6 +31,7 @@ def golive_sandbox(db: Conn, crm_sandbox: RunningSandbox, monkeypatch: pytest.Mo
     """The test key points at the sandbox (STRIPE_API_BASE); live has no key, so its sandbox
     (SANDBOX_URL) stands in, as in the local demo."""
     monkeypatch.setenv("SANDBOX_URL", crm_sandbox.base_url)
+    crm_sandbox.control.clear_resend_domains()  # go-live adds the From domain itself
     return crm_sandbox
 
 

@@ -56,16 +56,19 @@ def test_a_current_event_shape_has_no_problem() -> None:
     (lambda e: e.update(id="in_123"), "event id"),
     (lambda e: e.update(type=""), "event type"),
     (lambda e: e.update(livemode="false"), "livemode"),
-    (lambda e: e.update(data={"object": []}), "data.object"),
-    (lambda e: e["data"]["object"].update(amount_paid=-1), "amount_paid"),
-    (lambda e: e["data"]["object"].update(amount_paid="100"), "amount_paid"),
-    (lambda e: e["data"]["object"].update(amount_due=True), "amount_due"),
 ])
 def test_event_problems(mutate: Any, problem: str) -> None:
     evt = sp.event("invoice.paid", sp.invoice("in_1", status="paid", amount_paid=100))
     mutate(evt)
     found = event_problem(evt)
     assert found is not None and problem in found
+
+
+def test_content_is_left_to_the_database_which_records_it_rejected() -> None:
+    """data.object and amounts are judged by crm.stripe_event_refusal (tests/test_webhook_constraint.py)."""
+    evt = sp.event("invoice.paid", sp.invoice("in_1", status="paid", amount_paid=100))
+    evt["data"] = {"object": []}
+    assert event_problem(evt) is None
 
 
 def test_not_an_object() -> None:

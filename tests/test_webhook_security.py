@@ -61,18 +61,32 @@ def test_signed_malformed_json(sidecar: Sidecar) -> None:
                    "malformed JSON")
 
 
+def assert_recorded_rejected(sidecar: Sidecar, body: bytes, reason: str) -> None:
+    """Verified, recordable, refused for its content: 200 'rejected', stored with the reason (invariant 11)."""
+    resp = sidecar.post_raw(body, {"Stripe-Signature": sp.signature_header(body, TEST_SECRET)})
+    assert (resp.status_code, resp.json()["outcome"]) == (200, "rejected"), resp.text
+    assert reason in resp.json()["detail"]
+    row = sidecar.db.execute("SELECT outcome, detail FROM crm.stripe_events WHERE id = %s",
+                             (resp.json()["event_id"],)).fetchone()
+    assert row == {"outcome": "rejected", "detail": resp.json()["detail"]}
+
+
 def test_signed_json_that_is_not_an_event(sidecar: Sidecar) -> None:
-    body = b'{"id": "evt_1", "type": "invoice.paid", "livemode": false, "data": {}}'
+    """No livemode: the ledger cannot say which mode it belongs to, so nothing is stored."""
+    body = b'{"id": "evt_1", "type": "invoice.paid", "data": {}}'
     assert_refused(sidecar, body, {"Stripe-Signature": sp.signature_header(body, TEST_SECRET)}, 400,
-                   "data.object missing")
+                   "livemode missing")
+
+
+def test_signed_event_without_a_data_object_is_recorded_rejected(sidecar: Sidecar) -> None:
+    assert_recorded_rejected(sidecar, b'{"id": "evt_1", "type": "invoice.paid", "livemode": false, "data": {}}',
+                             "data.object missing")
 
 
 def test_amount_that_is_not_whole_cents(sidecar: Sidecar) -> None:
     evt = paid_for(seed_invoice(sidecar.db))
     evt["data"]["object"]["amount_paid"] = 100.5  # type: ignore[index]
-    body = sp.body_of(evt)
-    assert_refused(sidecar, body, {"Stripe-Signature": sp.signature_header(body, TEST_SECRET)}, 400,
-                   "whole number of cents")
+    assert_recorded_rejected(sidecar, sp.body_of(evt), "whole number of cents")
 
 
 def test_one_mebibyte_body_with_content_length(sidecar: Sidecar) -> None:

@@ -62,6 +62,11 @@ def _status(row: Mapping[str, Any], money: Any) -> str | None:
         return f"Payment failed: {detail['payment_error']}"
     if new == "processing":
         return f"A bank payment of {money(int(detail.get('amount_cents') or 0))} is on its way"
+    if "refund_requested_cents" in detail:
+        return (f"Refund of {money(int(detail['refund_requested_cents']))} asked of Stripe"
+                + (f" ({words(detail.get('reason'))})" if detail.get("reason") else ""))
+    if "credit_notes_cents" in detail:
+        return f"Credit note: now due {money(int(detail.get('amount_due_cents') or 0))}"
     if "partial_payment_cents" in detail:
         return f"Partial payment of {money(int(detail['partial_payment_cents']))} received"
     if old == new:
@@ -82,6 +87,9 @@ def describe(row: Mapping[str, Any], currency: str) -> Entry | None:
         what = _status(row, money)
     elif kind == "payment":
         fee, net = detail.get("fee_cents"), detail.get("net_cents")
+        if detail.get("method") == "out_of_band":
+            return Entry(row["at"], f"Payment of {money(int(row['amount_cents']))} received outside Stripe "
+                         "(cash or check)", "CRM", "", False)
         what = f"Payment of {money(int(row['amount_cents']))} received" + (
             f" (Stripe fee {money(int(fee))}, net {money(int(net))})" if fee is not None and net is not None
             else " (Stripe's fee not known yet)")
@@ -94,7 +102,8 @@ def describe(row: Mapping[str, Any], currency: str) -> Entry | None:
                 f"{words(row['to_status'])}" + (f": {words(detail['cancel_reason'])}"
                                                  if detail.get("cancel_reason") else ""))
     elif kind == "refund":
-        what = f"Refund of {money(int(row['amount_cents'] or 0))} {words(row['to_status'])}"
+        what = f"Refund of {money(int(row['amount_cents'] or 0))} {words(row['to_status'])}" + (
+            f": {detail['failure_reason']}, taken back out" if detail.get("failure_reason") else "")
     elif kind == "decline":
         code = words(detail.get("decline_code") or detail.get("code"))
         what = f"Payment declined: {detail.get('message') or 'no message'}" + (f" ({code})" if code else "")

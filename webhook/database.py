@@ -7,10 +7,14 @@ safe because each provider's ledger (Stripe's event id, Svix's message id) makes
 idempotent (a retry after a lost commit answers 'duplicate'). Not after a pool timeout: that
 already waited its full time.
 
-Postgres refusing the event's data (a value out of range, text it cannot store: SQLSTATE
-class 22) becomes EventDataRejected: retrying would never succeed, so the route answers
-400. Stored secrets that CRM_SECRET_KEY cannot decrypt become SecretsUndecryptable (503:
-the provider retries once the key is fixed). Neither carries Postgres's message, which can
+Postgres refusing the event's data becomes EventDataRejected: retrying would never succeed,
+so the route answers 400. For Stripe that is only a body Postgres cannot store at all (jsonb
+refuses it as a parameter, so the ledger cannot hold it either): what the database refuses in
+a storable event's content (class 22 and 23) is recorded 'rejected' inside
+crm.apply_stripe_event and answered 200 (invariant 11); a class 23 error still reaching here
+(an id a ledger's CHECK refuses) is mapped the same way. Stored secrets that CRM_SECRET_KEY
+cannot decrypt become SecretsUndecryptable (503: the provider retries once the key is fixed).
+Neither carries Postgres's message, which can
 quote the body.
 """
 
@@ -62,7 +66,7 @@ def _mapped(fn: Callable[[], T]) -> T:
         except Exception:  # noqa: BLE001 - best effort; the answer is 503 either way
             log.warning("pool check failed")
         raise DatabaseUnavailable(type(exc).__name__) from exc
-    except psycopg.DataError as exc:
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:
         raise EventDataRejected(f"the database refused a value in the event ({type(exc).__name__})") from None
     except SecretKeyError as exc:
         raise SecretsUndecryptable(str(exc)) from None

@@ -37,6 +37,7 @@ DATE_FORMAT = "%m/%d/%Y"
 # journal entries: rename them here (or in QuickBooks) so they match the chart of accounts.
 ITEM = "Services"
 CLEARING = "Stripe Clearing"  # a bank-type account: Stripe's balance before payouts
+UNDEPOSITED = "Undeposited Funds"  # cash and checks received outside Stripe, until banked
 RECEIVABLE = "Accounts Receivable (A/R)"
 FEES = "Stripe Fees"  # expense
 REFUNDS = "Refunds"  # contra-income (or Sales Returns and Allowances)
@@ -154,8 +155,11 @@ def build_export(conn: Conn, start: date, end: date, tz: str) -> ExportResult:
     for p in payments:
         day, cur = _local(p["paid_at"], tz), str(p["currency"])
         _add(pay_totals, cur, int(p["amount_cents"]))
-        pay_rows += _entry(f"PAY-{p['id']}", day, CLEARING, RECEIVABLE, int(p["amount_cents"]), cur,
-                           f"Payment of invoice {p['number']} ({p['stripe_payment_id']})", credit_name=p["customer"])
+        outside = p["method"] == "out_of_band"
+        pay_rows += _entry(f"PAY-{p['id']}", day, UNDEPOSITED if outside else CLEARING, RECEIVABLE,
+                           int(p["amount_cents"]), cur,
+                           f"{'Cash or check payment' if outside else 'Payment'} of invoice {p['number']} "
+                           f"({p['stripe_payment_id']})", credit_name=p["customer"])
         if p["fee_cents"] is None:
             unknown_fees += 1
         elif int(p["fee_cents"]) > 0:

@@ -23,8 +23,6 @@ INVOICE_STATUS_MOVES: dict[str, frozenset[str]] = {
     "void": frozenset(),
 }
 
-_MONEY_FIELDS = ("amount_paid", "amount_due", "amount_remaining", "amount", "amount_refunded")
-
 
 def invoice_status_may_move(current: str, target: str) -> bool:
     return target in INVOICE_STATUS_MOVES.get(current, frozenset())
@@ -35,7 +33,13 @@ def mode_of(livemode: bool) -> str:
 
 
 def event_problem(event: Any) -> str | None:
-    """Why a verified body is not an event we can record, or None when it is."""
+    """Why a verified body cannot be recorded as an event at all (no ledger key, no mode), or None.
+
+    What an event says beyond its envelope (a data.object that is not an object, an amount
+    that is not whole cents, a connected account, a value the database refuses) is judged
+    in Postgres (crm.stripe_event_refusal, crm.apply_stripe_event), which records the event
+    as rejected with the reason: invariant 11.
+    """
     if not isinstance(event, dict):
         return "body is not a JSON object"
     if not isinstance(event.get("id"), str) or not EVENT_ID.match(event["id"]):
@@ -44,13 +48,4 @@ def event_problem(event: Any) -> str | None:
         return "event type missing"
     if not isinstance(event.get("livemode"), bool):
         return "livemode missing"
-    data = event.get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
-        return "data.object missing"
-    obj = data["object"]
-    for name in _MONEY_FIELDS:
-        value = obj.get(name)
-        # Cents are whole numbers; bool is an int in Python and is no amount.
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            return f"data.object.{name} is not a whole number of cents"
     return None

@@ -35,6 +35,8 @@ T = TypeVar("T")
 log = logging.getLogger("crm.stripe")
 
 STRIPE_API_VERSION = "2026-10-28.endive"
+# GET /v1/events takes at most 20 `types` (Stripe refuses more).
+MAX_EVENT_TYPES_PER_LIST = 20
 SANDBOX_SECRET_KEY = "sk_test_sandbox"
 # The sandbox's live mode: its own objects, events and endpoints, as a live key sees at Stripe.
 SANDBOX_SECRET_KEYS = {"test": SANDBOX_SECRET_KEY, "live": "sk_live_sandbox"}
@@ -246,6 +248,11 @@ class StripeGateway:
     def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
         return self._call("retrieve refund", lambda: self.client.v1.refunds.retrieve(refund_id)).to_dict()
 
+    def create_refund(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """POST /v1/refunds (`payment_intent` or `charge`, `amount`, `reason`, `metadata`)."""
+        return self._call("create refund", lambda: self.client.v1.refunds.create(
+            params, {"idempotency_key": idempotency_key})).to_dict()  # type: ignore[arg-type]
+
     def list_refunds(self, charge_id: str) -> list[dict[str, Any]]:
         page = self._call("list refunds", lambda: self.client.v1.refunds.list({"charge": charge_id, "limit": 100}))
         return [r.to_dict() for r in page.auto_paging_iter()]
@@ -275,14 +282,41 @@ class StripeGateway:
             invoice_id, None, {"idempotency_key": idempotency_key}))
         return inv.to_dict()
 
+    def pay_out_of_band(self, invoice_id: str, idempotency_key: str) -> dict[str, Any]:
+        """The whole invoice paid outside Stripe (cash, a check): Stripe charges nothing and marks it paid."""
+        inv = self._call("pay invoice out of band", lambda: self.client.v1.invoices.pay(
+            invoice_id, {"paid_out_of_band": True}, {"idempotency_key": idempotency_key}))
+        return inv.to_dict()
+
+    def report_payment(self, amount: int, currency: str, paid_at: int, method: str, reference: str,
+                       idempotency_key: str) -> str:
+        """A payment received outside Stripe, reported as a PaymentRecord (guaranteed); returns its pr_ id."""
+        record = self._call("report payment", lambda: self.client.v1.payment_records.report_payment({
+            "amount_requested": {"currency": currency, "value": amount}, "initiated_at": paid_at,
+            "outcome": "guaranteed", "guaranteed": {"guaranteed_at": paid_at},
+            "payment_method_details": {"type": "custom", "custom": {"display_name": method}},
+            "processor_details": {"type": "custom", "custom": {"payment_reference": reference}},
+        }, {"idempotency_key": idempotency_key}))
+        return str(record.id)
+
+    def attach_payment_record(self, invoice_id: str, payment_record_id: str, idempotency_key: str) -> dict[str, Any]:
+        inv = self._call("attach payment", lambda: self.client.v1.invoices.attach_payment(
+            invoice_id, {"payment_record": payment_record_id}, {"idempotency_key": idempotency_key}))
+        return inv.to_dict()
+
     def list_events(self, created_gte: int, types: list[str] | None = None) -> Iterator[dict[str, Any]]:
-        """Events since `created_gte` (unix), newest first, across all pages (Stripe keeps 30 days)."""
-        params: dict[str, Any] = {"created": {"gte": created_gte}, "limit": 100}
-        if types:
-            params["types"] = types
-        page = self._call("list events", lambda: self.client.v1.events.list(params))  # type: ignore[arg-type]
-        for event in page.auto_paging_iter():
-            yield event.to_dict()
+        """Events since `created_gte` (unix), across all pages (Stripe keeps 30 days); newest first
+        within each listing. Stripe takes at most 20 `types` per listing: more are listed in turns."""
+        chunks = [types[i:i + MAX_EVENT_TYPES_PER_LIST] for i in range(0, len(types), MAX_EVENT_TYPES_PER_LIST)] \
+            if types else [None]
+        for chunk in chunks:
+            params: dict[str, Any] = {"created": {"gte": created_gte}, "limit": 100}
+            if chunk:
+                params["types"] = chunk
+            page = self._call("list events",
+                              lambda p=params: self.client.v1.events.list(p))  # type: ignore[misc,arg-type]
+            for event in page.auto_paging_iter():
+                yield event.to_dict()
 
     def retrieve_account(self) -> dict[str, Any]:
         """The account behind the key (GET /v1/account): proves the key works and whose it is."""

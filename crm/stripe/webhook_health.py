@@ -3,7 +3,8 @@
 From Stripe: the endpoint's status (enabled or disabled: Stripe disables an endpoint after days of
 failed deliveries), its enabled events and the handled types it misses, and how many recent
 events still have `pending_webhooks` (Stripe is retrying them). From the ledger: deliveries
-received in the last 24 h, the last event not applied, and the missed deliveries: events
+received in the last 24 h, the events rejected (recorded, not applied: invariant 11), the last
+event not applied, and the missed deliveries: events
 reconcile found that never arrived by webhook. `warnings` says in plain words what is wrong;
 `emergency` is a disabled endpoint of a mode in use.
 """
@@ -32,6 +33,7 @@ class ModeHealth:
     duplicates_24h: int
     missed_24h: int
     repairs_24h: int
+    rejected_24h: int  # verified events the CRM refused (content, connected account, mode): see Activity
     last_received: Any
     missed: list[dict[str, Any]]
     last_failure: dict[str, Any] | None
@@ -70,6 +72,11 @@ def warnings_for(h: ModeHealth) -> list[str]:
     if h.missed_24h:
         out.append(f"Stripe is failing to reach the sidecar: reconcile found {h.missed_24h} {h.mode}-mode "
                    f"event{'s' if h.missed_24h != 1 else ''} in the last 24 h that never arrived by webhook.")
+    if h.rejected_24h:
+        many = h.rejected_24h != 1
+        out.append(f"{h.rejected_24h} {h.mode}-mode event{'s' if many else ''} in the last 24 h "
+                   f"{'were' if many else 'was'} rejected (recorded, not applied): Activity -> Stripe events, "
+                   "outcome rejected, says why.")
     if h.pending_events:
         out.append(f"Stripe has {h.pending_events} {h.mode}-mode event{'s' if h.pending_events != 1 else ''} from "
                    "the last 24 h it has not managed to deliver yet (it is retrying).")
@@ -86,7 +93,8 @@ def mode_health(conn: Conn, settings: Settings, mode: str, *, ask_stripe: bool =
     pending = _pending(settings, mode, now) if ask_stripe and endpoint.registered else None
     h = ModeHealth(mode=mode, in_use=in_use, endpoint=endpoint, received_24h=int(counts["received"]),
                    duplicates_24h=int(counts["duplicates"]), missed_24h=int(counts["missed"]),
-                   repairs_24h=int(counts["repairs"]), last_received=counts["last_received"],
+                   repairs_24h=int(counts["repairs"]), rejected_24h=int(counts["rejected"]),
+                   last_received=counts["last_received"],
                    missed=queries.missed_deliveries(conn, mode), last_failure=queries.last_failure(conn, mode),
                    pending_events=pending)
     h.warnings = warnings_for(h)
