@@ -13,6 +13,7 @@ import psycopg
 import streamlit as st
 from psycopg_pool import PoolTimeout
 
+from ui.scroll import close_sidebar_on_phone
 from ui.session import current_session, logout
 
 st.set_page_config(page_title="CRM", page_icon=":material/receipt_long:", layout="wide")
@@ -52,6 +53,8 @@ else:
         if st.button("Log out"):
             logout()
             st.rerun()
+if session is not None:
+    close_sidebar_on_phone(page.url_path or "home")
 try:
     page.run()
 except (PoolTimeout, psycopg.OperationalError) as exc:

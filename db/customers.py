@@ -44,7 +44,8 @@ def list_customers(conn: Conn, search: str = "", limit: int = 50, offset: int = 
             SELECT sum(i.amount_due_cents - i.amount_paid_cents) AS balance_cents, count(*) AS open_invoices
             FROM crm.invoices i WHERE i.customer_id = c.id AND i.status = 'open'
         ) b ON true
-        WHERE %(p)s::text IS NULL OR lower(c.name) LIKE %(p)s OR lower(coalesce(c.email, '')) LIKE %(p)s
+        WHERE (%(p)s::text IS NULL OR lower(c.name) LIKE %(p)s OR lower(coalesce(c.email, '')) LIKE %(p)s)
+          AND NOT c.golive_test
         ORDER BY """ + CUSTOMER_SORTS[sort] + """
         LIMIT %(limit)s OFFSET %(offset)s
         """,
@@ -55,8 +56,8 @@ def list_customers(conn: Conn, search: str = "", limit: int = 50, offset: int = 
 def count_customers(conn: Conn, search: str = "") -> int:
     pattern = f"%{search.strip().lower()}%" if search.strip() else None
     row = conn.execute(
-        "SELECT count(*) AS n FROM crm.customers c WHERE %(p)s::text IS NULL OR lower(c.name) LIKE %(p)s "
-        "OR lower(coalesce(c.email, '')) LIKE %(p)s",
+        "SELECT count(*) AS n FROM crm.customers c WHERE (%(p)s::text IS NULL OR lower(c.name) LIKE %(p)s "
+        "OR lower(coalesce(c.email, '')) LIKE %(p)s) AND NOT c.golive_test",
         {"p": pattern},
     ).fetchone()
     assert row is not None
@@ -66,7 +67,7 @@ def count_customers(conn: Conn, search: str = "") -> int:
 def customer_choices(conn: Conn, limit: int = 500) -> list[dict[str, Any]]:
     """id and name for select boxes."""
     return conn.execute(
-        "SELECT id, name, email FROM crm.customers ORDER BY lower(name), id LIMIT %s", (limit,)
+        "SELECT id, name, email FROM crm.customers WHERE NOT golive_test ORDER BY lower(name), id LIMIT %s", (limit,)
     ).fetchall()
 
 

@@ -56,6 +56,11 @@ def test_invoice_facts(conn: Conn, invoice_id: int, payment_event_types: Sequenc
 def golive_customer(conn: Conn, email: str) -> int | None:
     """The customer an earlier test invoice was sent to (the owner's own address), if any."""
     row = conn.execute(
-        "SELECT id FROM crm.customers WHERE lower(email) = lower(%s) AND name LIKE 'Go-live test%%' "
+        "SELECT id FROM crm.customers WHERE lower(email) = lower(%s) AND golive_test "
         "ORDER BY id LIMIT 1", (email,)).fetchone()
     return int(row["id"]) if row else None
+
+
+def mark_golive_customer(conn: Conn, customer_id: int) -> None:
+    """Keep the go-live test customer (and so their jobs and invoices) out of lists and the export."""
+    conn.execute("UPDATE crm.customers SET golive_test = true WHERE id = %s", (customer_id,))

@@ -132,7 +132,8 @@ def store_finalized(conn: Conn, invoice_id: int, stripe_invoice_id: str, *, numb
     (an attempt that lost the invoice to another must not put its pay link on the new one)."""
     cur = conn.execute(
         "UPDATE crm.invoices SET stripe_invoice_number = %s, hosted_invoice_url = %s, invoice_pdf_url = %s, "
-        "stripe_total_cents = %s, stripe_lines_added_at = coalesce(stripe_lines_added_at, now()) "
+        # A demo draft sent for real is at Stripe now: no longer demo data, and its statement gets a pay link.
+        "stripe_total_cents = %s, stripe_lines_added_at = coalesce(stripe_lines_added_at, now()), demo = false "
         "WHERE id = %s AND stripe_invoice_id = %s",
         (number, hosted_url, pdf_url, stripe_total_cents, invoice_id, stripe_invoice_id))
     return cur.rowcount == 1

@@ -34,7 +34,7 @@ def list_jobs(conn: Conn, status: str | None = None, customer_id: int | None = N
                j.completed_by_event_id, j.created_at,
                (SELECT count(*) FROM crm.invoices i WHERE i.job_id = j.id) AS invoices
         FROM crm.jobs j JOIN crm.customers c ON c.id = j.customer_id
-        WHERE (%(status)s::text IS NULL OR j.status = %(status)s)
+        WHERE (%(status)s::text IS NULL OR j.status = %(status)s) AND NOT c.golive_test
           AND (%(customer)s::bigint IS NULL OR j.customer_id = %(customer)s)
           AND (%(p)s::text IS NULL OR lower(j.title) LIKE %(p)s OR lower(c.name) LIKE %(p)s)
         ORDER BY j.created_at DESC, j.id DESC

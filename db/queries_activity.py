@@ -21,7 +21,9 @@ def stripe_events(conn: Conn, outcome: str | None = None, type_prefix: str = "",
     return conn.execute(
         """
         SELECT s.received_at, s.id, s.type, s.mode, s.outcome, s.duplicate_deliveries, s.source, s.invoice_id,
-               s.object_id, s.detail, s.replayed_at AS applied_late_at
+               s.object_id, s.detail, s.replayed_at AS applied_late_at,
+               (SELECT coalesce(i.stripe_invoice_number, 'draft #' || i.id) FROM crm.invoices i
+                 WHERE i.id = s.invoice_id) AS invoice
         FROM crm.stripe_events s
         WHERE (%(outcome)s::text IS NULL
                OR (%(outcome)s = 'duplicate' AND s.duplicate_deliveries > 0)
@@ -54,7 +56,9 @@ def emails(conn: Conn, kind: str | None = None, status: str | None = None, limit
         """
         SELECT m.created_at, m.id, m.kind, m.invoice_id, m.to_address, m.subject, m.status, m.sent_at,
                m.delivered_at, m.first_opened_at, m.first_clicked_at, m.open_count, m.click_count, m.error,
-               (SELECT count(*) FROM crm.email_events e WHERE e.email_message_id = m.id) AS events
+               (SELECT count(*) FROM crm.email_events e WHERE e.email_message_id = m.id) AS events,
+               (SELECT coalesce(i.stripe_invoice_number, 'draft #' || i.id) FROM crm.invoices i
+                 WHERE i.id = m.invoice_id) AS invoice
         FROM crm.email_messages m
         WHERE (%(kind)s::text IS NULL OR m.kind = %(kind)s) AND (%(status)s::text IS NULL OR m.status = %(status)s)
         ORDER BY m.created_at DESC  -- email_messages_created_idx; ties in any order
@@ -66,7 +70,9 @@ def emails(conn: Conn, kind: str | None = None, status: str | None = None, limit
 
 def email_events(conn: Conn, limit: int = 100) -> list[dict[str, Any]]:
     return conn.execute(
-        "SELECT e.occurred_at, e.type, e.resend_id, m.kind, m.invoice_id, m.to_address, e.id "
+        "SELECT e.occurred_at, e.type, e.resend_id, m.kind, m.invoice_id, m.to_address, e.id, "
+        "(SELECT coalesce(i.stripe_invoice_number, 'draft #' || i.id) FROM crm.invoices i WHERE i.id = m.invoice_id) "
+        "AS invoice "
         "FROM crm.email_events e LEFT JOIN crm.email_messages m ON m.id = e.email_message_id "
         "ORDER BY e.received_at DESC LIMIT %s",
         (limit,),
@@ -77,7 +83,8 @@ def reminders(conn: Conn, status: str | None = None, limit: int = 100, offset: i
     """Reminders by when they are (or were) due to go out, latest first."""
     return conn.execute(
         """
-        SELECT r.send_at, r.id, r.invoice_id, c.name AS customer, r.sequence, r.offset_days, r.status,
+        SELECT r.send_at, r.id, r.invoice_id, coalesce(i.stripe_invoice_number, 'draft #' || i.id) AS invoice,
+               c.name AS customer, r.sequence, r.offset_days, r.status,
                r.cancel_reason, r.resend_cancel, r.attempts, r.last_error, r.sent_at, r.cancelled_at
         FROM crm.reminders r
         JOIN crm.invoices i ON i.id = r.invoice_id JOIN crm.customers c ON c.id = i.customer_id

@@ -26,6 +26,7 @@ def invoice_lines(conn: Conn, since: datetime, until: datetime) -> list[dict[str
         JOIN crm.jobs j ON j.id = i.job_id
         JOIN crm.invoice_lines l ON l.invoice_id = i.id
         WHERE i.sent_at >= %(since)s AND i.sent_at < %(until)s AND i.status IN ('open', 'paid', 'uncollectible')
+          AND NOT c.golive_test
         ORDER BY i.sent_at, i.id, l.position
         """,
         {"since": since, "until": until},
@@ -38,7 +39,7 @@ def payments(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any
         SELECT p.id, p.paid_at, p.amount_cents, p.fee_cents, p.currency, p.stripe_payment_id, p.invoice_id, p.method,
                coalesce(i.stripe_invoice_number, 'CRM-' || i.id) AS number, c.name AS customer
         FROM crm.payments p JOIN crm.invoices i ON i.id = p.invoice_id JOIN crm.customers c ON c.id = i.customer_id
-        WHERE p.paid_at >= %(since)s AND p.paid_at < %(until)s
+        WHERE p.paid_at >= %(since)s AND p.paid_at < %(until)s AND NOT c.golive_test
         ORDER BY p.paid_at, p.id
         """,
         {"since": since, "until": until},
@@ -52,7 +53,7 @@ def refunds(conn: Conn, since: datetime, until: datetime) -> list[dict[str, Any]
         SELECT r.id, r.created_at AS refunded_at, r.amount_cents, r.currency, r.stripe_refund_id, r.reason,
                r.invoice_id, coalesce(i.stripe_invoice_number, 'CRM-' || i.id) AS number, c.name AS customer
         FROM crm.refunds r JOIN crm.invoices i ON i.id = r.invoice_id JOIN crm.customers c ON c.id = i.customer_id
-        WHERE r.status = 'succeeded' AND r.created_at >= %(since)s AND r.created_at < %(until)s
+        WHERE r.status = 'succeeded' AND r.created_at >= %(since)s AND r.created_at < %(until)s AND NOT c.golive_test
         ORDER BY r.created_at, r.id
         """,
         {"since": since, "until": until},
@@ -90,18 +91,26 @@ def dispute_moves(conn: Conn, since: datetime, until: datetime) -> list[dict[str
 
 
 def database_totals(conn: Conn, since: datetime, until: datetime) -> dict[str, Any]:
-    """The sums the export must add up to (its summary line, and the tests)."""
+    """The sums the export must add up to (its summary line, and the tests); the go-live test
+    customer's invoices are left out, as they are from the export."""
     row = conn.execute(
         """
+        WITH test_invoices AS (
+            SELECT i.id FROM crm.invoices i JOIN crm.customers c ON c.id = i.customer_id WHERE c.golive_test
+        )
         SELECT (SELECT coalesce(sum(amount_due_cents), 0) FROM crm.invoices
                  WHERE sent_at >= %(since)s AND sent_at < %(until)s
-                   AND status IN ('open', 'paid', 'uncollectible')) AS invoiced_cents,
+                   AND status IN ('open', 'paid', 'uncollectible')
+                   AND id NOT IN (SELECT id FROM test_invoices)) AS invoiced_cents,
                (SELECT coalesce(sum(amount_cents), 0) FROM crm.payments
-                 WHERE paid_at >= %(since)s AND paid_at < %(until)s) AS paid_cents,
+                 WHERE paid_at >= %(since)s AND paid_at < %(until)s
+                   AND invoice_id NOT IN (SELECT id FROM test_invoices)) AS paid_cents,
                (SELECT coalesce(sum(fee_cents), 0) FROM crm.payments
-                 WHERE paid_at >= %(since)s AND paid_at < %(until)s) AS fee_cents,
+                 WHERE paid_at >= %(since)s AND paid_at < %(until)s
+                   AND invoice_id NOT IN (SELECT id FROM test_invoices)) AS fee_cents,
                (SELECT coalesce(sum(amount_cents), 0) FROM crm.refunds
-                 WHERE status = 'succeeded' AND created_at >= %(since)s AND created_at < %(until)s) AS refunded_cents
+                 WHERE status = 'succeeded' AND created_at >= %(since)s AND created_at < %(until)s
+                   AND invoice_id NOT IN (SELECT id FROM test_invoices)) AS refunded_cents
         """,
         {"since": since, "until": until},
     ).fetchone()

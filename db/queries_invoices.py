@@ -51,6 +51,7 @@ _WHERE = """
       AND (%(from)s::date IS NULL OR i.created_at >= %(from)s::date)
       AND (%(to)s::date IS NULL OR i.created_at < %(to)s::date + 1)
       AND (%(mode)s::text IS NULL OR i.mode = %(mode)s)
+      AND i.customer_id NOT IN (SELECT g.id FROM crm.customers g WHERE g.golive_test)
 """
 
 
@@ -107,7 +108,14 @@ def get_invoice(conn: Conn, invoice_id: int, today: date | None = None) -> dict[
     return conn.execute(
         """
         SELECT i.*, c.name AS customer, c.email AS customer_email, j.title AS job_title,
-               i.amount_due_cents - i.amount_paid_cents AS amount_remaining_cents,
+               -- A draft's figures are its lines' (what Send will put on the Stripe invoice).
+               CASE WHEN i.status = 'draft' THEN (SELECT coalesce(sum(l.amount_cents), 0)
+                                                  FROM crm.invoice_lines l WHERE l.invoice_id = i.id)
+                    ELSE i.amount_due_cents END AS amount_due_cents,
+               (SELECT count(*) FROM crm.invoice_lines l WHERE l.invoice_id = i.id) AS line_count,
+               CASE WHEN i.status = 'draft' THEN (SELECT coalesce(sum(l.amount_cents), 0)
+                                                  FROM crm.invoice_lines l WHERE l.invoice_id = i.id)
+                    ELSE i.amount_due_cents END - i.amount_paid_cents AS amount_remaining_cents,
                """ + _SHOWN + """ AS shown_status, """ + REFUND_STATE + """ AS refund_state
         FROM crm.invoices i JOIN crm.customers c ON c.id = i.customer_id JOIN crm.jobs j ON j.id = i.job_id
         WHERE i.id = %(id)s
@@ -143,91 +151,59 @@ def invoice_disputes(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
 
 
 def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict[str, Any]]:
-    """Everything that happened to one invoice, oldest first: status changes (audit log, with
-    the derived ones: processing, disputed), payments, emails and their Resend events,
-    reminders, and the Stripe events that matched it."""
+    """Everything that happened to one invoice, oldest first, as facts (ui/timeline_text.py words
+    them): status changes (audit log, with the derived ones: processing, disputed), payments,
+    emails and their Resend events, reminders, refunds, declines, failed send steps, and the
+    Stripe events that matched it. `ref` is the id at Stripe or Resend, for an owner's details."""
     return conn.execute(
         """
         SELECT * FROM (
-            SELECT a.created_at AS at, 'status' AS source,
-                   CASE WHEN a.from_status = a.to_status AND a.detail ? 'lines'
-                        THEN 'lines saved: ' || (a.detail ->> 'lines') || ' lines, '
-                             || to_char((a.detail ->> 'total_cents')::numeric / 100, 'FM999,999,990.00')
-                        ELSE coalesce(a.from_status || ' → ', '') || coalesce(a.to_status, '') END
-                   || CASE WHEN a.detail ? 'dispute'
-                           THEN ' — dispute ' || (a.detail ->> 'dispute_status') || ', '
-                                || to_char((a.detail ->> 'amount_cents')::numeric / 100, 'FM999,999,990.00')
-                                || coalesce(' (' || (a.detail ->> 'reason') || ')', '')
-                           WHEN a.detail ? 'payment_error' THEN ' — payment failed: ' || (a.detail ->> 'payment_error')
-                           WHEN a.to_status = 'processing'
-                           THEN ' — bank payment of '
-                                || to_char((a.detail ->> 'amount_cents')::numeric / 100, 'FM999,999,990.00')
-                                || ' on its way'
-                           WHEN a.detail ? 'refund_requested_cents'
-                           THEN ' — refund of '
-                                || to_char((a.detail ->> 'refund_requested_cents')::numeric / 100, 'FM999,999,990.00')
-                                || ' asked of Stripe (' || (a.detail ->> 'reason') || ')'
-                           WHEN a.detail ? 'credit_notes_cents'
-                           THEN ' — credit note: now due '
-                                || to_char((a.detail ->> 'amount_due_cents')::numeric / 100, 'FM999,999,990.00')
-                           WHEN a.detail ? 'partial_payment_cents'
-                           THEN ' — partial payment of '
-                                || to_char((a.detail ->> 'partial_payment_cents')::numeric / 100, 'FM999,999,990.00')
-                           ELSE '' END AS what,
-                   a.actor_type || ': ' || a.actor AS who
+            SELECT a.created_at AS at, 'status' AS kind, a.from_status, a.to_status, a.detail,
+                   a.actor_type, a.actor, NULL::bigint AS amount_cents,
+                   CASE WHEN a.actor_type IN ('stripe_event', 'resend_event') THEN a.actor END AS ref
             FROM crm.audit_log a WHERE a.entity = 'invoice' AND a.entity_id = %(id)s
           UNION ALL
-            SELECT p.paid_at, 'payment',
-                   'payment of ' || to_char(p.amount_cents::numeric / 100, 'FM999,999,990.00') || ' received'
-                   || CASE WHEN p.method = 'out_of_band' THEN ' outside Stripe (cash or check)' ELSE '' END,
-                   coalesce(p.stripe_payment_intent_id, p.stripe_payment_id)
+            SELECT p.paid_at, 'payment', NULL, NULL,
+                   jsonb_build_object('fee_cents', p.fee_cents, 'net_cents', p.net_cents, 'method', p.method),
+                   'stripe_event', NULL,
+                   p.amount_cents, coalesce(p.stripe_payment_intent_id, p.stripe_payment_id)
             FROM crm.payments p WHERE p.invoice_id = %(id)s
           UNION ALL
-            SELECT coalesce(m.sent_at, m.created_at), 'email',
-                   m.kind || ' email ' || m.status || ' to ' || m.to_address, coalesce(m.resend_id, '')
+            SELECT coalesce(m.sent_at, m.created_at), 'email', NULL, m.status,
+                   jsonb_build_object('kind', m.kind, 'to', m.to_address), 'system', NULL, NULL, m.resend_id
             FROM crm.email_messages m WHERE m.invoice_id = %(id)s
           UNION ALL
-            SELECT ev.occurred_at, 'email event',
-                   replace(ev.type, 'email.', '') || ' (' || m.kind || ')', ev.id
+            SELECT ev.occurred_at, 'email_event', NULL, replace(ev.type, 'email.', ''),
+                   jsonb_build_object('kind', m.kind), 'resend_event', NULL, NULL, ev.id
             FROM crm.email_messages m JOIN crm.email_events ev ON ev.email_message_id = m.id
             WHERE m.invoice_id = %(id)s
           UNION ALL
-            SELECT coalesce(r.sent_at, r.cancelled_at, r.send_at), 'reminder',
-                   'reminder ' || r.sequence || ' (+' || r.offset_days || ' days): ' || r.status
-                   || coalesce(' — ' || r.cancel_reason, ''), coalesce(r.resend_id, '')
+            SELECT coalesce(r.sent_at, r.cancelled_at, r.send_at), 'reminder', NULL, r.status,
+                   jsonb_build_object('sequence', r.sequence, 'offset_days', r.offset_days,
+                                      'cancel_reason', r.cancel_reason), 'system', NULL, NULL, r.resend_id
             FROM crm.reminders r WHERE r.invoice_id = %(id)s
           UNION ALL
-            SELECT s.received_at, 'stripe', s.type || ' → ' || s.outcome
-                   || CASE WHEN s.duplicate_deliveries > 0 THEN ' (+' || s.duplicate_deliveries || ' duplicates)'
-                      ELSE '' END, s.id
+            SELECT s.received_at, 'stripe', NULL, s.outcome,
+                   jsonb_build_object('type', s.type, 'duplicates', s.duplicate_deliveries), 'stripe_event', NULL,
+                   NULL, s.id
             FROM crm.stripe_events s WHERE s.invoice_id = %(id)s
           UNION ALL
-            SELECT p.paid_at, 'payment',
-                   'paid ' || to_char(p.amount_cents::numeric / 100, 'FM999,999,990.00') || ' ' || upper(p.currency)
-                   || CASE WHEN p.fee_cents IS NOT NULL
-                           THEN ' (Stripe fee ' || to_char(p.fee_cents::numeric / 100, 'FM999,999,990.00')
-                                || ', net ' || to_char(p.net_cents::numeric / 100, 'FM999,999,990.00') || ')'
-                           ELSE ' (fee not known yet)' END,
-                   coalesce(p.stripe_payment_intent_id, p.stripe_payment_id)
-            FROM crm.payments p WHERE p.invoice_id = %(id)s
-          UNION ALL
-            SELECT a.created_at, 'refund',
-                   'refund ' || to_char((a.detail ->> 'amount_cents')::numeric / 100, 'FM999,999,990.00') || ' '
-                   || coalesce(a.from_status || ' → ', '') || a.to_status
-                   || coalesce(' — ' || (a.detail ->> 'failure_reason') || ', taken back out', ''), r.stripe_refund_id
+            SELECT a.created_at, 'refund', a.from_status, a.to_status, a.detail, a.actor_type, a.actor,
+                   (a.detail ->> 'amount_cents')::bigint, r.stripe_refund_id
             FROM crm.audit_log a JOIN crm.refunds r ON r.id = a.entity_id
             WHERE a.entity = 'refund' AND r.invoice_id = %(id)s
           UNION ALL
-            SELECT f.failed_at, 'decline',
-                   'payment declined: ' || coalesce(f.message, '') || ' ('
-                   || concat_ws(' / ', f.code, f.decline_code) || ')', f.stripe_payment_intent_id
+            SELECT f.failed_at, 'decline', NULL, NULL,
+                   jsonb_build_object('message', f.message, 'code', f.code, 'decline_code', f.decline_code),
+                   'stripe_event', NULL, NULL, f.stripe_payment_intent_id
             FROM crm.payment_failures f WHERE f.invoice_id = %(id)s
           UNION ALL
-            SELECT coalesce(st.finished_at, st.started_at), 'send step',
-                   st.step || ' ' || st.status || coalesce(': ' || st.error, ''), 'attempt ' || st.attempt
+            SELECT coalesce(st.finished_at, st.started_at), 'send_step', NULL, st.status,
+                   jsonb_build_object('step', st.step, 'error', st.error, 'attempt', st.attempt), 'system', NULL,
+                   NULL, NULL
             FROM crm.send_steps st WHERE st.invoice_id = %(id)s AND st.status = 'failed'
         ) t
-        ORDER BY at, source
+        ORDER BY at, kind
         LIMIT %(limit)s
         """,
         {"id": invoice_id, "limit": limit},
@@ -245,6 +221,7 @@ def live_tiles(conn: Conn, today: date, day_start: datetime) -> dict[str, Any]:
                coalesce(sum(amount_due_cents - amount_paid_cents)
                         FILTER (WHERE status = 'open' AND due_date < %(today)s), 0) AS overdue_cents
         FROM crm.invoices WHERE status = 'open'
+          AND customer_id NOT IN (SELECT g.id FROM crm.customers g WHERE g.golive_test)
         """,
         {"today": today},
     ).fetchone()

@@ -149,7 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="run the whole system locally: database, sandbox, sidecar, dashboard")
     p.add_argument("--no-seed", action="store_true", help="do not load the demo business")
     sub.add_parser("reconcile", help="catch up with Stripe: apply missed events, repair drifted invoices (repeatable)")
-    p = sub.add_parser("export", help="CSV files for QuickBooks Online: invoices, payments, fees, refunds, disputes")
+    p = sub.add_parser(
+        "export", help="CSV files for QuickBooks Online: invoices, payments, fees, refunds, disputes",
+        description="Write the accountant's CSV files for a date range (days in the business's time zone) into "
+                    "--out: invoices.csv (QuickBooks Online's Invoices import, one row per line), and "
+                    "payments.csv, fees.csv, refunds.csv and disputes.csv (Journal entries). The go-live test "
+                    "invoice is left out. Prints each file's count and total.")
     p.add_argument("--from", dest="start", type=_day, required=True, help="first day (YYYY-MM-DD, business time zone)")
     p.add_argument("--to", dest="end", type=_day, required=True, help="last day, included (YYYY-MM-DD)")
     p.add_argument("--out", required=True, help="folder to write the CSV files into (created if missing)")

@@ -121,12 +121,15 @@ def _run_children(settings: Settings, url: str, login: tuple[str, str] | None,
         port = sandbox_url().rsplit(":", 1)[-1]
         state = str(Path(env_str("CRM_DATA_DIR", ".data")) / "sandbox.json")
         argv = [py, "-m", "sandbox", "--port", port, "--state-file", state]
-        children.append(("sandbox", _spawn("sandbox", argv, env)))
+        # The emulated Stripe account is the business's own, as a real account would be: its hosted
+        # pages show the business's name (an explicit SANDBOX_BUSINESS_NAME still wins).
+        sandbox_env = {"SANDBOX_BUSINESS_NAME": str(settings["business.name"]), **env}
+        children.append(("sandbox", _spawn("sandbox", argv, sandbox_env)))
     webhook_port = str(env_int("WEBHOOK_PORT", 8000))
     children.append(("sidecar", _spawn("sidecar", [py, "-m", "webhook", "--port", webhook_port], env)))
     dashboard_port = str(env_int("DASHBOARD_PORT", 8501))
     children.append(("dashboard", _spawn("dashboard", [
-        py, "-m", "streamlit", "run", "dashboard.py", "--server.port", dashboard_port,
+        py, "-m", "streamlit", "run", "serve.py", "--server.port", dashboard_port,
         "--server.address", env_str("DASHBOARD_HOST", "127.0.0.1"),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ], env)))

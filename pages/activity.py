@@ -8,6 +8,7 @@ import streamlit as st
 from crm.stripe.reconcile import latest_runs, run_reconcile
 from db import queries_activity as q
 from db.pool import connection
+from ui.reconcile_text import reconcile_summary
 from ui.session import require_login
 from ui.widgets import clock, frame, settings, table
 
@@ -18,16 +19,16 @@ st.caption(f"Newest first. Times in {now.tz_label}.")
 stripe_tab, email_tab, reminder_tab, reconcile_tab = st.tabs(
     ["Stripe events", "Emails", "Reminders", "Reconcile with Stripe"])
 
-STRIPE_COLUMNS = {"received_at": "Received", "type": "Type", "outcome": "Outcome", "invoice_id": "Invoice",
+STRIPE_COLUMNS = {"received_at": "Received", "type": "Type", "outcome": "Outcome", "invoice": "Invoice",
                   "mode": "Mode", "duplicate_deliveries": "Extra deliveries", "id": "Event"}
 STRIPE_MORE = {"source": "Source", "object_id": "Stripe object", "detail": "Detail"}
 EMAIL_COLUMNS = {"created_at": "Created", "kind": "Kind", "status": "Status", "to_address": "To",
-                 "subject": "Subject", "invoice_id": "Invoice", "sent_at": "Sent", "delivered_at": "Delivered",
+                 "subject": "Subject", "invoice": "Invoice", "sent_at": "Sent", "delivered_at": "Delivered",
                  "first_opened_at": "Opened", "first_clicked_at": "Clicked", "open_count": "Opens",
                  "click_count": "Clicks", "events": "Events", "error": "Error", "id": "Email"}
-EMAIL_EVENT_COLUMNS = {"occurred_at": "When", "type": "Event", "kind": "Email kind", "invoice_id": "Invoice",
+EMAIL_EVENT_COLUMNS = {"occurred_at": "When", "type": "Event", "kind": "Email kind", "invoice": "Invoice",
                        "to_address": "To", "resend_id": "Resend email", "id": "Delivery (svix id)"}
-REMINDER_COLUMNS = {"send_at": "Goes out", "customer": "Customer", "invoice_id": "Invoice", "sequence": "Reminder",
+REMINDER_COLUMNS = {"send_at": "Goes out", "customer": "Customer", "invoice": "Invoice", "sequence": "Reminder",
                     "offset_days": "Days after due", "status": "Status", "cancel_reason": "Cancel reason",
                     "resend_cancel": "Resend cancel", "attempts": "Attempts", "last_error": "Last error",
                     "sent_at": "Sent", "cancelled_at": "Cancelled", "id": "ID"}
@@ -90,7 +91,7 @@ with reconcile_tab:
     if st.button("Reconcile now", key="act_reconcile", type="primary"):
         with st.spinner("Reconciling with Stripe…"):
             report = run_reconcile(session.email)
-        text = "\n".join(report.lines())
+        text = reconcile_summary(report, now)
         if report.skipped:
             st.info(text)
         elif report.ok:

@@ -41,18 +41,20 @@ def live_tiles() -> None:
                   rules.change_label(t["median_s_last30"], t["median_s_prev30"]), delta_color="inverse",
                   help="Invoices paid in the last 30 days, from sent to paid; the change is against the 30 days "
                        f"before ({rules.human_duration(t['median_s_prev30'])}).")
-    top[3].metric("DSO", "—" if dso is None else f"{dso} days", help=rules.DSO_FORMULA)
+    top[3].metric("Days to collect (DSO)", "—" if dso is None else f"{dso} days",
+                  help="Days sales outstanding: how many days of invoicing are still unpaid. " + rules.DSO_FORMULA)
     row2 = st.columns(4)
     lost = int(t["disputes_lost_cents"])
     row2[0].metric("Outstanding", money(t["outstanding_cents"], currency))
     row2[1].metric("Overdue", money(t["overdue_cents"], currency), plural(t["overdue_count"], "invoice"),
-                   delta_color="off")
+                   delta_color="off", delta_arrow="off")
     row2[2].metric("Collected this month", money(t["collected_cents"], currency), plural(t["payments"], "payment"),
-                   delta_color="off", help="Payments this month less the refunds made and the disputes lost this "
-                                           "month.")
+                   delta_color="off", delta_arrow="off",
+                   help="Payments this month less the refunds made and the disputes lost this month.")
     row2[3].metric("Net of Stripe fees", money(t["net_cents"], currency), f"fees {money(t['fee_cents'], currency)}",
-                   delta_color="off", help="Collected less Stripe's fees (from each payment's and refund's balance "
-                                           "transaction): what reaches the bank.")
+                   delta_color="off", delta_arrow="off",
+                   help="Collected less Stripe's fees (from each payment's and refund's balance transaction): "
+                        "what reaches the bank.")
     details = [f"This month: {money(t['gross_cents'], currency)} paid",
                f"{money(t['refunded_cents'], currency)} refunded"]
     if lost:
@@ -83,10 +85,12 @@ def live_disputes() -> None:
     st.caption("Chargebacks the customer's bank opened: answer each in Stripe's Dashboard before its evidence "
                "deadline, or the money stays with the customer.")
     table(frame([{**r, "number": r["number"] or "not matched yet", "at_stake": money(r["amount_cents"], r["currency"]),
-                  "state": r["status"].replace("_", " ")} for r in rows],
+                  "state": r["status"].replace("_", " "), "reason": (r["reason"] or "none given").replace("_", " ")}
+                 for r in rows],
                 {"number": "Invoice", "customer": "Customer", "at_stake": "At stake", "reason": "Reason",
                  "state": "Status", "evidence_due_by": "Evidence due by", "stripe_dispute_id": "Dispute"},
-                clock(current).tz), key="open_disputes")
+                clock(current).tz), key="open_disputes",
+          column_config={"Reason": {"width": 170}, "Status": {"width": 120}})
 
 
 live_disputes()
@@ -111,7 +115,7 @@ cols = st.columns(len(rules.AGING_BUCKETS))
 for col, bucket in zip(cols, rules.AGING_BUCKETS, strict=True):
     row = totals.get(bucket)
     col.metric(f"{bucket} days" if bucket != "current" else "Current", money(row["cents"] if row else 0, currency),
-               f"{row['invoices'] if row else 0} invoices", delta_color="off")
+               f"{row['invoices'] if row else 0} invoices", delta_color="off", delta_arrow="off")
 if data["aging"]:
     st.altair_chart(charts.aging(data["aging"]), width="stretch")
 
@@ -121,6 +125,8 @@ st.altair_chart(charts.collected_vs_invoiced(data["weekly"]), width="stretch")
 left, right = st.columns(2)
 with left:
     st.subheader("Funnel (sent in the last 90 days)")
+    st.caption("Paid can be more than Clicked: some customers pay from the PDF, a forwarded link or a reminder, "
+               "and some mail apps block the tracking of opens and clicks.")
     st.altair_chart(charts.funnel(data["funnel"]), width="stretch")
     table(frame([{"stage": r["stage"].capitalize(), "invoices": r["invoices"]} for r in data["funnel"]],
                 {"stage": "Stage", "invoices": "Invoices"}, now.tz), key="funnel_table")

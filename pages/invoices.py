@@ -13,7 +13,8 @@ from db import drafts, jobs
 from db import queries_invoices as q
 from db.customers import customer_choices
 from db.pool import connection
-from ui import cash_payment, line_editor, refund_panel, send_panel
+from ui import cash_payment, line_editor, refund_panel, scroll, send_panel, timeline_text
+from ui.invoice_view import LIST_COLUMN_WIDTHS, filter_label, invoice_title, list_row, remaining_cents
 from ui.session import require_login
 from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, plural, settings, show_flash, table
 
@@ -28,13 +29,15 @@ if current.stripe_sandboxed:
 with connection() as conn:
     customers = customer_choices(conn)
 names = {int(c["id"]): c["name"] for c in customers}
-cols = st.columns([1.2, 2, 1.2, 1.2, 1])
-status = cols[0].selectbox("Status", ["all", *q.STATUS_FILTERS], key="inv_status")
-customer_id = cols[1].selectbox("Customer", [None, *names], format_func=lambda i: "all" if i is None else names[i],
-                                key="inv_customer")
-created_from = cols[2].date_input("Created from", value=None, key="inv_from")
-created_to = cols[3].date_input("Created to", value=None, key="inv_to")
-mode = cols[4].selectbox("Mode", ["all", "test", "live"], key="inv_mode")
+# One collapsed control, so a phone's first screen shows invoices, not five stacked filters.
+with st.expander(filter_label(st.session_state.to_dict(), names), icon=":material/filter_list:"):
+    cols = st.columns([1.2, 2, 1.2, 1.2, 1])
+    status = cols[0].selectbox("Status", ["all", *q.STATUS_FILTERS], key="inv_status")
+    customer_id = cols[1].selectbox("Customer", [None, *names],
+                                    format_func=lambda i: "all" if i is None else names[i], key="inv_customer")
+    created_from = cols[2].date_input("Created from", value=None, key="inv_from")
+    created_to = cols[3].date_input("Created to", value=None, key="inv_to")
+    mode = cols[4].selectbox("Mode", ["all", "test", "live"], key="inv_mode")
 base_filter = q.InvoiceFilter(status=None if status == "all" else status, customer_id=customer_id,
                               created_from=created_from, created_to=created_to,
                               mode=None if mode == "all" else mode, limit=PAGE_SIZE)
@@ -51,20 +54,14 @@ def live_list() -> None:
         rows = q.list_invoices(conn, replace(base_filter, offset=offset), now.today)
     t = st.columns(4)
     t[0].metric("Outstanding", money(tiles["outstanding_cents"], currency), f"{tiles['open_count']} open",
-                delta_color="off")
+                delta_color="off", delta_arrow="off")
     t[1].metric("Overdue", money(tiles["overdue_cents"], currency), plural(tiles["overdue_count"], "invoice"),
-                delta_color="off")
+                delta_color="off", delta_arrow="off")
     t[2].metric("Paid today", money(tiles["paid_cents"], currency), plural(tiles["paid_count"], "invoice"),
-                delta_color="off")
+                delta_color="off", delta_arrow="off")
     t[3].caption(f"Live: refreshes every {LIVE_REFRESH}. Updated {now.local:%H:%M:%S} {now.tz_label}.")
-    shown = [{**r, "amount": money(r["amount_due_cents"], r["currency"]),
-              "paid": money(r["amount_paid_cents"], r["currency"]),
-              "remaining": money(r["amount_remaining_cents"], r["currency"]),
-              "refunded": money(r["amount_refunded_cents"], r["currency"]) if r["amount_refunded_cents"] else "",
-              "state": r["status"] + (f" {r['days_overdue']}d" if r["days_overdue"] else "")
-              + (f" · {r['refund_state']}" if r["refund_state"] else ""),
-              "signal": " · ".join(x for x in (r["email_signal"], r["attention"]) if x)} for r in rows]
-    columns = {"number": "Invoice", "customer": "Customer", "amount": "Amount", "state": "Status", "due_date": "Due"}
+    shown = [list_row(r, now.today) for r in rows]
+    columns = {"number": "Invoice", "customer": "Customer", "amount": "Amount", "state": "Status", "due": "Due"}
     if st.session_state.get("inv_more_columns"):
         columns |= {"paid": "Paid", "remaining": "Remaining", "refunded": "Refunded", "kind": "Kind",
                     "signal": "Email / attention", "mode": "Mode", "created_at": "Created", "id": "ID"}
@@ -73,7 +70,8 @@ def live_list() -> None:
     else:
         # A new click opens that invoice (the whole page follows); the list refreshing under
         # an old selection opens nothing.
-        picked = table(frame(shown, columns, now.tz), key="invoice_table", select=True)
+        picked = table(frame(shown, columns, now.tz), key="invoice_table", select=True,
+                       column_config=None if st.session_state.get("inv_more_columns") else LIST_COLUMN_WIDTHS)
         if picked is not None and shown[picked]["id"] != st.session_state.get("open_invoice"):
             st.session_state["open_invoice"] = int(shown[picked]["id"])
             st.rerun(scope="app")
@@ -97,24 +95,25 @@ def live_header(invoice_id: int, shown_status: str) -> None:
     if invoice["shown_status"] != shown_status:
         st.rerun(scope="app")
     status = invoice["shown_status"]
-    st.subheader(f"Invoice #{invoice['id']} · {invoice['stripe_invoice_number'] or 'draft'} · {status}")
+    st.subheader(invoice_title(invoice, status))
     st.caption(f"{invoice['customer']} <{invoice['customer_email'] or 'no email'}> · job #{invoice['job_id']} "
                f"{invoice['job_title']} · {invoice['kind']} · due {invoice['due_date'] or '—'}"
                + (f" · Stripe {invoice['mode']} mode" if invoice["mode"] else "")
-               + (" · demo data (not at Stripe)" if invoice.get("demo") else ""))
+               + (" · demo data (not at Stripe)" if invoice.get("demo") and not invoice["stripe_invoice_id"]
+                  else ""))
     cur = invoice["currency"]
     fees = [p["fee_cents"] for p in payments]
     known_fees = [f for f in fees if f is not None]
     m = st.columns(6)
     m[0].metric("Amount due", money(invoice["amount_due_cents"], cur))
     m[1].metric("Paid", money(invoice["amount_paid_cents"], cur),
-                f"{len(payments)} payments" if len(payments) > 1 else None, delta_color="off")
-    m[2].metric("Remaining", money(invoice["amount_remaining_cents"] if invoice["status"] == "open" else 0, cur))
+                f"{len(payments)} payments" if len(payments) > 1 else None, delta_color="off", delta_arrow="off")
+    m[2].metric("Remaining", money(remaining_cents(invoice), cur))
     m[3].metric("Refunded", money(invoice["amount_refunded_cents"], cur),
                 invoice["refund_state"],
-                delta_color="off")
+                delta_color="off", delta_arrow="off")
     m[4].metric("Stripe fees", money(sum(known_fees), cur) if known_fees else "—",
-                "being fetched" if len(known_fees) < len(fees) else None, delta_color="off",
+                "being fetched" if len(known_fees) < len(fees) else None, delta_color="off", delta_arrow="off",
                 help="From each payment's balance transaction at Stripe.")
     m[5].metric("Net", money(int(invoice["amount_paid_cents"]) - int(invoice["amount_refunded_cents"])
                              - sum(known_fees), cur) if fees and len(known_fees) == len(fees) else "—",
@@ -146,7 +145,7 @@ def live_header(invoice_id: int, shown_status: str) -> None:
                  f"(code {d['code'] or '—'}, decline code {d['decline_code'] or '—'})")
 
 
-more, pages_slot = st.columns([1, 2])
+more, pages_slot = st.columns([1, 1])
 more.toggle("More columns", key="inv_more_columns")
 with pages_slot:
     pager("inv_page", int(st.session_state.get("inv_total", 0)))
@@ -175,9 +174,18 @@ with left, st.expander("New draft from a job", icon=":material/add:"):
 if "invoice" in st.query_params and "open_invoice" not in st.session_state:
     st.session_state["open_invoice"] = int(st.query_params["invoice"])
 invoice_id = st.session_state.get("open_invoice")
-if invoice_id and right.button("Close invoice", key="close_invoice", icon=":material/close:"):
+
+
+def close_invoice() -> None:
+    """Before the rerun: forget the list's selection too, so a click on the same row opens it again."""
     st.session_state.pop("open_invoice", None)
-    st.rerun()
+    st.session_state.pop("invoice_table", None)
+    st.session_state.pop("_invoice_table_clicked", None)
+    scroll.forget("invoice")
+
+
+if invoice_id:
+    right.button("Close invoice", key="close_invoice", icon=":material/close:", on_click=close_invoice)
 
 if invoice_id:
     with connection() as conn:
@@ -185,6 +193,7 @@ if invoice_id:
     if invoice is None:
         st.warning(f"There is no invoice {invoice_id}.")
         st.stop()
+    scroll.into_view_once("invoice", int(invoice["id"]))
     live_header(int(invoice["id"]), str(invoice["shown_status"]))
     if invoice["status"] == "draft":
         st.markdown("**Lines**")
@@ -193,7 +202,8 @@ if invoice_id:
         send_panel.send_button(invoice, session)
     # The pay link once: under the open invoice's actions, or with the result of a Send that
     # did not leave it open.
-    send_panel.show_result(int(invoice["id"]), session, pay_link=invoice["status"] != "open")
+    if invoice["status"] in ("draft", "sending", "open"):
+        send_panel.show_result(int(invoice["id"]), session, pay_link=invoice["status"] != "open")
     if invoice["status"] == "open":
         send_panel.open_invoice_actions(invoice, session)
     elif invoice["hosted_invoice_url"]:
@@ -202,10 +212,15 @@ if invoice_id:
     cash_payment.panel(invoice, session)
     st.markdown("**Timeline**")
     with connection() as conn:
-        timeline = q.invoice_timeline(conn, int(invoice["id"]))
-    if timeline:
-        tz = clock(current).tz
-        table(frame(list(reversed(timeline)), {"at": "When", "source": "Source", "what": "What", "who": "By"}, tz))
+        facts = q.invoice_timeline(conn, int(invoice["id"]))
+    entries = timeline_text.timeline(facts, invoice["currency"])
+    tz = clock(current).tz
+    if entries:
+        table(frame([vars(e) for e in reversed(entries)], {"at": "When", "what": "What", "who": "By"}, tz))
         st.caption(f"Newest first. Times in {clock(current).tz_label}.")
     else:
         st.caption("Nothing yet.")
+    if session.is_owner and facts:
+        with st.expander("Details: Stripe events and ids"):
+            full = timeline_text.timeline(facts, invoice["currency"], details=True)
+            table(frame([vars(e) for e in reversed(full)], {"at": "When", "what": "What", "ref": "Reference"}, tz))

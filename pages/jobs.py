@@ -94,8 +94,12 @@ if job_id:
     st.caption(f"{job['customer']} · site {job['site_address'] or '—'} · scheduled "
                f"{now.show(job['scheduled_for']) or '—'}")
     if job["status"] == "completed":
-        by = job["completed_by_event_id"] or (completion["actor"] if completion else "staff")
-        st.success(f"Completed {now.show(job['completed_at'])} ({now.tz_label}) by {by}.")
+        how = ("when its last invoice was paid" if job["completed_by_event_id"]
+               else f"by {completion['actor'] if completion else 'staff'}")
+        st.success(f"Completed {now.show(job['completed_at'])} ({now.tz_label}) {how}.")
+        if session.is_owner and job["completed_by_event_id"]:
+            with st.expander("Details"):
+                st.caption(f"Completed by Stripe event {job['completed_by_event_id']}.")
     with st.form(f"edit_job_{job_id}"):
         new_title = st.text_input("Title", value=job["title"])
         title_msg = st.empty()

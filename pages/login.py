@@ -6,11 +6,12 @@ import streamlit as st
 
 from crm.users.auth import LoginError, login
 from db.pool import connection
-from ui.session import client_source, ended_by_account_change, start_session
+from ui.session import clear_cookie_if_ended, client_source, ended_by_account_change, start_session
 
 st.title("Log in")
+clear_cookie_if_ended()
 if ended_by_account_change():
-    st.info("You were logged out because your account changed. Log in again.")
+    st.info("Your session ended (logged out elsewhere, or your account changed). Log in again.")
 with st.form("login"):
     email = st.text_input("Email")
     password = st.text_input("Password", type="password")
@@ -22,5 +23,7 @@ if submitted:
     except LoginError as exc:
         st.error(str(exc))
     else:
-        start_session(session)
+        if start_session(session):
+            st.caption("Logging in…")
+            st.stop()
         st.rerun()

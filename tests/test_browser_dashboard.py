@@ -35,7 +35,7 @@ pytestmark = pytest.mark.browser
 
 
 PAGES = [("Jobs", "Jobs"), ("Customers", "Customers"), ("Activity", "Activity"), ("Collections", "Collections"),
-         ("Settings", "Settings → Integrations"), ("Users", "Users"), ("Invoices", "Invoices")]
+         ("Settings", "Settings"), ("Users", "Users"), ("Invoices", "Invoices")]
 
 
 def click_first_row(page: Any, table: int) -> None:
@@ -72,13 +72,13 @@ def statement_customer(db: psycopg.Connection[Any], customer: int, send: bool = 
 
 @pytest.fixture
 def dashboard_url(db: psycopg.Connection[Any], crm_sandbox: RunningSandbox, tmp_path: Path) -> Iterator[str]:
-    """`streamlit run dashboard.py` against the test database and the sandbox."""
+    """`streamlit run serve.py` (the dashboard with its /auth routes) against the test database and the sandbox."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
            "SANDBOX_URL": crm_sandbox.base_url}
     log = (tmp_path / "streamlit.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "serve.py"), "--server.port", str(port),
          "--server.headless", "true", "--server.fileWatcherType", "none", "--global.developmentMode", "false",
          "--client.toolbarMode", "minimal"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -134,7 +134,7 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
         page.get_by_text("New draft from a job").click()
         page.get_by_role("button", name="Create draft").click()
         expect(page.get_by_text("Draft #1 created")).to_be_visible()
-        expect(page.get_by_role("heading", name="Invoice #1 · draft · draft")).to_be_visible()
+        expect(page.get_by_role("heading", name="Invoice #1 · draft")).to_be_visible()
 
         # The line editor is a canvas grid: add a row and type into it with the keyboard.
         grid = page.get_by_test_id("stDataFrame").nth(1)  # list, line editor, timeline
@@ -242,7 +242,7 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
         phone_draft = statement_customer(db, customer, send=False)
         mobile.wait_for_timeout(4500)  # the live list picks the new draft up (it refreshes every 3 s)
         click_first_row(mobile, 0)  # the newest invoice: the draft just made
-        expect(mobile.get_by_role("heading", name=f"Invoice #{phone_draft} · draft · draft")).to_be_visible()
+        expect(mobile.get_by_role("heading", name=f"Invoice #{phone_draft} · draft")).to_be_visible()
         mobile.get_by_role("button", name="Send via Stripe").scroll_into_view_if_needed()
         assert_no_sideways_scroll(mobile, "a draft")
         mobile.screenshot(path=str(SHOTS / "invoice-draft-phone.png"))
@@ -258,8 +258,7 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
             mobile.get_by_role("link", name=title).click()
             expect(mobile.get_by_role("heading", name=heading, exact=True)).to_be_visible()
             mobile.wait_for_timeout(1000)
-            if mobile.get_by_test_id("stSidebarCollapseButton").count():  # the sidebar stays open over the page
-                mobile.get_by_test_id("stSidebarCollapseButton").first.click(force=True)
+            # The sidebar folds away by itself after a navigation on a phone (issue 22).
             mobile.wait_for_timeout(1500)
             assert not mobile.get_by_test_id("stException").count(), f"{title} raised at phone width"
             assert_no_sideways_scroll(mobile, title)
@@ -297,9 +296,11 @@ def test_golive_checklist_walked_in_the_browser(db: psycopg.Connection[Any], das
         page.get_by_role("button", name="Log in").click()
         expect(page.get_by_role("heading", name="Invoices")).to_be_visible()
         page.get_by_role("link", name="Settings").click()
+        page.get_by_role("tab", name="Go live").click()
         expect(page.get_by_role("heading", name="Go live, step by step")).to_be_visible()
 
         def switch_mode_to_live() -> None:
+            page.get_by_role("tab", name="Go live").click()
             form = page.get_by_test_id("stForm").filter(has_text="Current mode")
             form.get_by_text("live", exact=True).click()
             if not form.get_by_role("checkbox", name="I understand what changes").is_checked():
@@ -311,6 +312,7 @@ def test_golive_checklist_walked_in_the_browser(db: psycopg.Connection[Any], das
         assert load_settings(db).stripe_mode == "test"
 
         # Steps 2 and 5: register the sidecar for each mode through the page's form.
+        page.get_by_role("tab", name="Payments").click()
         for hook_mode in ("test", "live"):
             form = page.get_by_test_id("stForm").filter(has_text="Endpoint for")
             form.get_by_text(hook_mode, exact=True).click()
@@ -319,11 +321,13 @@ def test_golive_checklist_walked_in_the_browser(db: psycopg.Connection[Any], das
             expect(page.get_by_text("Registered we_", exact=False).first).to_be_visible()
             page.wait_for_timeout(1000)
         # Step 3: the Resend webhook secret, then the domain with tracking.
+        page.get_by_role("tab", name="Email").click()
         resend_form = page.get_by_test_id("stForm").filter(has_text="Save email settings")
         resend_form.get_by_role("textbox", name="New Resend webhook signing secret").fill(
             "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0")
         resend_form.get_by_role("button", name="Save email settings").click()
         expect(page.get_by_text("Email settings saved.")).to_be_visible()
+        page.get_by_role("tab", name="Go live").click()
         page.get_by_role("button", name="Set up domain in Resend").click()
         expect(page.get_by_text("added acme-hvac.test with open and click tracking on", exact=False)).to_be_visible()
         page.get_by_role("button", name="Check all steps").click()
@@ -347,12 +351,12 @@ def test_golive_checklist_walked_in_the_browser(db: psycopg.Connection[Any], das
         page.wait_for_timeout(1500)
         # Streamlit scrolls inside its own container: a tall viewport shows the whole checklist.
         page.set_viewport_size({"width": 1280, "height": 2300})
-        page.get_by_role("heading", name="Settings → Integrations").scroll_into_view_if_needed()
+        page.get_by_role("heading", name="Go live, step by step").scroll_into_view_if_needed()
         page.wait_for_timeout(2000)
         page.screenshot(path=str(SHOTS / "settings-golive.png"))
         page.set_viewport_size({"width": 390, "height": 844})
         page.wait_for_timeout(2500)
-        page.get_by_role("heading", name="Settings → Integrations").scroll_into_view_if_needed()
+        page.get_by_role("heading", name="Go live, step by step").scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "settings-golive-phone.png"))
         page.set_viewport_size({"width": 1280, "height": 900})
         page.wait_for_timeout(1500)

@@ -32,7 +32,10 @@ def test_reconcile_button_runs_one_and_lists_it(db: psycopg.Connection[Any], app
     at.button(key="act_reconcile").click().run()
     assert not at.exception, [e.value for e in at.exception]
     [message] = at.success
-    assert "reconcile test mode" in message.value and ": ok" in message.value
-    assert f"invoice #{ghost['invoice_id']} (in_demo_00042) is unknown to Stripe in test mode" in message.value
+    # In sentences, local time, no ISO stamp (issue 22); the CLI keeps crm.stripe.reconcile's own lines.
+    assert message.value.startswith("Done: see below.")
+    assert "- Checked 1 open or sending invoices: 0 repaired." in message.value
+    assert f"- Invoice #{ghost['invoice_id']} is unknown to Stripe in test mode." in message.value
+    assert "T" not in message.value.split("since ")[1][:16]
     runs = at.dataframe[-1].value
     assert list(runs["By"]) == ["staff@example.com"] and list(runs["Invoices checked"]) == [1]

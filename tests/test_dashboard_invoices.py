@@ -111,3 +111,24 @@ def test_list_filters_overdue_and_shows_the_email_signal(db: psycopg.Connection[
     assert table.iloc[0]["Amount"] == "$123.45"
     labels = {m.label: m.value for m in at.metric}
     assert labels["Outstanding"] == "$246.90" and labels["Overdue"] == "$123.45"
+
+
+def test_ui_fix_2_a_drafts_tiles_and_confirm_come_from_its_lines(db: psycopg.Connection[Any],
+                                                                  app_as: Callable[..., Any]) -> None:
+    """Issue 22 item 2, in the page the owner sees: a draft whose stored amount_due is 0 (as the demo's
+    are) shows its lines' $345.00 as Amount due and Remaining, and the confirm says what the email
+    will say. Fails on the old code: both tiles read $0.00 and the confirm asked "Send $0.00 to …?"."""
+    invoice_id = drafts.create_draft(db, _job(db, "Aria Hall"), "standard", None, "usd", "test")
+    db.execute("INSERT INTO crm.invoice_lines (invoice_id, position, description, quantity, unit_amount_cents) "
+               "VALUES (%s, 0, 'Leak repair', 1, 15000), (%s, 1, 'Parts', 1, 19500)", (invoice_id, invoice_id))
+    db.execute("UPDATE crm.invoices SET amount_due_cents = 0 WHERE id = %s", (invoice_id,))
+    at = app_as("owner", "pages/invoices.py")
+    at.session_state["open_invoice"] = invoice_id
+    at.run()
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Amount due"] == "$345.00" and tiles["Remaining"] == "$345.00", tiles
+    assert f"Invoice #{invoice_id} · draft" in _texts(at, "subheader")
+    next(b for b in at.button if b.label == "Send via Stripe").click().run()
+    confirm = [w for w in _texts(at, "warning") if w.startswith("Email Aria Hall")]
+    assert confirm == ["Email Aria Hall (dana@example.com) an invoice for **$345.00** (2 lines) with a pay link? "
+                       "Stripe finalizes the invoice, so its lines can no longer change."], _texts(at, "warning")

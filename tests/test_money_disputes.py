@@ -21,6 +21,7 @@ from tests.fixtures.sidecar import Sidecar, seed_invoice
 from tests.fixtures.workflow import MakeInvoice
 from tests.money_helpers import invoice_row, sent_invoice, settled
 from tests.reconcile_helpers import wait_until
+from ui.timeline_text import timeline
 
 Conn = psycopg.Connection[dict[str, Any]]
 wired = money_helpers.wired  # the fixture
@@ -75,8 +76,9 @@ def test_dispute_opened_then_lost_shows_disputed_then_reduces_collected(
     moves = db.execute("SELECT from_status, to_status FROM crm.audit_log WHERE entity = 'invoice' AND entity_id = %s "
                        "AND detail ? 'dispute' ORDER BY id", (inv["invoice_id"],)).fetchall()
     assert [(m["from_status"], m["to_status"]) for m in moves] == [("paid", "disputed"), ("disputed", "dispute_lost")]
-    whats = [t["what"] for t in invoice_timeline(db, inv["invoice_id"])]
-    assert any(w.startswith("paid → disputed — dispute needs_response, 100.00 (product_unacceptable)") for w in whats)
+    whats = [e.what for e in timeline(invoice_timeline(db, inv["invoice_id"]), "usd")]
+    assert "The customer disputed $100.00 with their bank (reason: product unacceptable; needs response)" in whats
+    assert "Dispute lost: $100.00 taken back" in whats
 
 
 def test_dispute_won_returns_the_invoice_to_paid_and_keeps_collected(

@@ -22,6 +22,7 @@ from tests.fixtures.workflow import MakeInvoice
 from tests.money_helpers import invoice_row, reminder_emails, sent_invoice, settled
 from tests.reconcile_helpers import wait_until
 from tests.test_reminders_support import add_reminders, days, gateway, make_invoice, reminders_of, set_send_at, test_now
+from ui.timeline_text import timeline
 
 Conn = psycopg.Connection[dict[str, Any]]
 wired = money_helpers.wired  # the fixture
@@ -115,6 +116,7 @@ def test_partial_payments_show_paid_remaining_and_each_payment(
     assert sorted(p["amount_cents"] for p in invoice_payments(db, inv["invoice_id"])) == [5_050, 10_000]
     listed = next(r for r in list_invoices(db, InvoiceFilter(), date.today()) if r["id"] == inv["invoice_id"])
     assert (listed["amount_paid_cents"], listed["amount_remaining_cents"]) == (15_050, inv["amount"] - 15_050)
-    whats = [t["what"] for t in invoice_timeline(db, inv["invoice_id"])]
-    assert "payment of 100.00 received" in whats and "payment of 50.50 received" in whats
+    whats = [e.what for e in timeline(invoice_timeline(db, inv["invoice_id"]), "usd")]
+    assert [w for w in whats if w.startswith("Payment of $100.00 received")] != []
+    assert [w for w in whats if w.startswith("Payment of $50.50 received")] != []
     assert "Amount due: <strong id=\"amount-remaining\">$" in wired.control.http.get(page).text

@@ -25,6 +25,7 @@ from tests import money_helpers
 from tests.fixtures.workflow import MakeInvoice
 from tests.money_helpers import invoice_row, sent_invoice, settled
 from tests.reconcile_helpers import wait_until
+from ui.timeline_text import timeline
 
 Conn = psycopg.Connection[dict[str, Any]]
 wired = money_helpers.wired  # the fixture
@@ -65,8 +66,8 @@ def test_out_of_band_partial_cash_then_the_rest_by_card_is_paid_with_both_paymen
     assert sorted((p["method"], p["amount_cents"]) for p in payments) == sorted(
         [("out_of_band", cash), ("stripe", due - cash)]), "one cash payment (not two), then the card"
     assert invoice_row(db, inv["invoice_id"])["amount_paid_cents"] == due
-    whats = [t["what"] for t in invoice_timeline(db, inv["invoice_id"])]
-    assert any(w == "payment of 30.00 received outside Stripe (cash or check)" for w in whats), whats
+    whats = [e.what for e in timeline(invoice_timeline(db, inv["invoice_id"]), "usd")]
+    assert "Payment of $30.00 received outside Stripe (cash or check)" in whats, whats
     assert _collected(db) == before + due
 
     exported = [r for r in _payments_csv(db) if r["JournalNo"].startswith("PAY-")]

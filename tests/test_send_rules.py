@@ -49,11 +49,25 @@ def test_a_resumed_send_keeps_a_due_date_that_has_since_passed() -> None:
     assert rules.sendable_problems(ctx(status="sending", due_date=date(2026, 3, 9))) == []
 
 
-def test_due_date_defaults_to_the_payment_terms_and_ends_the_local_day() -> None:
+def test_due_date_defaults_to_the_payment_terms_and_lands_on_that_day() -> None:
     assert rules.due_date_for(None, TODAY, 14) == date(2026, 3, 24)
     assert rules.due_date_for(date(2026, 4, 1), TODAY, 14) == date(2026, 4, 1)
-    # 2026-03-24 23:59:59 in Chicago (CDT, UTC-5) is 2026-03-25 04:59:59 UTC.
-    assert rules.stripe_due_timestamp(date(2026, 3, 24), "America/Chicago") == 1774414799
+    # Chicago's end of day (2026-03-25 04:59:59 UTC) is the next day in UTC, where Stripe's hosted page
+    # showed it (issue 22: email Dec 16, pay page Dec 17): the due_date is 2026-03-24 23:59:59 UTC instead.
+    assert rules.stripe_due_timestamp(date(2026, 3, 24), "America/Chicago") == 1774396799
+
+
+def test_ui_fix_8_stripe_due_date_is_the_same_day_in_the_business_zone_and_in_utc() -> None:
+    """Issue 22 item 8; fails on the old rule (the end of the local day) for every zone west of UTC."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    for tz in ("America/Chicago", "America/Los_Angeles", "Pacific/Honolulu", "UTC", "Europe/Berlin", "Asia/Tokyo",
+               "Pacific/Auckland", "Pacific/Kiritimati"):
+        for due in (date(2026, 3, 24), date(2026, 12, 16), date(2026, 7, 1)):
+            stamp = rules.stripe_due_timestamp(due, tz)
+            assert datetime.fromtimestamp(stamp, UTC).date() == due, (tz, due)
+            assert datetime.fromtimestamp(stamp, ZoneInfo(tz)).date() == due, (tz, due)
 
 
 def test_stripe_lines_carry_unit_price_and_quantity() -> None:

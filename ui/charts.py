@@ -14,7 +14,7 @@ from db.queries_collections import FUNNEL_STAGES
 def time_to_pay(rows: list[dict[str, Any]]) -> alt.Chart:
     frame = pd.DataFrame(rows)
     return alt.Chart(frame).mark_bar().encode(
-        x=alt.X("label:N", sort=list(frame["label"]), title="Time from send to payment (log-spaced buckets)"),
+        x=alt.X("label:N", sort=list(frame["label"]), title="Time from send to payment"),
         y=alt.Y("invoices:Q", title="Invoices paid"),
         tooltip=["label", "invoices"],
     )
@@ -37,7 +37,8 @@ def aging(rows: list[dict[str, Any]]) -> alt.Chart:
         y=alt.Y("customer:N", sort=alt.EncodingSortField("customer_total", order="descending"), title=None),
         x=alt.X("dollars:Q", title="Open balance ($)"),
         color=alt.Color("bucket:N", sort=list(AGING_BUCKETS), scale=alt.Scale(domain=list(AGING_BUCKETS),
-                        range=["#4c9a2a", "#f2c14e", "#f78154", "#d1495b", "#7a1f2b"]), title="Days past due"),
+                        range=["#4c9a2a", "#f2c14e", "#f78154", "#d1495b", "#7a1f2b"]), title="Days past due",
+                        legend=alt.Legend(orient="bottom")),  # beside the chart it squeezed it on a phone
         order=alt.Order("bucket_order:Q"),
         tooltip=["customer", "bucket", alt.Tooltip("dollars:Q", format="$,.2f")],
     ).transform_calculate(bucket_order=f"indexof({list(AGING_BUCKETS)!r}, datum.bucket)")
@@ -51,7 +52,8 @@ def collected_vs_invoiced(rows: list[dict[str, Any]]) -> alt.Chart:
     long["series"] = long["series"].str.replace("_cents", "").replace({"collected": "collected (net of refunds)",
                                                                        "fee": "Stripe fees"})
     return alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("week:T", title="Week"), y=alt.Y("dollars:Q", title="$"), color=alt.Color("series:N", title=None),
+        x=alt.X("week:T", title="Week"), y=alt.Y("dollars:Q", title="$"),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
         tooltip=["week:T", "series", alt.Tooltip("dollars:Q", format="$,.2f")],
     )
 

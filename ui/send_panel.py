@@ -79,10 +79,7 @@ def send_button(invoice: dict[str, Any], session: Session) -> None:
     if st.button("Send via Stripe", key=f"send_{invoice_id}", type="primary", icon=":material/send:"):
         st.session_state[confirm_key] = True
     if st.session_state.get(confirm_key):
-        to = invoice.get("customer_email") or "(no email on file: Send will refuse)"
-        st.warning(f"Send {money(invoice['amount_due_cents'], invoice['currency'])} to {invoice['customer']} "
-                   f"<{to}>? Stripe finalizes the invoice (lines can no longer change) and the customer "
-                   "gets an email with the pay link.")
+        st.warning(confirm_text(invoice))
         yes, no = st.columns(2)
         if yes.button("Confirm send", key=f"confirm_send_btn_{invoice_id}", type="primary"):
             st.session_state.pop(confirm_key, None)
@@ -91,6 +88,18 @@ def send_button(invoice: dict[str, Any], session: Session) -> None:
         if no.button("Cancel", key=f"cancel_send_{invoice_id}"):
             st.session_state.pop(confirm_key, None)
             st.rerun()
+
+
+def confirm_text(invoice: dict[str, Any]) -> str:
+    """Exactly what the email will say: the amount from the draft's lines, to whom, and when due."""
+    to = invoice.get("customer_email") or "(no email on file: Send will refuse)"
+    lines = int(invoice.get("line_count") or 0)
+    due = invoice.get("due_date")
+    return (f"Email {invoice['customer']} ({to}) an invoice for "
+            f"**{money(invoice['amount_due_cents'], invoice['currency'])}** "
+            f"({lines} line{'' if lines == 1 else 's'}"
+            + (f", due {due:%b} {due.day}, {due.year}" if due else "") + ") with a pay link? Stripe finalizes "
+            "the invoice, so its lines can no longer change.")
 
 
 def open_invoice_actions(invoice: dict[str, Any], session: Session) -> None:

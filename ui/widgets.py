@@ -167,7 +167,7 @@ def pager(key: str, total: int, page_size: int = PAGE_SIZE) -> int:
     pages = max(1, -(-total // page_size))
     if pages == 1:
         st.session_state.pop(key, None)
-        st.caption(f"{total} rows")
+        st.caption(plural(total, "row"))
         return 0
     if int(st.session_state.get(key, 1)) > pages:  # the filters changed and the list got shorter
         st.session_state[key] = pages

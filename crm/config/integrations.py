@@ -1,4 +1,4 @@
-"""Pure checks behind Settings → Integrations: key shapes, webhook URL, reminder offsets,
+"""Pure checks behind Settings: key shapes, webhook URL, reminder offsets,
 business settings. (The Stripe events the endpoint subscribes to: crm/stripe/event_types.py.)
 
 Each check returns a message for its field (None when fine) or the parsed value.
@@ -85,3 +85,34 @@ def email_domain(address: str) -> str:
     """'Acme <billing@acme.com>' -> 'acme.com'."""
     match = re.search(r"@([A-Za-z0-9.-]+)", address)
     return match.group(1).lower() if match else ""
+
+
+# Zone groups kept for old systems that duplicate the Area/City names.
+_LEGACY_ZONE_PREFIXES = ("Etc/", "SystemV/", "posix/", "right/", "US/", "Canada/", "Brazil/", "Chile/", "Mexico/")
+
+
+def timezone_choices(current: str) -> list[str]:
+    """Every Area/City zone name, sorted, with the stored one kept even if it is a legacy name."""
+    from zoneinfo import available_timezones
+
+    names = {z for z in available_timezones() if "/" in z and not z.startswith(_LEGACY_ZONE_PREFIXES)}
+    if current:
+        names.add(current)
+    return sorted(names)
+
+
+def currency_choices(current: str) -> list[str]:
+    """Lower-case codes of every currency in use that the CRM bills correctly, the stored one kept."""
+    from crm.money.amounts import _legal_tender
+
+    codes = {c.lower() for c in _legal_tender() if currency_problem(c) is None}
+    if current:
+        codes.add(current.lower())
+    return sorted(codes)
+
+
+def currency_label(code: str) -> str:
+    """'usd — US Dollar'."""
+    from babel.numbers import get_currency_name
+
+    return f"{code.upper()} — {get_currency_name(code.upper(), locale='en_US')}"

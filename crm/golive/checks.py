@@ -65,6 +65,11 @@ def check_stripe_key(settings: Settings, mode: str) -> StepResult:
                                        "Dashboard (Settings > Payment methods), then check again.",
                           target.sandboxed, facts | {"inactive_capabilities": [m.capability for m in missing]})
     detail = f"The {mode} key works: account {name} ({account.get('id')})."
+    if mode == "live" and target.sandboxed:
+        # No live key: the emulator answered, which proves nothing about a real live key.
+        detail = (f"No live key is set: the local emulator answered for it (account {name}). Set the live key "
+                  "from Stripe before taking real payments.")
+        return StepResult(step, True, detail, True, facts)
     return StepResult(step, True, detail + (_sandbox_note(mode) if target.sandboxed else ""), target.sandboxed, facts)
 
 

@@ -229,6 +229,7 @@ def send_test_invoice(settings: Settings, owner_email: str, owner_name: str, use
         customer = store.golive_customer(conn, owner_email) or create_customer(
             conn, CustomerInput(f"Go-live test ({owner_name or owner_email})", owner_email, reminders_opt_out=True),
             actor)
+        store.mark_golive_customer(conn, customer)
         job = create_job(conn, JobInput(customer, "Go-live test invoice",
                                         "The owner pays this to themselves with a test card."), actor)
         invoice_id = create_draft(conn, job, "standard", None, str(settings["business.currency"]), actor, user_id,

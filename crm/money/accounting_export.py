@@ -65,8 +65,10 @@ class ExportResult:
         for name in FILES:
             amounts = ", ".join(f"{decimal_amount(v, cur)} {cur.upper()}"
                                 for cur, v in sorted(self.totals.get(name, {}).items())) or "0.00"
-            out.append(f"{name}: {self.counts.get(name, 0)} {'invoices' if name == 'invoices.csv' else 'entries'}, "
-                       f"{amounts}")
+            n = self.counts.get(name, 0)
+            noun = ("invoice" if name == "invoices.csv" else "entry") if n == 1 else (
+                "invoices" if name == "invoices.csv" else "entries")
+            out.append(f"{name}: {n} {noun}, {amounts}")
         return out + self.notes
 
     def write(self, out_dir: Path) -> list[Path]:

@@ -36,6 +36,8 @@ class Line:
 class ParsedLines:
     lines: list[Line]
     errors: list[str]
+    # Each typed row's amount, or None while it is blank or wrong: the editor's running figures.
+    row_amounts: tuple[int | None, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -44,6 +46,11 @@ class ParsedLines:
     @property
     def total_cents(self) -> int:
         return total_cents(self.lines)
+
+    @property
+    def running_total_cents(self) -> int:
+        """The rows that are right so far, while others are still being typed."""
+        return sum(a for a in self.row_amounts if a is not None)
 
 
 def total_cents(lines: Iterable[Line]) -> int:
@@ -96,8 +103,10 @@ def parse_lines(rows: Iterable[Mapping[str, Any]], currency: str = "usd") -> Par
     """Rows with keys description, quantity, unit_price (in `currency`); fully blank rows are skipped."""
     lines: list[Line] = []
     errors: list[str] = []
+    amounts: list[int | None] = []
     for n, row in enumerate(rows, start=1):
         desc_raw, qty_raw, price_raw = row.get("description"), row.get("quantity"), row.get("unit_price")
+        amounts.append(None)
         if all(_blank(v) for v in (desc_raw, qty_raw, price_raw)):
             continue
         problems: list[str] = []
@@ -121,11 +130,12 @@ def parse_lines(rows: Iterable[Mapping[str, Any]], currency: str = "usd") -> Par
             errors.append(f"Line {n}: " + "; ".join(problems) + ".")
         else:
             lines.append(Line(description, quantity, unit))
+            amounts[-1] = quantity * unit
     if not lines and not errors:
         errors.append("Add at least one line.")
     if len(lines) > MAX_LINES:
         errors.append(f"At most {MAX_LINES} lines per invoice.")
-    return ParsedLines(lines if not errors else [], errors)
+    return ParsedLines(lines if not errors else [], errors, tuple(amounts))
 
 
 def price_text(cents: int, currency: str = "usd") -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email.utils import parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -82,9 +82,13 @@ def due_date_for(invoice_due: date | None, today: date, terms_days: int) -> date
 
 
 def stripe_due_timestamp(due: date, tz_name: str) -> int:
-    """End of the due day in the business's time zone, as Stripe's unix `due_date`."""
-    end_of_day = datetime.combine(due, time(23, 59, 59), tzinfo=ZoneInfo(tz_name))
-    return int(end_of_day.timestamp())
+    """Stripe's unix `due_date` for a due day in the business's time zone: the last second that is
+    on that day both there and in UTC (where a page without the business's zone shows it), so the
+    email, the dashboard and Stripe's hosted page all name the same day. Chicago's Dec 16 is
+    Dec 16 23:59:59 UTC (17:59:59 local); Tokyo's is 23:59:59 local (14:59:59 UTC)."""
+    local_end = datetime.combine(due, time(23, 59, 59), tzinfo=ZoneInfo(tz_name))
+    utc_end = datetime.combine(due, time(23, 59, 59), tzinfo=UTC)
+    return int(min(local_end, utc_end).timestamp())
 
 
 def stripe_lines(lines: Sequence[Line], currency: str) -> list[dict[str, Any]]:

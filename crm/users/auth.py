@@ -48,6 +48,7 @@ class Session:
     role: Role
     expires_at: datetime
     fingerprint: str = ""  # session_fingerprint of the user row at login
+    server_id: int | None = None  # its crm.dashboard_sessions row, when the browser holds a cookie for it
 
     def expired(self, now: datetime) -> bool:
         return now >= self.expires_at
