@@ -42,6 +42,14 @@ class Settings:
     # takes about four business days. bank_debits_fail makes settlements fail instead.
     bank_settle_delay_s: float = 30.0
     bank_debits_fail: bool = False
+    # The Twilio account the emulator serves (Basic auth: Account SID and auth token), its
+    # Messaging Service and the number that service sends from; how long a text takes from
+    # sent to delivered.
+    twilio_account_sid: str = "AC5a0d1b0c5a0d1b0c5a0d1b0c5a0d1b0c"
+    twilio_auth_token: str = "5a0d1b0c5a0d1b0c5a0d1b0c5a0d1b0c"
+    twilio_messaging_service_sid: str = "MG5a0d1b0c5a0d1b0c5a0d1b0c5a0d1b0c"
+    twilio_from_number: str = "+15005550006"
+    twilio_delivery_s: float = 0.3
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -64,4 +72,10 @@ class Settings:
             public_url=(os.environ.get("SANDBOX_PUBLIC_URL") or "").rstrip("/") or None,
             bank_settle_delay_s=_float("SANDBOX_BANK_SETTLE_DELAY_S", 30.0),
             bank_debits_fail=os.environ.get("SANDBOX_BANK_DEBITS_FAIL", "").lower() in ("1", "true", "yes"),
+            twilio_account_sid=os.environ.get("SANDBOX_TWILIO_ACCOUNT_SID") or cls.twilio_account_sid,
+            twilio_auth_token=os.environ.get("SANDBOX_TWILIO_AUTH_TOKEN") or cls.twilio_auth_token,
+            twilio_messaging_service_sid=(os.environ.get("SANDBOX_TWILIO_MESSAGING_SERVICE_SID")
+                                          or cls.twilio_messaging_service_sid),
+            twilio_from_number=os.environ.get("SANDBOX_TWILIO_FROM_NUMBER") or cls.twilio_from_number,
+            twilio_delivery_s=_float("SANDBOX_TWILIO_DELIVERY_S", 0.3),
         )
