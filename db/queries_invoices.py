@@ -141,7 +141,8 @@ def invoice_disputes(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
 
 def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict[str, Any]]:
     """Everything that happened to one invoice, oldest first: status changes (audit log, with
-    the derived ones: processing, disputed), payments, emails and their Resend events,
+    the derived ones: processing, disputed), payments, emails and their Resend events, texts
+    and their Twilio callbacks,
     reminders, and the Stripe events that matched it."""
     return conn.execute(
         """
@@ -180,6 +181,16 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
                    replace(ev.type, 'email.', '') || ' (' || m.kind || ')', ev.id
             FROM crm.email_messages m JOIN crm.email_events ev ON ev.email_message_id = m.id
             WHERE m.invoice_id = %(id)s
+          UNION ALL
+            SELECT t.created_at, 'text',
+                   replace(t.kind, '_', ' ') || ' text ' || t.status || ' to ' || t.to_number
+                   || coalesce(' — ' || t.error_message, ''), coalesce(t.sid, '')
+            FROM crm.text_messages t WHERE t.invoice_id = %(id)s
+          UNION ALL
+            SELECT ev.received_at, 'text event',
+                   ev.status || coalesce(' — error ' || ev.error_code || coalesce(': ' || ev.detail, ''), ''), ev.sid
+            FROM crm.text_messages t JOIN crm.text_message_events ev ON ev.text_message_id = t.id
+            WHERE t.invoice_id = %(id)s
           UNION ALL
             SELECT coalesce(r.sent_at, r.cancelled_at, r.send_at), 'reminder',
                    'reminder ' || r.sequence || ' (+' || r.offset_days || ' days): ' || r.status

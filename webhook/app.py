@@ -18,6 +18,7 @@ from webhook.reconcile_worker import RECONCILE_WORKER
 from webhook.reminder_workers import REMINDER_WORKERS
 from webhook.resend_route import routes as resend_routes
 from webhook.stripe_route import stripe_webhook
+from webhook.twilio_route import routes as twilio_routes
 from webhook.workers import Worker, WorkerRunner, workers_enabled
 
 log = logging.getLogger("webhook")
@@ -66,6 +67,7 @@ def _routes() -> list[Route]:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         *resend_routes(),
+        *twilio_routes(),
     ]
 
 
