@@ -14,6 +14,7 @@ from db import queries_invoices as q
 from db.customers import customer_choices
 from db.pool import connection
 from ui import line_editor, send_panel
+from ui.collect_link import collect_button
 from ui.session import require_login
 from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, plural, settings, show_flash, table
 
@@ -201,6 +202,7 @@ if invoice_id:
     # did not leave it open.
     send_panel.show_result(int(invoice["id"]), session, pay_link=invoice["status"] != "open")
     if invoice["status"] == "open":
+        collect_button(int(invoice["id"]))
         send_panel.open_invoice_actions(invoice, session)
     elif invoice["hosted_invoice_url"]:
         st.markdown(f"[Stripe's invoice page]({invoice['hosted_invoice_url']})")
