@@ -18,7 +18,7 @@ from crm.stripe_event_types import HANDLED_EVENT_TYPES
 from crm.validation import email_error, name_error
 from db import queries_activity
 from db.pool import connection
-from ui import golive_panel
+from ui import golive_panel, texts_settings
 from ui import settings_actions as actions
 from ui.session import require_owner
 from ui.widgets import clock, flash, frame, settings, show_flash, table
@@ -218,6 +218,8 @@ if send_test:
     else:
         outcome = actions.send_test_email(current, to.strip())
         (st.success if outcome.ok else st.error)(outcome.message)
+
+texts_settings.render(current, session)
 
 # --- Reminders and business -----------------------------------------------------------------
 st.subheader("Reminders and business")
