@@ -1,10 +1,11 @@
-"""Wiring the local demo to the sandbox: webhooks from the emulated Stripe and Resend reach the sidecar.
+"""Wiring the local demo to the sandbox: webhooks from the emulated Stripe, Resend and Twilio reach the sidecar.
 
 `python -m crm up` (ops/supervisor.py) calls `connect_sandbox` once the children are
 starting. When Stripe is sandboxed it registers the sidecar's /webhooks/stripe at the
 sandbox through the Stripe gateway (as an owner would at Stripe) and stores the returned
 signing secret as `stripe.<mode>.webhook_secrets`; when Resend is sandboxed it points the sandbox's
-Resend webhook at /webhooks/resend with a secret stored as `resend.webhook_secret`.
+Resend webhook at /webhooks/resend with a secret stored as `resend.webhook_secret`; when Twilio
+is sandboxed it sets `twilio.status_callback_url` to /webhooks/twilio.
 Running it again reuses what is registered (the sandbox keeps its state in ./.data).
 """
 
@@ -52,6 +53,8 @@ def connect_sandbox(webhook_port: str, host: str = "127.0.0.1", timeout_s: float
         if settings.resend_sandboxed:
             done.append(_configure_resend_webhook(conn, base, str(settings["resend.webhook_secret"]),
                                                   f"http://{host}:{webhook_port}/webhooks/resend"))
+        if settings.twilio_sandboxed:
+            done.append(_configure_twilio_callback(conn, settings, f"http://{host}:{webhook_port}/webhooks/twilio"))
         conn.commit()
     for line in done:
         log.info("SANDBOX: %s", line)
@@ -79,6 +82,15 @@ def _register_stripe_endpoint(conn: Conn, settings: Settings, url: str) -> str:
     store_registered_webhook_secret(conn, settings, target.mode, secret, endpoint_id, None)
     save_setting(conn, f"stripe.{target.mode}.webhook_endpoint_id", endpoint_id)
     return f"registered Stripe webhook endpoint {endpoint_id} -> {url}; signing secret stored encrypted"
+
+
+def _configure_twilio_callback(conn: Conn, settings: Settings, url: str) -> str:
+    """Texts' status callbacks (StatusCallback, and the URL their signature is checked over) go
+    to the local sidecar; an owner's own setting is kept."""
+    if settings.sources["twilio.status_callback_url"] in ("env", "database"):
+        return f"sandbox Twilio status callbacks -> {settings['twilio.status_callback_url']} (kept)"
+    save_setting(conn, "twilio.status_callback_url", url)
+    return f"sandbox Twilio status callbacks -> {url}; texts land on the sandbox's /phone page"
 
 
 def _configure_resend_webhook(conn: Conn, base: str, secret: str, url: str) -> str:
