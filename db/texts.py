@@ -80,3 +80,46 @@ def save_customer_phone(conn: Conn, customer_id: int, phone: str, actor: str) ->
     if cur.rowcount:
         conn.execute("INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
                      "VALUES ('customer', %s, NULL, 'phone_added', 'user', %s, '{}')", (customer_id, actor))
+
+
+# ---------------------------------------------------------------- reminders by text
+
+_REMINDER_CANDIDATES = """
+SELECT r.id AS reminder_id, r.send_at, i.id AS invoice_id, i.stripe_invoice_number, i.hosted_invoice_url,
+       i.currency, i.amount_due_cents - i.amount_paid_cents AS amount_remaining_cents,
+       c.id AS customer_id, c.phone
+  FROM crm.reminders r
+  JOIN crm.invoices i ON i.id = r.invoice_id
+  JOIN crm.customers c ON c.id = i.customer_id
+ WHERE r.status IN ('queued', 'scheduled') AND r.resend_cancel IS NULL
+   AND i.status = 'open' AND i.processing_payment_intent_id IS NULL AND i.hosted_invoice_url IS NOT NULL
+   AND c.channel IN ('text', 'both') AND c.phone IS NOT NULL AND NOT c.texts_off AND NOT c.reminders_opt_out
+   AND NOT EXISTS (SELECT 1 FROM crm.text_messages t WHERE t.reminder_id = r.id AND t.status <> 'canceled')
+ ORDER BY r.send_at, r.id
+ LIMIT %s
+"""
+
+
+def text_reminder_candidates(conn: Conn, limit: int = 50) -> list[dict[str, Any]]:
+    """Reminder slots queued for sending (the queueing function's rules: open, not processing, not
+    opted out) whose customer wants texts and has no live text for the slot yet."""
+    return conn.execute(_REMINDER_CANDIDATES, (limit,)).fetchall()
+
+
+def begin_text_reminder(conn: Conn, row: dict[str, Any], body: str, send_at: Any) -> int | None:
+    got = conn.execute("SELECT crm.begin_text_reminder(%s, %s, %s, %s, %s, %s) AS id",
+                       (row["reminder_id"], row["invoice_id"], row["customer_id"], row["phone"], body,
+                        send_at)).fetchone()
+    return None if got is None or got["id"] is None else int(got["id"])
+
+
+def texts_to_cancel(conn: Conn, limit: int = 50) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT id, sid, status, to_number, body, created_at FROM crm.text_messages "
+        "WHERE twilio_cancel = 'requested' ORDER BY id LIMIT %s", (limit,)).fetchall()
+
+
+def record_cancel(conn: Conn, text_id: int, outcome: str, error: str | None = None) -> str:
+    row = conn.execute("SELECT crm.record_text_cancel(%s, %s, %s) AS outcome", (text_id, outcome, error)).fetchone()
+    assert row is not None
+    return str(row["outcome"])

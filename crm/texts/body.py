@@ -41,14 +41,16 @@ def _gsm_safe(text: str) -> str:
     return "".join(out)
 
 
-def pay_link_text(*, business: str, amount: str, number: str, url: str) -> str:
+def pay_link_text(*, business: str, amount: str, number: str, url: str, reminder: bool = False) -> str:
     """'Acme HVAC: invoice 7F3A-0001 for $345.00 is ready. Pay here: <url>' within two segments.
 
     The link and the amount are never cut; a long business name is shortened first, and if
     the text is still too long the wording is.
     """
     name = _gsm_safe(" ".join(business.split()))
-    for wording in ("{name}: invoice {number} for {amount} is ready. Pay securely here: {url}",
+    first = ("{name}: a reminder that invoice {number} for {amount} is unpaid. Pay here: {url}" if reminder
+             else "{name}: invoice {number} for {amount} is ready. Pay securely here: {url}")
+    for wording in (first,
                     "{name}: invoice {number}, {amount}. Pay: {url}",
                     "{name} {number} {amount} {url}"):
         for cut in (None, 40, 24, 12, 0):

@@ -77,7 +77,8 @@ END;
 $$;
 
 
--- The customer replied STOP: no more texts to them until they text START (email unaffected).
+-- The customer replied STOP: no more texts to them until they text START (email unaffected;
+-- their reminders go by email from now on). Text reminders waiting at Twilio are stopped there.
 CREATE OR REPLACE FUNCTION crm.set_texts_off(p_customer_id bigint, p_reason text, p_actor text)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
@@ -87,6 +88,9 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
+    UPDATE crm.text_messages SET twilio_cancel = 'requested', cancel_reason = 'texts_off', updated_at = now()
+     WHERE customer_id = p_customer_id AND kind = 'reminder' AND twilio_cancel IS NULL
+       AND status IN ('sending', 'scheduled', 'accepted');
     INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
     VALUES ('customer', p_customer_id, 'texts_on', 'texts_off', 'system', p_actor,
             jsonb_build_object('reason', p_reason));
@@ -136,5 +140,75 @@ BEGIN
         PERFORM crm.set_texts_off(t.customer_id, 'replied STOP (Twilio error 21610)', p_sid);
     END IF;
     RETURN 'applied';
+END;
+$$;
+
+
+-- Text reminders of an invoice that must not go (paid, void, uncollectible, a bank payment on its
+-- way, an amount changed, opted out): flagged for the cancel worker, which stops each at Twilio
+-- with Status=canceled. Called from the same functions that stop the email reminders
+-- (db/functions/40_reminders.sql), in their transaction. Returns how many were flagged.
+CREATE OR REPLACE FUNCTION crm.flag_invoice_texts(p_invoice_id bigint, p_reason text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE crm.text_messages SET twilio_cancel = 'requested', cancel_reason = p_reason, updated_at = now()
+     WHERE invoice_id = p_invoice_id AND kind = 'reminder' AND twilio_cancel IS NULL
+       AND status IN ('sending', 'scheduled', 'accepted');
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+
+-- The record of a text reminder, made before Twilio is called; NULL when the slot already has
+-- a live one (another dispatcher, or an earlier pass).
+CREATE OR REPLACE FUNCTION crm.begin_text_reminder(p_reminder_id bigint, p_invoice_id bigint, p_customer_id bigint,
+                                                   p_to text, p_body text, p_send_at timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO crm.text_messages (kind, reminder_id, invoice_id, customer_id, to_number, body, send_at, requested_by)
+    VALUES ('reminder', p_reminder_id, p_invoice_id, p_customer_id, p_to, p_body, p_send_at, 'text_reminders')
+    ON CONFLICT (reminder_id) WHERE status <> 'canceled' DO NOTHING
+    RETURNING id INTO v_id;
+    IF v_id IS NOT NULL THEN
+        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
+        VALUES ('text', v_id, NULL, 'sending', 'system', 'text_reminders',
+                jsonb_build_object('kind', 'reminder', 'reminder_id', p_reminder_id, 'send_at', p_send_at));
+    END IF;
+    RETURN v_id;
+END;
+$$;
+
+
+-- What Twilio said to a cancel: 'done' (canceled there, or never reached it), 'too_late' (it
+-- had gone out), or 'failed' (retry later; the flag stays).
+CREATE OR REPLACE FUNCTION crm.record_text_cancel(p_id bigint, p_outcome text, p_error text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    t crm.text_messages%ROWTYPE;
+BEGIN
+    SELECT * INTO t FROM crm.text_messages WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND OR t.twilio_cancel IS DISTINCT FROM 'requested' THEN
+        RETURN 'not_requested';
+    END IF;
+    IF p_outcome = 'failed' THEN
+        UPDATE crm.text_messages SET error_message = left(p_error, 500), updated_at = now() WHERE id = p_id;
+        RETURN 'failed';
+    END IF;
+    UPDATE crm.text_messages
+       SET twilio_cancel = p_outcome,
+           status = CASE WHEN p_outcome = 'done' THEN 'canceled' ELSE status END, updated_at = now()
+     WHERE id = p_id;
+    INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
+    VALUES ('text', p_id, t.status, CASE WHEN p_outcome = 'done' THEN 'canceled' ELSE t.status END, 'system',
+            'text_reminder_cancel', jsonb_build_object('twilio_cancel', p_outcome, 'reason', t.cancel_reason));
+    RETURN p_outcome;
 END;
 $$;

@@ -25,12 +25,17 @@ ALTER TABLE crm.customers ADD CONSTRAINT customers_phone_e164 CHECK (phone ~ '^\
 
 -- One row per text we asked Twilio to send, made before the call (status 'sending'), so a
 -- double tap or a retry finds it; the SID is recorded when Twilio answers. A text-to-pay
--- ('pay_link') or a Settings test ('test').
+-- ('pay_link'), a Settings test ('test'), or a reminder scheduled at Twilio ('reminder').
 CREATE TABLE crm.text_messages (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind            text NOT NULL CHECK (kind IN ('pay_link', 'test', 'reminder')),
     invoice_id      bigint REFERENCES crm.invoices (id),
     customer_id     bigint REFERENCES crm.customers (id),
+    -- A reminder by text: the reminder slot it is for, scheduled at Twilio (send_at).
+    reminder_id     bigint REFERENCES crm.reminders (id),
+    -- 'requested': stop it at Twilio (Status=canceled); 'done', or 'too_late' when it had gone out.
+    twilio_cancel   text CHECK (twilio_cancel IN ('requested', 'done', 'too_late')),
+    cancel_reason   text,
     to_number       text NOT NULL CHECK (to_number ~ '^\+[1-9][0-9]{1,14}$'),
     body            text NOT NULL CHECK (body <> ''),
     sid             text UNIQUE CHECK (sid ~ '^(SM|MM)[0-9a-fA-F]{32}$'),
@@ -45,8 +50,12 @@ CREATE TABLE crm.text_messages (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     sent_at         timestamptz,
     delivered_at    timestamptz,
-    CHECK (kind = 'test' OR invoice_id IS NOT NULL)
+    CHECK (kind = 'test' OR invoice_id IS NOT NULL),
+    CHECK ((kind = 'reminder') = (reminder_id IS NOT NULL))
 );
+-- One live text per reminder slot (a cancelled one may be followed by a new one).
+CREATE UNIQUE INDEX text_messages_reminder_idx ON crm.text_messages (reminder_id) WHERE status <> 'canceled';
+CREATE INDEX text_messages_cancel_idx ON crm.text_messages (id) WHERE twilio_cancel = 'requested';
 CREATE INDEX text_messages_invoice_idx ON crm.text_messages (invoice_id, created_at DESC);
 CREATE INDEX text_messages_customer_idx ON crm.text_messages (customer_id, created_at DESC);
 
