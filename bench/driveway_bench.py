@@ -8,7 +8,7 @@ at the sandbox's Stripe and set as the texts' StatusCallback, as `python -m crm 
 1. Text it: `crm.texts.send.text_pay_link` (what the button calls) from the call until GET
    /phone?number=... shows the text (its SID on the page: delivered).
 2. Paid: the sandbox's hosted page is paid (the control API's pay, the same settlement), then
-   `db.collect.collect_view` + `crm.collect.state.collect_state` (what the Collect screen's live
+   `db.queries_collect.collect_view` + `crm.collect.state.collect_state` (what the Collect screen's live
    status reads) is polled every 20 ms until it says paid. The screen itself reruns that read
    every `COLLECT_REFRESH` (1 s), so what a person sees is this time plus up to one refresh.
 """
@@ -95,14 +95,14 @@ def run(database_url: str, runs: int = 20) -> DrivewayResult:
             "TWILIO_API_URL": sbx.twilio_api_url, "STRIPE_MAX_NETWORK_RETRIES": "0", "STRIPE_TIMEOUT_S": "10",
         })
         from crm.collect.state import collect_state
-        from crm.send_invoice import send_invoice
-        from crm.settings import load_settings, save_setting
-        from crm.stripe_event_types import HANDLED_EVENT_TYPES
-        from crm.stripe_gateway import StripeGateway, stripe_target
+        from crm.config.settings import load_settings, save_setting
+        from crm.send.workflow import send_invoice
+        from crm.stripe.event_types import HANDLED_EVENT_TYPES
+        from crm.stripe.gateway import StripeGateway, stripe_target
         from crm.texts.send import text_pay_link
-        from db.collect import collect_view
         from db.config import resolved_database_url
         from db.pool import close_pool, connection
+        from db.queries_collect import collect_view
 
         resolved_database_url.cache_clear()
         close_pool()

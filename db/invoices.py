@@ -10,8 +10,9 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.rows import dict_row, tuple_row
+
+from db import audit as audit_trail
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -35,6 +36,13 @@ def lock_with_customer(conn: Conn, invoice_id: int, *, nowait: bool = True) -> R
     sql = _INVOICE_WITH_CUSTOMER + (" FOR UPDATE OF i NOWAIT" if nowait else " FOR UPDATE OF i")
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(sql, (invoice_id,)).fetchone()
+
+
+def transaction_now(conn: Conn) -> datetime:
+    """The database's clock at the start of this transaction: what its own now() writes."""
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row["now"] if isinstance(row, dict) else row[0]
 
 
 def lines(conn: Conn, invoice_id: int) -> list[Row]:
@@ -128,6 +136,16 @@ def store_finalized(conn: Conn, invoice_id: int, stripe_invoice_id: str, *, numb
         "WHERE id = %s AND stripe_invoice_id = %s",
         (number, hosted_url, pdf_url, stripe_total_cents, invoice_id, stripe_invoice_id))
     return cur.rowcount == 1
+
+
+def record_default_payment_intent(conn: Conn, invoice_id: int, mode: str, payment_intent_id: str,
+                                  invoice_payment_id: str) -> int:
+    """Link the invoice's default payment intent to it; how many earlier events that applies."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute("SELECT crm.record_default_payment_intent(%s, %s, %s, %s)",
+                          (invoice_id, mode, payment_intent_id, invoice_payment_id)).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def flag(conn: Conn, invoice_id: int, attention: str, detail: str) -> None:
@@ -234,7 +252,4 @@ def complete_job_after_void(conn: Conn, job_id: int, invoice_id: int, actor: str
 
 def audit(conn: Conn, invoice_id: int, from_status: str | None, to_status: str | None, actor: str,
           detail: dict[str, Any] | None = None, actor_type: str = "user") -> None:
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
-        "VALUES ('invoice', %s, %s, %s, %s, %s, %s)",
-        (invoice_id, from_status, to_status, actor_type, actor, Jsonb(detail or {})))
+    audit_trail.write(conn, "invoice", invoice_id, from_status, to_status, actor, detail, actor_type=actor_type)

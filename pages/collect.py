@@ -10,8 +10,8 @@ from crm.collect.card import paid_with
 from crm.collect.state import collect_state
 from crm.texts.phone import display as phone_display
 from crm.texts.send import TextRefused, text_pay_link
-from db.collect import collect_view, next_job
 from db.pool import connection
+from db.queries_collect import collect_view, next_job
 from ui.qr import qr_svg
 from ui.session import require_login
 from ui.widgets import clock, money, settings
@@ -96,7 +96,8 @@ if text_col.button("Text it", key="collect_text", type="primary", icon=":materia
     else:
         (st.success if result.ok else st.error)(result.message)
 if email_col.button("Email it", key="collect_email", icon=":material/mail:", width="stretch"):
-    from crm.send_invoice import SendRefused, resend_invoice_email
+    from crm.send.followups import resend_invoice_email
+    from crm.send.result import SendRefused
 
     try:
         with st.spinner("Emailing…"):

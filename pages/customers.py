@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm.email_templates import render_statement_page
-from crm.statements import StatementRefused, build_statement, send_statement
+from crm.email.invoice_email import render_statement_page
+from crm.email.statements import StatementRefused, build_statement, send_statement
+from crm.records import edits
 from crm.texts.phone import display as phone_display
 from crm.texts.phone import phone_error, to_e164
 from crm.validation import email_error, name_error, text_error
@@ -24,7 +25,7 @@ st.title("Customers")
 show_flash()
 
 
-def customer_form(key: str, existing: dict | None = None) -> c.CustomerInput | None:
+def customer_form(key: str, existing: dict | None = None) -> edits.CustomerInput | None:
     """The create/edit form; returns clean input, or None (with messages under the fields)."""
     existing = existing or {}
     with st.form(key):
@@ -57,8 +58,8 @@ def customer_form(key: str, existing: dict | None = None) -> c.CustomerInput | N
     if any(errors.values()):
         st.caption("Nothing was saved.")
         return None
-    return c.CustomerInput(name.strip(), email.strip() or None, to_e164(phone, country) if phone.strip() else None,
-                           address.strip() or None, opt_out, channel)
+    return edits.CustomerInput(name.strip(), email.strip() or None, to_e164(phone, country) if phone.strip() else None,
+                               address.strip() or None, opt_out, channel)
 
 
 SORTS = {"newest": "Newest first", "name": "Name, A to Z", "balance": "Balance, highest first"}
@@ -87,8 +88,7 @@ pager("cust_page", total)
 with st.expander("New customer", icon=":material/person_add:"):
     data = customer_form("new_customer")
     if data is not None:
-        with connection() as conn:
-            new_id = c.create_customer(conn, data, session.email)
+        new_id = edits.create_customer(data, session.email)
         st.session_state["_flash"] = ("success", f"Customer {data.name} created (#{new_id}).")
         st.session_state["open_customer"] = new_id
         st.rerun()
@@ -117,8 +117,7 @@ if customer_id:
                   icon=":material/sms_failed:")
         if back.button("Texts back on", key=f"texts_on_{customer_id}",
                        help="Only when the customer texted START or asked for texts again."):
-            with connection() as conn:
-                c.set_texts_on(conn, int(customer_id), session.email)
+            edits.set_texts_on(int(customer_id), session.email)
             st.rerun()
     m = st.columns(3)
     m[0].metric("Balance (open)", money(customer["balance_cents"], currency))
@@ -127,8 +126,7 @@ if customer_id:
     with st.expander("Edit", icon=":material/edit:"):
         data = customer_form(f"edit_customer_{customer_id}", customer)
         if data is not None:
-            with connection() as conn:
-                c.update_customer(conn, int(customer_id), data, session.email)
+            edits.update_customer(int(customer_id), data, session.email)
             st.session_state["_flash"] = ("success", f"Customer {data.name} saved.")
             st.rerun()
 

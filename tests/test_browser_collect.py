@@ -25,7 +25,7 @@ pytestmark = pytest.mark.browser
 
 
 def _sent_invoice(db: psycopg.Connection[Any], customer: int) -> int:
-    from crm.send_invoice import send_invoice
+    from crm.send.workflow import send_invoice
     from db import drafts
     from db.jobs import JobInput, create_job
 
@@ -45,7 +45,7 @@ def test_collect_screen_driveway_loop_at_phone_width(db: psycopg.Connection[Any]
         pytest.skip(f"{CHROMIUM} is not installed: the browser test needs Chromium")
     from playwright.sync_api import expect, sync_playwright
 
-    from crm.settings import save_setting
+    from crm.config.settings import save_setting
     from tests.reconcile_helpers import wire_sidecar
     from webhook.twilio_route import VERIFIER
 

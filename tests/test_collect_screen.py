@@ -25,7 +25,7 @@ Conn = psycopg.Connection[dict[str, Any]]
 @pytest.fixture
 def sent_invoice(db: Conn, crm_sandbox: RunningSandbox, make_invoice: Callable[..., int],
                  monkeypatch: pytest.MonkeyPatch) -> int:
-    from crm.send_invoice import send_invoice
+    from crm.send.workflow import send_invoice
 
     point_texts_at(db, crm_sandbox, monkeypatch)
     invoice_id = make_invoice()

@@ -13,6 +13,7 @@ import pytest
 
 from crm.texts.gateway import TwilioGateway, twilio_target
 from crm.texts.reminders import cancel_text_reminders, dispatch_text_reminders
+from db import invoices
 from sandbox.testing import RunningSandbox
 from tests import stripe_payloads as sp
 from tests.fixtures.sidecar import Sidecar
@@ -26,7 +27,7 @@ def texting(sidecar: Sidecar, fresh_sandbox: RunningSandbox, monkeypatch: pytest
 
 
 def _gateway(db: Conn) -> TwilioGateway:
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
 
     return TwilioGateway(twilio_target(load_settings(db)))
 
@@ -76,7 +77,10 @@ def test_sms_reminder_is_paused_during_a_bank_payment(sidecar: Sidecar, texting:
     db.execute("UPDATE crm.customers SET stripe_customer_id_test = %s WHERE id = %s", (cus, ids["customer_id"]))
     pi = {"id": sp.stripe_id("pi"), "object": "payment_intent", "amount": 34_500, "currency": "usd",
           "customer": cus, "description": "Payment for Invoice 7F3A-0001",
-          "payment_method_types": ["us_bank_account"], "status": "processing", "livemode": False}
+          "payment_method_types": ["us_bank_account"], "status": "processing", "livemode": False,
+          "latest_charge": sp.stripe_id("ch")}
+    # The invoice's default payment intent, as the Send records it after finalize.
+    invoices.record_default_payment_intent(db, ids["invoice_id"], "test", pi["id"], sp.stripe_id("inpay"))
     resp = sidecar.post(sp.event("payment_intent.processing", pi))
     assert resp.json()["outcome"] == "applied", resp.text
     _, cancelled = _passes(db)

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.settings import load_settings
+from crm.config.settings import load_settings
 from sandbox.testing import RunningSandbox
 from tests.texts_helpers import point_texts_at
 

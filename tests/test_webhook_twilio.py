@@ -75,7 +75,7 @@ def test_twilio_sandbox_callbacks_land_on_the_invoice_timeline(twilio_hook: Side
 
 
 @pytest.mark.parametrize(("headers", "status"), [
-    ({}, 400), ({"X-Twilio-Signature": "not base64!"}, 400), ({"X-Twilio-Signature": "A" * 28}, 403)])
+    ({}, 400), ({"X-Twilio-Signature": "not base64!"}, 400), ({"X-Twilio-Signature": "A" * 28}, 400)])
 def test_twilio_bad_signature_is_refused_and_writes_nothing(twilio_hook: Sidecar, headers: dict[str, str],
                                                             status: int) -> None:
     before = snapshot(twilio_hook.db)
@@ -85,9 +85,9 @@ def test_twilio_bad_signature_is_refused_and_writes_nothing(twilio_hook: Sidecar
     assert snapshot(twilio_hook.db) == before
 
 
-def test_twilio_signed_with_another_token_or_changed_is_403(twilio_hook: Sidecar) -> None:
+def test_twilio_signed_with_another_token_or_changed_is_400(twilio_hook: Sidecar) -> None:
     before = snapshot(twilio_hook.db)
-    assert post_signed(twilio_hook, _params(), token="f" * 32).status_code == 403
+    assert post_signed(twilio_hook, _params(), token="f" * 32).status_code == 400
     params = _params()
     url = f"{twilio_hook.url}/webhooks/twilio"
     signature = RequestValidator(SANDBOX_AUTH_TOKEN).compute_signature(url, params)
@@ -95,7 +95,7 @@ def test_twilio_signed_with_another_token_or_changed_is_403(twilio_hook: Sidecar
     resp = twilio_hook.http.post("/webhooks/twilio", content=urlencode(tampered),
                                  headers={"Content-Type": "application/x-www-form-urlencoded",
                                           "X-Twilio-Signature": signature})
-    assert resp.status_code == 403
+    assert resp.status_code == 400
     assert snapshot(twilio_hook.db) == before
 
 
@@ -139,11 +139,11 @@ def test_twilio_unknown_sid_is_acknowledged_as_unmatched(twilio_hook: Sidecar) -
 def test_twilio_behind_a_proxy_verifies_over_the_public_url(twilio_hook: Sidecar) -> None:
     """Twilio signed https://crm.example.com/...; this process sees http://127.0.0.1:port/...:
     with the public URL configured the callback verifies, signed over the internal URL it does not."""
-    from crm.settings import save_setting
+    from crm.config.settings import save_setting
     from webhook.twilio_route import VERIFIER
 
     public = "https://crm.example.com/webhooks/twilio"
     save_setting(twilio_hook.db, "twilio.status_callback_url", public)
     VERIFIER.clear()
     assert post_signed(twilio_hook, _params("SM" + "ef" * 16, "sent"), signed_url=public).status_code == 200
-    assert post_signed(twilio_hook, _params("SM" + "ef" * 16, "delivered")).status_code == 403
+    assert post_signed(twilio_hook, _params("SM" + "ef" * 16, "delivered")).status_code == 400

@@ -18,7 +18,7 @@ Conn = psycopg.Connection[dict[str, Any]]
 def point_texts_at(db: Conn, sbx: RunningSandbox, monkeypatch: pytest.MonkeyPatch,
                    callback_url: str | None = None) -> None:
     """No Twilio token: the sandbox's account; TWILIO_API_URL is where that sandbox listens."""
-    from crm.settings import save_setting
+    from crm.config.settings import save_setting
 
     monkeypatch.setenv("TWILIO_API_URL", sbx.twilio_api_url)
     save_setting(db, "business.name", "Acme HVAC & Plumbing")

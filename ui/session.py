@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from crm.auth import Session, session_still_valid
+from crm.users.auth import Session, session_still_valid
+from crm.users.client_address import client_address, configured_proxies, server_trusted_hosts
 from db.pool import connection
 
 _KEY = "crm_session"
@@ -39,13 +40,18 @@ def ended_by_account_change() -> bool:
 
 
 def client_source() -> str:
-    """Where this browser connects from, for login throttling ('unknown' when Streamlit cannot tell)."""
+    """Where this browser connects from, for login throttling ('unknown' when Streamlit cannot
+    tell). Forwarded headers count only from CRM_TRUSTED_PROXIES (crm/users/client_address.py)."""
     try:
         address = st.context.ip_address
+        forwarded = st.context.headers.get_all("X-Forwarded-For")
     except Exception:  # noqa: BLE001 - no request context
         return "unknown"
-    # AppTest's mocked client hands back a mock here, not an address.
-    return address if isinstance(address, str) and address else "unknown"
+    # AppTest's mocked client hands back mocks here, not an address and headers.
+    if not (address is None or isinstance(address, str)) or not isinstance(forwarded, list):
+        return "unknown"
+    return client_address(address or None, [f for f in forwarded if isinstance(f, str)],
+                          configured_proxies(), server_trusted_hosts())
 
 
 def start_session(session: Session) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm.auth import Session
-from crm.secrets_store import mask
-from crm.settings import SPECS, Settings, save_setting, secret_hints
+from crm.config.secrets_store import mask
+from crm.config.settings import SPECS, Settings, save_setting, secret_hints
 from crm.texts.setup import A2P_NOTE, check_twilio, sid_error, token_error
+from crm.users.auth import Session
 from db.pool import connection
 
 

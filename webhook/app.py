@@ -16,10 +16,10 @@ from webhook import jsonlog
 from webhook.payment_worker import PAYMENT_DETAILS_WORKER
 from webhook.reconcile_worker import RECONCILE_WORKER
 from webhook.reminder_workers import REMINDER_WORKERS
-from webhook.resend_route import routes as resend_routes
-from webhook.stripe_route import stripe_webhook
+from webhook.resend_route import RESEND
+from webhook.stripe_route import STRIPE
 from webhook.text_workers import TEXT_WORKERS
-from webhook.twilio_route import routes as twilio_routes
+from webhook.twilio_route import TWILIO
 from webhook.workers import Worker, WorkerRunner, workers_enabled
 
 log = logging.getLogger("webhook")
@@ -38,8 +38,8 @@ async def readyz(request: Request) -> JSONResponse:
     the stored secrets (with a wrong or lost key every webhook would be refused)."""
 
     def check() -> tuple[bool, str]:
-        from crm.secrets_store import UNDECRYPTABLE
-        from crm.settings import load_settings
+        from crm.config.secrets_store import UNDECRYPTABLE
+        from crm.config.settings import load_settings
         from db.pool import get_pool
         from db.status import migrations_current
 
@@ -66,9 +66,10 @@ def _routes() -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
-        *resend_routes(),
-        *twilio_routes(),
+        # Each provider is the skeleton (webhook/skeleton.py) plus its own signature and apply.
+        STRIPE.route(),
+        RESEND.route(),
+        TWILIO.route(),
     ]
 
 

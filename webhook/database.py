@@ -1,19 +1,22 @@
-"""The request path's use of Postgres: signing secrets (cached) and applying the event.
+"""Every webhook route's use of Postgres, and the one mapping of what goes wrong there.
 
-Connection failures become DatabaseUnavailable (the route answers 503 so Stripe retries).
-A connection that died with the server (restart, failover) surfaces as OperationalError:
-the pool is checked and the apply retried once, which is safe because the ledger makes
-the call idempotent (a retry after a lost commit answers 'duplicate').
+Connection failures become DatabaseUnavailable (the route answers 503 so the provider
+retries). A connection that died with the server (restart, failover) surfaces as
+OperationalError: the pool is checked and the call retried once, on every route, which is
+safe because each provider's ledger (Stripe's event id, Svix's message id) makes the apply
+idempotent (a retry after a lost commit answers 'duplicate'). Not after a pool timeout: that
+already waited its full time.
 
 Postgres refusing the event's data (a value out of range, text it cannot store: SQLSTATE
 class 22) becomes EventDataRejected: retrying would never succeed, so the route answers
 400. Stored secrets that CRM_SECRET_KEY cannot decrypt become SecretsUndecryptable (503:
-Stripe retries once the key is fixed). Neither carries Postgres's message, which can
+the provider retries once the key is fixed). Neither carries Postgres's message, which can
 quote the body.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,12 +24,15 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolTimeout
 
-from crm.secrets_store import SecretKeyError
+from crm.config.secrets_store import SecretKeyError
 from db.pool import get_pool
-from db.stripe_events import ApplyResult, apply_event
-from webhook.signing_secrets import SECRETS, SigningSecrets, db_timeout_s
+from webhook.signing_secrets import SecretsCache, db_timeout_s
 
 T = TypeVar("T")
+E = TypeVar("E")
+Conn = psycopg.Connection[dict[str, Any]]
+
+log = logging.getLogger("webhook.database")
 
 
 class DatabaseUnavailable(Exception):
@@ -45,13 +51,16 @@ class SecretsUndecryptable(Exception):
     """The signing secrets are stored but CRM_SECRET_KEY cannot decrypt them."""
 
 
-def _unavailable_as_error(fn: Callable[[], T]) -> T:
+def _mapped(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except PoolTimeout as exc:
         raise DatabaseUnavailable("no database connection available") from exc
     except psycopg.OperationalError as exc:
-        get_pool().check()  # drop pooled connections that died with the server
+        try:
+            get_pool().check()  # drop pooled connections that died with the server
+        except Exception:  # noqa: BLE001 - best effort; the answer is 503 either way
+            log.warning("pool check failed")
         raise DatabaseUnavailable(type(exc).__name__) from exc
     except psycopg.DataError as exc:
         raise EventDataRejected(f"the database refused a value in the event ({type(exc).__name__})") from None
@@ -59,33 +68,33 @@ def _unavailable_as_error(fn: Callable[[], T]) -> T:
         raise SecretsUndecryptable(str(exc)) from None
 
 
-def signing_secrets(max_age_s: float | None = None) -> SigningSecrets:
-    return _unavailable_as_error(lambda: SECRETS.get(max_age_s))
+def with_retry(fn: Callable[[], T]) -> T:
+    """`fn` under the one mapping, once more after a broken connection (it fails fast; a fresh
+    connection may work)."""
+    try:
+        return _mapped(fn)
+    except DatabaseUnavailable as exc:
+        if not isinstance(exc.__cause__, psycopg.OperationalError):
+            raise
+        return _mapped(fn)
 
 
-def cached_signing_secrets() -> SigningSecrets | None:
-    """The secrets without a database call, when the cache holds fresh ones (no thread hop needed)."""
-    return SECRETS.fresh()
+def load_secrets(cache: SecretsCache[T], max_age_s: float | None = None) -> T:
+    return with_retry(lambda: cache.get(max_age_s))
 
 
-def _apply_once(event: dict[str, Any], mode: str) -> ApplyResult:
+def _apply_once(apply: Callable[[Conn, E, dict[str, Any]], T], event: E, fields: dict[str, Any]) -> T:
     with get_pool().connection(timeout=db_timeout_s()) as conn:
-        # Autocommit: the single SELECT is the transaction, so the event costs one round
-        # trip (no BEGIN, no COMMIT). Restored before the pool hands the connection on.
+        # Autocommit: the provider's single SELECT is the transaction, so the event costs one
+        # round trip (no BEGIN, no COMMIT). Restored before the pool hands the connection on.
         conn.autocommit = True
         try:
-            return apply_event(conn, event, mode)
+            return apply(conn, event, fields)
         finally:
             if conn.pgconn.transaction_status == TransactionStatus.IDLE:
                 conn.autocommit = False
 
 
-def apply_verified_event(event: dict[str, Any], mode: str) -> ApplyResult:
-    try:
-        return _unavailable_as_error(lambda: _apply_once(event, mode))
-    except DatabaseUnavailable as exc:
-        # One retry after a broken connection (it fails fast; a fresh one may work).
-        # Not after a pool timeout: that already waited its full time.
-        if not isinstance(exc.__cause__, psycopg.OperationalError):
-            raise
-        return _unavailable_as_error(lambda: _apply_once(event, mode))
+def apply_in_database(apply: Callable[[Conn, E, dict[str, Any]], T], event: E, fields: dict[str, Any]) -> T:
+    """The provider's apply call on a pooled autocommit connection, mapped and retried."""
+    return with_retry(lambda: _apply_once(apply, event, fields))

@@ -1,6 +1,6 @@
 """The sidecar's reminder workers: queue (only without pg_cron), dispatch, cancel at Resend.
 
-Each is one pass of a function in crm/reminder_dispatch.py with a pooled connection, the
+Each is one pass of a function in crm/reminders/dispatch.py with a pooled connection, the
 Resend gateway built from current settings, and the wall clock as `now`. webhook/workers.py
 wraps REMINDER_WORKERS (name, interval in seconds, pass) into its Worker entries.
 """
@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from db.config import env_int
+from db.reminders import QUEUE_PERIOD_S
 
 _cron_lock = threading.Lock()
 _cron_installed: bool | None = None
@@ -21,7 +22,7 @@ _cron_installed: bool | None = None
 def queue_fallback_pass() -> dict[str, Any]:
     """Runs crm.queue_due_reminders where pg_cron does not (checked once, at the first pass)."""
     global _cron_installed
-    from crm.reminder_dispatch import queue_due
+    from crm.reminders.dispatch import queue_due
     from db import reminders
     from db.pool import worker_connection
 
@@ -35,9 +36,9 @@ def queue_fallback_pass() -> dict[str, Any]:
 
 
 def dispatch_pass() -> dict[str, Any]:
-    from crm.reminder_dispatch import dispatch_queued
-    from crm.resend_gateway import ResendGateway, resend_target
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
+    from crm.email.resend_gateway import ResendGateway, resend_target
+    from crm.reminders.dispatch import dispatch_queued
     from db.pool import worker_connection
 
     with worker_connection() as conn:
@@ -47,9 +48,9 @@ def dispatch_pass() -> dict[str, Any]:
 
 
 def cancel_pass() -> dict[str, Any]:
-    from crm.reminder_dispatch import cancel_requested
-    from crm.resend_gateway import ResendGateway, resend_target
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
+    from crm.email.resend_gateway import ResendGateway, resend_target
+    from crm.reminders.dispatch import cancel_requested
     from db.pool import worker_connection
 
     with worker_connection() as conn:
@@ -59,8 +60,8 @@ def cancel_pass() -> dict[str, Any]:
 
 
 REMINDER_WORKERS: list[tuple[str, float, Callable[[], Any]]] = [
-    # Same period as the pg_cron job (*/5 * * * *): one function, two triggers.
-    ("reminders-queue-fallback", 300.0, queue_fallback_pass),
+    # The pg_cron job's period (crm.reminder_queue_schedule): one function, two triggers.
+    ("reminders-queue-fallback", float(QUEUE_PERIOD_S), queue_fallback_pass),
     ("reminders-dispatch", float(env_int("REMINDER_DISPATCH_INTERVAL_S", 30)), dispatch_pass),
     ("reminders-cancel", float(env_int("REMINDER_CANCEL_INTERVAL_S", 15)), cancel_pass),
 ]

@@ -5,8 +5,11 @@ in the past or the future, headers of any bytes) gets 400 and touches nothing; s
 verified event whose JSON cannot be stored (too deep, U+0000, a value Postgres refuses);
 413 over 256 KiB, 408 for a body that does not arrive in time; 503 while the database is
 unreachable or the stored webhook secret cannot be decrypted with CRM_SECRET_KEY, so
-Resend retries. A verified event is acknowledged with 200 once committed (applied,
-duplicate, or unmatched). Exactly one JSON log line per request, without the body.
+Resend retries, and while no webhook secret is configured (why 503: webhook/skeleton.py).
+A verified event is acknowledged with 200 once committed (applied, duplicate, or
+unmatched). Exactly one JSON log line per request, without the body. The skeleton
+(webhook/skeleton.py) does all of that, retries after a dropped connection included; this
+module adds Resend's own part.
 
 Signatures are checked by the official `svix` package (svix.webhooks.Webhook), which
 reads the wall clock and allows 5 minutes either way.
@@ -14,39 +17,31 @@ reads the wall clock and allows 5 minutes either way.
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-import time
-import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-import psycopg
-from psycopg_pool import PoolTimeout
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 from svix.webhooks import Webhook, WebhookVerificationError
 
-from crm.secrets_store import SecretKeyError
-from webhook.request_input import Answer, parse_json, read_body, refuse_declared_oversize
-from webhook.signing_secrets import db_timeout_s
+from db.email_events import apply_resend_event
+from webhook.database import Conn
+from webhook.request_input import Answer, parse_json
+from webhook.signing_secrets import SecretsCache, db_timeout_s
+from webhook.skeleton import (
+    SIGNATURE_TOLERANCE_S,
+    Fields,
+    SignatureRejected,
+    WebhookProvider,
+    refuse_out_of_tolerance,
+)
 
-TOLERANCE_S = 300  # svix's own, fixed: five minutes either way
-SECRET_TTL_S = 30.0
-UNDECRYPTABLE_REASON = "stored secrets cannot be decrypted with CRM_SECRET_KEY, retry later"
+__all__ = ["RESEND", "SECRETS", "SignatureRejected", "resend_webhook", "routes", "verify_svix"]
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SVIX_ID = re.compile(r"[\x21-\x7e]{1,255}")
-
-log = logging.getLogger("webhook.resend")
-
-
-class SignatureRejected(Exception):
-    pass
 
 
 def _signatures(header: str) -> str:
@@ -77,11 +72,7 @@ def verify_svix(body: bytes, headers: Mapping[str, str], secrets: list[str]) -> 
     offered = _signatures(header)
     if not offered:
         raise SignatureRejected("malformed svix-signature")
-    offset = int(stamp) - time.time()
-    if offset < -TOLERANCE_S:
-        raise SignatureRejected(f"timestamp more than {TOLERANCE_S} s old")
-    if offset > TOLERANCE_S:
-        raise SignatureRejected(f"timestamp more than {TOLERANCE_S} s in the future")
+    refuse_out_of_tolerance(int(stamp))
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -97,115 +88,64 @@ def verify_svix(body: bytes, headers: Mapping[str, str], secrets: list[str]) -> 
             return
         except WebhookVerificationError as exc:
             if "too old" in str(exc) or "too new" in str(exc):  # the clock moved between checks
-                raise SignatureRejected(f"timestamp more than {TOLERANCE_S} s away") from exc
+                raise SignatureRejected(f"timestamp more than {SIGNATURE_TOLERANCE_S} s away") from exc
         except Exception:  # noqa: BLE001 - svix's parser refusing input is a mismatch
             continue
     raise SignatureRejected("signature does not match")
 
 
-class SecretCache:
-    """The webhook secret from settings (env RESEND_WEBHOOK_SECRET wins), kept for a short TTL."""
-
-    def __init__(self, loader: Callable[[], list[str]], ttl_s: float = SECRET_TTL_S) -> None:
-        self._loader, self._ttl_s = loader, ttl_s
-        self._lock = threading.Lock()
-        self._value: list[str] | None = None
-        self._at = 0.0
-
-    def get(self) -> list[str]:
-        with self._lock:
-            if self._value is None or time.monotonic() - self._at >= self._ttl_s:
-                self._value, self._at = self._loader(), time.monotonic()
-            return self._value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._value = None
-
-
-def _load_secrets() -> list[str]:
-    from crm.settings import load_settings
+def _load_secrets() -> tuple[str, ...]:
+    """The webhook secret from settings (env RESEND_WEBHOOK_SECRET wins), comma-separated
+    during a rotation."""
+    from crm.config.settings import load_settings
     from db.pool import get_pool
 
     with get_pool().connection(timeout=db_timeout_s()) as conn:
         raw = str(load_settings(conn)["resend.webhook_secret"])
-    return [s.strip() for s in raw.split(",") if s.strip()]
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
 
 
-SECRETS = SecretCache(_load_secrets)
+SECRETS: SecretsCache[tuple[str, ...]] = SecretsCache(_load_secrets)
 
 
-def _drop_dead_connections() -> None:
-    from db.pool import get_pool
-
-    try:
-        get_pool().check()  # connections that died with a restarted server
-    except Exception:  # noqa: BLE001 - best effort; the 503 is the answer either way
-        log.warning("pool check failed")
-
-
-def _apply(svix_id: str, event_type: str, resend_id: str | None, occurred_at: datetime,
-           payload: dict[str, Any]) -> str:
-    from db.email_events import apply_resend_event
-    from db.pool import get_pool
-
-    with get_pool().connection(timeout=db_timeout_s()) as conn:
-        return apply_resend_event(conn, svix_id, event_type, resend_id, occurred_at, payload)
+class ResendEvent(NamedTuple):
+    svix_id: str
+    event_type: str
+    resend_id: str | None
+    occurred_at: datetime
+    payload: dict[str, Any]
 
 
-async def _db(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run a database step in the thread pool; what goes wrong becomes an Answer without
-    Postgres's message (which can quote the payload)."""
-    try:
-        return await run_in_threadpool(fn, *args)
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        if isinstance(exc, psycopg.OperationalError):
-            await run_in_threadpool(_drop_dead_connections)
-        raise Answer(503, "error", "database unavailable, retry later") from None
-    except psycopg.DataError as exc:
-        raise Answer(400, "rejected", f"the database refused a value in the event ({type(exc).__name__})") from None
-    except SecretKeyError:
-        raise Answer(503, "error", UNDECRYPTABLE_REASON) from None
+class ResendWebhook(WebhookProvider[tuple[str, ...], None, ResendEvent]):
+    """Resend's part: the Svix signature check, the email event, `crm.apply_resend_event`."""
+
+    name = "resend"
+    missing_secret = "Settings -> Integrations, RESEND_WEBHOOK_SECRET"
+    secrets = SECRETS
+
+    def log_fields(self, request: Request) -> Fields:
+        svix_id = request.headers.get("svix-id", "")
+        return {"event_id": svix_id[:100] if _SVIX_ID.fullmatch(svix_id) else None, "type": None,
+                "resend_id": None}
+
+    def precheck(self, request: Request) -> None:
+        if not all(request.headers.get(h) for h in ("svix-id", "svix-timestamp", "svix-signature")):
+            raise Answer(400, "rejected", "missing svix-id, svix-timestamp or svix-signature header")
+
+    def check_signature(self, raw: bytes, request: Request, secrets: tuple[str, ...]) -> None:
+        verify_svix(raw, request.headers, list(secrets))
+
+    def read_event(self, raw: bytes, verified: None, request: Request, fields: Fields) -> ResendEvent:
+        event = _parse(raw, request.headers["svix-id"], request.headers["svix-timestamp"])
+        fields.update(type=event.event_type, resend_id=event.resend_id)
+        return event
+
+    def apply(self, conn: Conn, event: ResendEvent, fields: Fields) -> Fields:
+        outcome = apply_resend_event(conn, *event)
+        return {"outcome": outcome, "svix_id": event.svix_id}
 
 
-async def resend_webhook(request: Request) -> JSONResponse:
-    started = time.perf_counter()
-    svix_id = request.headers.get("svix-id", "")
-    fields: dict[str, Any] = {"route": "resend", "svix_id": svix_id[:100] if _SVIX_ID.fullmatch(svix_id) else None,
-                              "type": None, "resend_id": None}
-    headers: dict[str, str] = {}
-    try:
-        status, body = await _handle(request, fields)
-    except Answer as answer:
-        status, body = answer.status, {"outcome": answer.outcome, "error": answer.reason}
-        headers = {"Connection": "close"} if answer.close else {}
-    except Exception as exc:  # noqa: BLE001 - a bug: still one line, the frames but not the message
-        status, body = 500, {"outcome": "error", "error": "internal error"}
-        fields.update(error_type=type(exc).__name__, frames=traceback.format_tb(exc.__traceback__)[-3:])
-    fields.update(status=status, outcome=body["outcome"], detail=body.get("error"),
-                  duration_ms=round((time.perf_counter() - started) * 1000, 1))
-    log.log(logging.WARNING if status >= 500 else logging.INFO, "resend webhook", extra={"fields": fields})
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-async def _handle(request: Request, fields: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    refuse_declared_oversize(request)
-    raw = await read_body(request)
-    secrets = await _db(SECRETS.get)
-    if not secrets:
-        raise Answer(400, "rejected", "no webhook secret configured (resend.webhook_secret / RESEND_WEBHOOK_SECRET)")
-    try:
-        verify_svix(raw, request.headers, secrets)
-    except SignatureRejected as exc:
-        raise Answer(400, "rejected", str(exc)) from exc
-    svix_id = request.headers["svix-id"]
-    event_type, resend_id, occurred_at, payload = _parse(raw, request.headers["svix-timestamp"])
-    fields.update(type=event_type, resend_id=resend_id)
-    outcome = await _db(_apply, svix_id, event_type, resend_id, occurred_at, payload)
-    return 200, {"outcome": outcome, "svix_id": svix_id}
-
-
-def _parse(raw: bytes, stamp: str) -> tuple[str, str | None, datetime, dict[str, Any]]:
+def _parse(raw: bytes, svix_id: str, stamp: str) -> ResendEvent:
     payload = parse_json(raw)
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str) \
             or not payload["type"].startswith("email."):
@@ -220,8 +160,12 @@ def _parse(raw: bytes, stamp: str) -> tuple[str, str | None, datetime, dict[str,
         occurred_at.astimezone(UTC)  # an offset that moves it out of datetime's range
     except (ValueError, OverflowError):
         occurred_at = datetime.fromtimestamp(int(stamp), UTC)
-    return payload["type"][:100], resend_id, occurred_at, payload
+    return ResendEvent(svix_id, payload["type"][:100], resend_id, occurred_at, payload)
+
+
+RESEND = ResendWebhook()
+resend_webhook = RESEND.endpoint
 
 
 def routes() -> list[Route]:
-    return [Route("/webhooks/resend", resend_webhook, methods=["POST"])]
+    return [RESEND.route()]

@@ -12,7 +12,7 @@ from db.config import env_int
 
 
 def _gateway(conn: Any) -> Any:
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
     from crm.texts.gateway import TwilioGateway, twilio_target
 
     with conn.transaction():

@@ -8,8 +8,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from crm.settings import Settings
-from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
+from crm.config.settings import Settings
+from crm.stripe.gateway import StripeGateway, StripeGatewayError, stripe_target
 
 _BRANDS = {"visa": "Visa", "mastercard": "Mastercard", "amex": "Amex", "discover": "Discover",
            "diners": "Diners", "jcb": "JCB", "unionpay": "UnionPay"}

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crm.money import format_cents
+from crm.money.amounts import format_cents
 
 DECLINE_WORDS = {
     "insufficient_funds": "insufficient funds", "expired_card": "the card has expired",

@@ -19,7 +19,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from crm.settings import Settings, sandbox_url
+from crm.config.settings import Settings, sandbox_url
 from crm.texts.errors import retryable, sentence
 
 # The sandbox's Twilio account (sandbox/config.py has the same values; a test holds them equal).

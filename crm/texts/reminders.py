@@ -19,8 +19,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from crm.money import format_cents
-from crm.settings import load_settings
+from crm.config.settings import load_settings
+from crm.money.amounts import format_cents
 from crm.texts.body import pay_link_text
 from crm.texts.errors import sentence
 from crm.texts.gateway import TextError, TwilioGateway

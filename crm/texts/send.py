@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from crm.money import format_cents
-from crm.settings import Settings, load_settings
+from crm.config.settings import Settings, load_settings
+from crm.money.amounts import format_cents
 from crm.texts.body import pay_link_text, settings_test_text
 from crm.texts.errors import sentence
 from crm.texts.gateway import TextError, TwilioGateway, twilio_target

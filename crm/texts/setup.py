@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from crm.settings import Settings
+from crm.config.settings import Settings
 from crm.texts.gateway import TextError, TwilioGateway, twilio_target
 
 A2P_NOTE = ("US numbers: carriers only pass business texts from a number registered for A2P 10DLC (brand and "
