@@ -6,6 +6,7 @@ from uvicorn import Server
 
 from crm.email.statements import StatementResult
 from crm.money.collections import aging_bucket
+from crm.money.refunds import RefundResult
 from crm.stripe.webhook_health import ModeHealth
 from db.config import connection_budget
 from db.migrate import Migration
@@ -25,6 +26,7 @@ _ = [
     PgBouncer, provision,  # the pooled tests' fixtures and ops/soak.py start these
     TIME_TO_PAY_BOUNDS,  # held equal to crm.time_to_pay_bounds() by tests/test_collections_rollup.py
     database_totals,  # tests/test_export.py checks the export against it
+    RefundResult.refund_ids,  # tests/test_refund_button.py checks a second press finds the same refunds
     RoundRobinProxy, RoundRobinProxy.serve,  # tests/test_pooled_sidecars.py
     GuardedH11Protocol,  # named to uvicorn as a string (webhook/serving.py)
     Server.should_exit,  # uvicorn reads it to stop (ops/soak.py)

@@ -208,29 +208,30 @@ def start_new_email(conn: Conn, invoice_id: int) -> None:
                  "WHERE id = %s", (invoice_id,))
 
 
+# A guarded move of the Send workflow: `{set}` is one of the fixed SET lists below, never input.
+_GUARDED_MOVE = (
+    "WITH old AS (SELECT status FROM crm.invoices WHERE id = %(id)s FOR UPDATE) "
+    "UPDATE crm.invoices i SET {set}, send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL "
+    "FROM old WHERE i.id = %(id)s AND old.status = ANY(%(from)s) RETURNING old.status")
+_OPEN = _GUARDED_MOVE.format(set="status = 'open', sent_at = coalesce(i.sent_at, now())")
+_VOID = _GUARDED_MOVE.format(set="status = 'void', voided_at = now()")
+
+
+def _guarded_move(conn: Conn, sql: str, invoice_id: int, from_statuses: list[str]) -> str | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(sql, {"id": invoice_id, "from": from_statuses}).fetchone()
+    return str(row["status"]) if row else None
+
+
 def mark_open(conn: Conn, invoice_id: int) -> str | None:
     """Finish a Send: sending -> open (a webhook may already have opened it). Returns the status it
     had, or None when it has moved past open (paid, void...) and must not be touched."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(
-            "WITH old AS (SELECT status FROM crm.invoices WHERE id = %s FOR UPDATE) "
-            "UPDATE crm.invoices i SET status = 'open', sent_at = coalesce(i.sent_at, now()), "
-            "send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL FROM old "
-            "WHERE i.id = %s AND old.status IN ('sending', 'open') RETURNING old.status",
-            (invoice_id, invoice_id)).fetchone()
-    return str(row["status"]) if row else None
+    return _guarded_move(conn, _OPEN, invoice_id, ["sending", "open"])
 
 
 def mark_void(conn: Conn, invoice_id: int) -> str | None:
     """Any unpaid status -> void; returns the status it had, or None if it was already final."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(
-            "WITH old AS (SELECT status FROM crm.invoices WHERE id = %s FOR UPDATE) "
-            "UPDATE crm.invoices i SET status = 'void', voided_at = now(), send_lease_token = NULL, "
-            "send_lease_owner = NULL, send_lease_until = NULL FROM old "
-            "WHERE i.id = %s AND old.status IN ('draft', 'sending', 'open') RETURNING old.status",
-            (invoice_id, invoice_id)).fetchone()
-    return str(row["status"]) if row else None
+    return _guarded_move(conn, _VOID, invoice_id, ["draft", "sending", "open"])
 
 
 def cancel_reminders(conn: Conn, invoice_id: int, reason: str) -> int:

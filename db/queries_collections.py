@@ -48,7 +48,8 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime, tz: str
     gross: payments this month less disputes lost this month; refunded: refunds Stripe counts
     (pending or succeeded) made this month; collected = gross - refunded; fees: Stripe's fees of
     this month's payments and refunds, from their balance transactions (`fees_pending` payments
-    are still being fetched); net = collected - fees, what reaches the bank."""
+    are still being fetched), and of this month's disputes (Stripe's dispute fee, from the
+    dispute's balance transactions); net = collected - fees, what reaches the bank."""
     # The open balances and the exact rolling medians come from the invoices (index-only scans
     # of covering indexes, 0011); the windowed sums from the daily roll-up (local days). This
     # runs on every live refresh of the page.
@@ -57,8 +58,9 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime, tz: str
         """
         SELECT o.outstanding_cents, o.overdue_cents, o.overdue_count,
                r.gross_cents - r.lost_cents AS gross_cents, r.refunded_cents,
-               r.fee_cents + r.refund_fee_cents AS fee_cents,
-               r.gross_cents - r.lost_cents - r.refunded_cents - r.fee_cents - r.refund_fee_cents AS net_cents,
+               r.fee_cents + r.refund_fee_cents + r.dispute_fee_cents AS fee_cents,
+               r.gross_cents - r.lost_cents - r.refunded_cents - r.fee_cents - r.refund_fee_cents
+                 - r.dispute_fee_cents AS net_cents, r.dispute_fee_cents,
                r.gross_cents - r.lost_cents - r.refunded_cents AS collected_cents, r.payments, r.fees_pending,
                r.refunds, r.lost_cents AS disputes_lost_cents,
                t.median_s_last30, t.median_s_prev30, r.invoiced_90d_cents,
@@ -84,6 +86,7 @@ def tiles(conn: Conn, today: date, month_start: datetime, now: datetime, tz: str
                      coalesce(sum(fees_pending) FILTER (WHERE day >= %(month)s), 0) AS fees_pending,
                      coalesce(sum(refunded_cents) FILTER (WHERE day >= %(month)s), 0) AS refunded_cents,
                      coalesce(sum(refund_fee_cents) FILTER (WHERE day >= %(month)s), 0) AS refund_fee_cents,
+                     coalesce(sum(dispute_fee_cents) FILTER (WHERE day >= %(month)s), 0) AS dispute_fee_cents,
                      coalesce(sum(refunds) FILTER (WHERE day >= %(month)s), 0) AS refunds,
                      coalesce(sum(sent_cents) FILTER (WHERE day > %(today)s - 90), 0) AS invoiced_90d_cents,
                      coalesce(sum(sent_invoices) FILTER (WHERE day > %(today)s - 30), 0) AS sent_last30,
@@ -182,7 +185,7 @@ def aging_totals(conn: Conn, today: date) -> list[dict[str, Any]]:
 def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, tz: str) -> list[dict[str, Any]]:
     """Per week: amount invoiced (sent, not void), amount collected (payments, less that week's
     refunds and the disputes lost that week: they take the money back) and Stripe's fees
-    (payments' and refunds' balance transactions), zero-filled; from the daily roll-up."""
+    (payments', refunds' and disputes' balance transactions), zero-filled; from the daily roll-up."""
     refresh_daily(conn, tz)
     first, last = _day_window(until, since, tz)
     return conn.execute(
@@ -193,7 +196,7 @@ def collected_vs_invoiced_weekly(conn: Conn, since: datetime, until: datetime, t
         ), sums AS (
             SELECT date_trunc('week', day)::date AS week, sum(sent_cents) AS invoiced_cents,
                    sum(collected_cents - disputes_lost_cents - refunded_cents) AS collected_cents,
-                   sum(fee_cents + refund_fee_cents) AS fee_cents
+                   sum(fee_cents + refund_fee_cents + dispute_fee_cents) AS fee_cents
             FROM crm.collections_daily WHERE day BETWEEN %(first)s AND %(last)s GROUP BY 1
         )
         SELECT w.week, coalesce(s.invoiced_cents, 0) AS invoiced_cents,

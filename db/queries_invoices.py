@@ -164,6 +164,10 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
                            THEN ' — bank payment of '
                                 || to_char((a.detail ->> 'amount_cents')::numeric / 100, 'FM999,999,990.00')
                                 || ' on its way'
+                           WHEN a.detail ? 'refund_requested_cents'
+                           THEN ' — refund of '
+                                || to_char((a.detail ->> 'refund_requested_cents')::numeric / 100, 'FM999,999,990.00')
+                                || ' asked of Stripe (' || (a.detail ->> 'reason') || ')'
                            WHEN a.detail ? 'partial_payment_cents'
                            THEN ' — partial payment of '
                                 || to_char((a.detail ->> 'partial_payment_cents')::numeric / 100, 'FM999,999,990.00')
@@ -216,7 +220,8 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
           UNION ALL
             SELECT a.created_at, 'refund',
                    'refund ' || to_char((a.detail ->> 'amount_cents')::numeric / 100, 'FM999,999,990.00') || ' '
-                   || coalesce(a.from_status || ' → ', '') || a.to_status, r.stripe_refund_id
+                   || coalesce(a.from_status || ' → ', '') || a.to_status
+                   || coalesce(' — ' || (a.detail ->> 'failure_reason') || ', taken back out', ''), r.stripe_refund_id
             FROM crm.audit_log a JOIN crm.refunds r ON r.id = a.entity_id
             WHERE a.entity = 'refund' AND r.invoice_id = %(id)s
           UNION ALL

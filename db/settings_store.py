@@ -30,22 +30,24 @@ def secret_hints(conn: Conn) -> dict[str, str]:
         return dict(cur.execute("SELECT name, hint FROM crm.secrets").fetchall())
 
 
+_SAVE_VALUE = """
+INSERT INTO crm.settings (key, value, updated_by) VALUES (%s, %s::jsonb, %s)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by, updated_at = now()
+"""
+
+_SAVE_SECRET = """
+INSERT INTO crm.secrets (name, ciphertext, hint, updated_by) VALUES (%s, %s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, hint = EXCLUDED.hint,
+    updated_by = EXCLUDED.updated_by, updated_at = now()
+"""
+
+
 def save_value(conn: Conn, key: str, value: Any, user_id: int | None) -> None:
-    conn.execute(
-        "INSERT INTO crm.settings (key, value, updated_by) VALUES (%s, %s::jsonb, %s) "
-        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by, "
-        "updated_at = now()",
-        (key, json.dumps(value), user_id),
-    )
+    conn.execute(_SAVE_VALUE, (key, json.dumps(value), user_id))
 
 
 def save_secret(conn: Conn, name: str, ciphertext: bytes, hint: str, user_id: int | None) -> None:
-    conn.execute(
-        "INSERT INTO crm.secrets (name, ciphertext, hint, updated_by) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, hint = EXCLUDED.hint, "
-        "updated_by = EXCLUDED.updated_by, updated_at = now()",
-        (name, ciphertext, hint, user_id),
-    )
+    conn.execute(_SAVE_SECRET, (name, ciphertext, hint, user_id))
 
 
 def lock_ciphertexts(conn: Conn) -> list[tuple[str, bytes]]:

@@ -13,7 +13,7 @@ from db import drafts, jobs
 from db import queries_invoices as q
 from db.customers import customer_choices
 from db.pool import connection
-from ui import line_editor, send_panel
+from ui import line_editor, refund_panel, send_panel
 from ui.collect_link import collect_button
 from ui.session import require_login
 from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, plural, settings, show_flash, table
@@ -200,6 +200,7 @@ if invoice_id:
         send_panel.open_invoice_actions(invoice, session)
     elif invoice["hosted_invoice_url"]:
         st.markdown(f"[Stripe's invoice page]({invoice['hosted_invoice_url']})")
+    refund_panel.render(invoice, session)
     st.markdown("**Timeline**")
     with connection() as conn:
         timeline = q.invoice_timeline(conn, int(invoice["id"]))

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from sandbox import BANNER, control_api, pages, phone_page, resend_api, stripe_api, twilio_api
 from sandbox import resend_mail as mail
 from sandbox import stripe_bank_disputes as bank
+from sandbox import stripe_refunds as refunds
 from sandbox import twilio_messages as texting
 from sandbox.config import Settings
 from sandbox.context import Sandbox
@@ -39,6 +40,10 @@ async def _ticker(sb: Sandbox) -> None:
             bank.tick(sb, sb.settings.public_url or f"http://{sb.settings.host}:{sb.settings.port}")
         except Exception:
             log.exception("SANDBOX: bank debit settlement tick failed")
+        try:
+            refunds.tick(sb)
+        except Exception:
+            log.exception("SANDBOX: refund settlement tick failed")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -42,6 +42,13 @@ class Settings:
     # takes about four business days. bank_debits_fail makes settlements fail instead.
     bank_settle_delay_s: float = 30.0
     bank_debits_fail: bool = False
+    # Refunds stay pending this long (sandbox time) before they settle: card refunds (0: inside
+    # the request, as Stripe's test mode) and bank-debit refunds (days at Stripe).
+    # refunds_fail makes settlements fail with refund_failure_reason.
+    card_refund_delay_s: float = 0.0
+    bank_refund_delay_s: float = 30.0
+    refunds_fail: bool = False
+    refund_failure_reason: str = "declined"
     # The Twilio account the emulator serves (Basic auth: Account SID and auth token), its
     # Messaging Service and the number that service sends from; how long a text takes from
     # sent to delivered.
@@ -72,6 +79,9 @@ class Settings:
             public_url=(os.environ.get("SANDBOX_PUBLIC_URL") or "").rstrip("/") or None,
             bank_settle_delay_s=_float("SANDBOX_BANK_SETTLE_DELAY_S", 30.0),
             bank_debits_fail=os.environ.get("SANDBOX_BANK_DEBITS_FAIL", "").lower() in ("1", "true", "yes"),
+            card_refund_delay_s=_float("SANDBOX_CARD_REFUND_DELAY_S", 0.0),
+            bank_refund_delay_s=_float("SANDBOX_BANK_REFUND_DELAY_S", 30.0),
+            refunds_fail=os.environ.get("SANDBOX_REFUNDS_FAIL", "").lower() in ("1", "true", "yes"),
             twilio_account_sid=os.environ.get("SANDBOX_TWILIO_ACCOUNT_SID") or cls.twilio_account_sid,
             twilio_auth_token=os.environ.get("SANDBOX_TWILIO_AUTH_TOKEN") or cls.twilio_auth_token,
             twilio_messaging_service_sid=(os.environ.get("SANDBOX_TWILIO_MESSAGING_SERVICE_SID")

@@ -18,6 +18,8 @@ class Sandbox:
     faults: FaultBook
     # The configured bank debit settle delay and failure switch, restored by a reset.
     bank_defaults: tuple[float, bool] = (30.0, False)
+    # The configured refund delays, failure switch and reason, restored by a reset.
+    refund_defaults: tuple[float, float, bool, str] = (0.0, 30.0, False, "declined")
     # Idempotency keys of Stripe requests still being processed: a second request with one
     # of them gets Stripe's 409 (another request with this key is in progress).
     inflight_keys: set[str] = field(default_factory=set)
@@ -29,7 +31,12 @@ class Sandbox:
     def create(cls, settings: Settings) -> Sandbox:
         store = Store(settings.state_file)
         return cls(settings, store, Deliverer(settings, store), FaultBook(),
-                   (settings.bank_settle_delay_s, settings.bank_debits_fail))
+                   (settings.bank_settle_delay_s, settings.bank_debits_fail), refund_settings(settings))
+
+
+def refund_settings(settings: Settings) -> tuple[float, float, bool, str]:
+    return (settings.card_refund_delay_s, settings.bank_refund_delay_s, settings.refunds_fail,
+            settings.refund_failure_reason)
 
 
 @dataclass

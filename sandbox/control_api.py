@@ -19,6 +19,7 @@ from sandbox import resend_mail as mail
 from sandbox import stripe_account as account
 from sandbox import stripe_bank_disputes as bank
 from sandbox import stripe_billing as billing
+from sandbox import stripe_refunds as refunds
 from sandbox import twilio_messages as texting
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.faults import FaultSpecError
@@ -69,6 +70,8 @@ async def reset(request: Request) -> Response:
     mail.configure_env_webhook(sb)
     sb.settings.bank_settle_delay_s, sb.settings.bank_debits_fail = sb.bank_defaults
     sb.capabilities = {}
+    (sb.settings.card_refund_delay_s, sb.settings.bank_refund_delay_s, sb.settings.refunds_fail,
+     sb.settings.refund_failure_reason) = sb.refund_defaults
     sb.store.save()
     return JSONResponse({"ok": True})
 
@@ -224,6 +227,37 @@ async def capabilities(request: Request) -> Response:
     return JSONResponse(account.capabilities(sb))
 
 
+def _refund_settings(sb: Sandbox) -> dict[str, Any]:
+    s = sb.settings
+    return {"card_delay_s": s.card_refund_delay_s, "bank_delay_s": s.bank_refund_delay_s, "fail": s.refunds_fail,
+            "failure_reason": s.refund_failure_reason}
+
+
+async def refund_config(request: Request) -> Response:
+    """How refunds settle: {"card_delay_s", "bank_delay_s": seconds, "fail": bool, "failure_reason"}."""
+    sb = _sb(request)
+    if request.method == "POST":
+        spec = await _body(request)
+        reason = spec.get("failure_reason", sb.settings.refund_failure_reason)
+        if reason not in refunds.FAILURE_REASONS:
+            return _bad(f"failure_reason must be one of {', '.join(refunds.FAILURE_REASONS)}")
+        if "card_delay_s" in spec:
+            sb.settings.card_refund_delay_s = float(spec["card_delay_s"])
+        if "bank_delay_s" in spec:
+            sb.settings.bank_refund_delay_s = float(spec["bank_delay_s"])
+        if "fail" in spec:
+            sb.settings.refunds_fail = bool(spec["fail"])
+        sb.settings.refund_failure_reason = str(reason)
+    return JSONResponse(_refund_settings(sb))
+
+
+async def refund_settle(request: Request) -> Response:
+    """Settle a refund now: {"outcome": "succeeded" | "failed" | "canceled", "failure_reason": ...}; a
+    succeeded refund can still fail (as a card refund the issuer returns)."""
+    return await _stripe_action(request, "refund", "refund_id", lambda sb, ctx, re, spec: refunds.settle(
+        sb, ctx, re, spec.get("outcome"), spec.get("failure_reason")))
+
+
 async def invoice_dispute(request: Request) -> Response:
     """Open a dispute on the invoice's latest succeeded charge: {"amount": cents, "reason": "fraudulent"}."""
     def action(sb: Sandbox, ctx: StripeCtx, inv: Obj, spec: Any) -> Obj:
@@ -348,6 +382,8 @@ _TABLE: list[tuple[str, Any, list[str]]] = [
     ("/stripe/payment_intents/{pi_id}/settle", payment_intent_settle, ["POST"]),
     ("/stripe/bank_debits", bank_debits, ["GET", "POST"]),
     ("/stripe/capabilities", capabilities, ["GET", "POST"]),
+    ("/stripe/refunds", refund_config, ["GET", "POST"]),
+    ("/stripe/refunds/{refund_id}/settle", refund_settle, ["POST"]),
     ("/stripe/invoices/{invoice_id}/dispute", invoice_dispute, ["POST"]),
     ("/stripe/disputes/{dispute_id}/evidence", dispute_evidence, ["POST"]),
     ("/stripe/disputes/{dispute_id}/close", dispute_close, ["POST"]),

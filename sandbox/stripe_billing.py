@@ -1,4 +1,5 @@
-"""Stripe state changes: customers, invoices, payments and refunds, with their events.
+"""Stripe state changes: customers, invoices and payments, with their events (refunds:
+``stripe_refunds``).
 
 Every function here runs synchronously on the event loop thread, so each state
 change and the events it emits happen atomically with respect to other requests.
@@ -444,56 +445,3 @@ def send(sb: Sandbox, ctx: StripeCtx, inv: Obj) -> Obj:
                           f"`{inv['status']}`.", param="invoice")
     emit(sb, ctx, "invoice.sent", _snapshot(sb, ctx, inv))
     return inv
-
-
-# ---------------------------------------------------------------- refunds
-
-def create_refund(sb: Sandbox, ctx: StripeCtx, p: Obj) -> Obj:
-    store = sb.store
-    if bool(p.get("charge")) == bool(p.get("payment_intent")):
-        raise StripeError("You must pass exactly one of `charge` or `payment_intent`.",
-                          code="parameter_missing", param="charge")
-    if p.get("payment_intent"):
-        pi = store.coll(ctx.mode, "payment_intent").get(p["payment_intent"])
-        if pi is None:
-            raise missing("payment_intent", p["payment_intent"], "payment_intent", 400)
-        if pi["status"] != "succeeded" or not pi["latest_charge"]:
-            raise StripeError(f"This PaymentIntent ({pi['id']}) does not have a successful "
-                              "charge to refund.", param="payment_intent")
-        ch_id = pi["latest_charge"]
-    else:
-        ch_id = p["charge"]
-    ch = store.coll(ctx.mode, "charge").get(ch_id)
-    if ch is None:
-        raise missing("charge", ch_id, "charge", 400)
-    if ch["status"] != "succeeded":
-        raise StripeError(f"Charge {ch_id} has not succeeded and cannot be refunded.",
-                          param="charge")
-    unrefunded = ch["amount"] - ch["amount_refunded"]
-    if unrefunded == 0:
-        raise StripeError(f"Charge {ch_id} has already been refunded.",
-                          code="charge_already_refunded")
-    amount = p.get("amount", unrefunded)
-    if amount < 1:
-        raise param_invalid("amount", "Invalid positive integer", "parameter_invalid_integer")
-    if amount > unrefunded:
-        raise StripeError(f"Refund amount ({amount}) is greater than unrefunded amount on "
-                          f"charge ({unrefunded})", param="amount", code="amount_too_large")
-    now = store.now()
-    re = _put(sb, ctx, "refund", so.refund(now, ch, amount, p))
-    emit(sb, ctx, "refund.created", so.public(re))
-    txn = _put(sb, ctx, "balance_transaction", so.balance_transaction(
-        now, amount=-amount, fee=0, currency=ch["currency"], source=re["id"], kind="refund",
-        description="REFUND FOR CHARGE"))
-    before = so.public(ch)
-    ch["amount_refunded"] += amount
-    ch["refunded"] = ch["amount_refunded"] == ch["amount"]
-    re_prev = so.public(re)
-    re.update(status="succeeded", balance_transaction=txn["id"])
-    re["destination_details"]["card"]["reference_status"] = "available"
-    re["destination_details"]["card"]["reference"] = "SANDBOX" + re["id"][-8:]
-    # Since API 2022-11-15 a charge carries no `refunds` list (only when expanded, and
-    # webhook payloads are never expanded): charge.refunded says only amount_refunded.
-    emit(sb, ctx, "charge.refunded", so.public(ch), previous_attributes(before, so.public(ch)))
-    emit(sb, ctx, "refund.updated", so.public(re), previous_attributes(re_prev, so.public(re)))
-    return re

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from sandbox import stripe_billing as billing
 from sandbox import stripe_objects as so
+from sandbox import stripe_refunds as refunds
 from sandbox.netguard import url_shape_ok
 from sandbox.state import Obj
 from sandbox.stripe_call import Call, get_obj, list_response, metadata_ok, render
@@ -75,7 +76,7 @@ def refunds_create(call: Call) -> Obj:
     if params.get("reason") not in (None, "duplicate", "fraudulent", "requested_by_customer"):
         raise param_invalid("reason", "Invalid reason: must be one of duplicate, fraudulent, "
                                       "or requested_by_customer")
-    return render(call, billing.create_refund(call.sb, call.ctx, params))
+    return render(call, refunds.create_refund(call.sb, call.ctx, params))
 
 
 def refunds_list(call: Call) -> Obj:

@@ -91,6 +91,16 @@ class ControlClient:
         out: Row = self._ok(self.http.post("/stripe/bank_debits", json=spec))
         return out
 
+    def set_refunds(self, **spec: Any) -> Row:
+        """How refunds settle: card_delay_s, bank_delay_s, fail, failure_reason."""
+        out: Row = self._ok(self.http.post("/stripe/refunds", json=spec))
+        return out
+
+    def settle_refund(self, refund_id: str, outcome: str = "succeeded", failure_reason: str | None = None) -> Row:
+        """End a refund now (succeeded, failed, canceled); the Refund, or {"error": ...}."""
+        return self._action(f"/stripe/refunds/{refund_id}/settle",
+                            {"outcome": outcome, **({"failure_reason": failure_reason} if failure_reason else {})})
+
     def set_capabilities(self, **statuses: str) -> Row:
         """The account's capabilities, e.g. us_bank_account_ach_payments="inactive"."""
         out: Row = self._ok(self.http.post("/stripe/capabilities", json=statuses))

@@ -15,7 +15,8 @@ NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 COLUMNS = ("day", "sent_invoices", "sent_cents", "paid_same_day", "paid_within_hour", "funnel_delivered",
            "funnel_opened", "funnel_clicked", "funnel_paid", "payments", "collected_cents", "fee_cents",
            "paid_invoices", "time_to_pay_buckets", "reminders_sent", "first_reminded", "paid_after_first",
-           "disputes_lost_cents", "fees_pending", "refunds", "refunded_cents", "refund_fee_cents")
+           "disputes_lost_cents", "fees_pending", "refunds", "refunded_cents", "refund_fee_cents",
+           "dispute_fee_cents")
 
 
 def _rows(db: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:

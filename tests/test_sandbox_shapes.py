@@ -3,7 +3,8 @@ payload it delivers is validated against the pinned stripe-python's own typed cl
 (tests/stripe_shapes.py: fields, types, Literal enums, nullability, nested classes).
 
 A realistic flow runs through the sandbox with the real client: webhook endpoint, customer,
-invoice, lines, finalize, pay on the hosted page, refund twice, declines with two test cards.
+invoice, lines, finalize, pay on the hosted page, refund twice, a pending refund canceled and a
+succeeded one failed later (with their failure reasons), declines with two test cards.
 Every response body (as sent on the wire) and every webhook payload delivered is checked.
 
 To see it fail by hand: add a field real Stripe does not send to a sandbox object, e.g. in
@@ -91,6 +92,18 @@ def walk_the_money_flow(sbx: RunningSandbox, receiver: Receiver) -> tuple[list[t
     seen.append(("balance_transactions.retrieve(refund)", client.v1.balance_transactions.retrieve(
         str(refund.balance_transaction))))
     seen.append(("charges.retrieve(refunded)", client.v1.charges.retrieve(charge.id)))
+    # Refunds are asynchronous: one pending (then canceled), one succeeded that fails later.
+    sbx.control.set_refunds(card_delay_s=86_400)
+    pending = client.v1.refunds.create({"payment_intent": pi.id, "amount": 1_000})
+    assert pending.status == "pending"
+    seen.append(("refunds.create(pending)", pending))
+    assert sbx.control.settle_refund(pending.id, "canceled", "merchant_request")["status"] == "canceled"
+    assert sbx.control.settle_refund(refund.id, "failed", "expired_or_canceled_card")["status"] == "failed"
+    failed = client.v1.refunds.retrieve(refund.id)
+    assert failed.failure_reason == "expired_or_canceled_card" and failed.failure_balance_transaction
+    seen.append(("refunds.retrieve(failed)", failed))
+    seen.append(("balance_transactions.retrieve(refund failure)", client.v1.balance_transactions.retrieve(
+        str(failed.failure_balance_transaction))))
     seen.append(("refunds.list", client.v1.refunds.list({"charge": charge.id})))
     for failed in (declined, insufficient):
         for p in client.v1.invoice_payments.list({"invoice": failed.id}).data:
@@ -116,7 +129,8 @@ def test_every_sandbox_object_and_webhook_payload_has_stripes_shape(sandbox: Run
     types = {e["type"] for e in delivered}
     # The flow covered what the CRM reads, so the check above is not vacuous.
     assert {"invoice.finalized", "invoice_payment.paid", "invoice.paid", "charge.refunded", "refund.created",
-            "refund.updated", "payment_intent.payment_failed", "invoice.payment_failed"} <= types
+            "refund.updated", "refund.failed", "charge.refund.updated", "payment_intent.payment_failed",
+            "invoice.payment_failed"} <= types
     declines = [e["data"]["object"]["last_payment_error"] for e in delivered
                 if e["type"] == "payment_intent.payment_failed"]
     assert sorted(d["decline_code"] for d in declines) == ["generic_decline", "insufficient_funds"]

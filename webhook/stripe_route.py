@@ -70,7 +70,6 @@ class StripeWebhook(WebhookProvider[SigningSecrets, str, tuple[dict[str, Any], s
 
 
 STRIPE = StripeWebhook()
-stripe_webhook = STRIPE.endpoint
 
 
 def _safe_label(value: object) -> str | None:

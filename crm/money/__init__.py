@@ -1,2 +1,3 @@
 """Money: integer minor units (parsing and formatting), the Collections rules, fees and
-decline reasons fetched off the hot path, and the accountant's CSV export."""
+decline reasons fetched off the hot path, the accountant's CSV export, and an owner's refunds
+(refunds.py)."""

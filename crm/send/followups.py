@@ -11,10 +11,9 @@ import uuid
 from crm.config.settings import load_settings
 from crm.send import idempotency, rules
 from crm.send.result import SendRefused, SendResult
-from crm.send.steps import Attempt, EmailNotSent, Row, gateways, step_email
+from crm.send.steps import Attempt, EmailNotSent, Row, gateways, locked_invoice, step_email
 from crm.stripe.gateway import StripeGateway, StripeGatewayError
 from db import invoices, send_steps
-from db.driver import LockNotAvailable
 from db.pool import connection
 
 log = logging.getLogger("crm.send")
@@ -25,12 +24,7 @@ def resend_invoice_email(invoice_id: int, actor: str) -> SendResult:
     """Email an open invoice again: the same key if Resend never accepted it, a new one for a deliberate re-send."""
     token = str(uuid.uuid4())
     with connection() as conn:
-        try:
-            inv = invoices.lock_with_customer(conn, invoice_id)
-        except LockNotAvailable:
-            raise SendRefused("This invoice is busy right now; try again in a moment.") from None
-        if inv is None:
-            raise SendRefused(f"There is no invoice #{invoice_id}.")
+        inv = locked_invoice(conn, invoice_id, "This invoice is busy right now; try again in a moment.")
         if inv["status"] != "open":
             raise SendRefused(f"Only an open invoice can be emailed again; this one is {inv['status']}.")
         if not rules.valid_email(inv["customer_email"]):
@@ -44,8 +38,9 @@ def resend_invoice_email(invoice_id: int, actor: str) -> SendResult:
         install = send_steps.install_id(conn)
         lines = [rules.Line(str(r["description"]), int(r["quantity"]), int(r["unit_amount_cents"]))
                  for r in invoices.lines(conn, invoice_id)]
-        inv = invoices.get_with_customer(conn, invoice_id)
-    assert inv is not None
+        fresh = invoices.get_with_customer(conn, invoice_id)
+    assert fresh is not None
+    inv = fresh
     stripe, resend = gateways(settings)
     a = Attempt(invoice_id=invoice_id, attempt=max(1, int(inv["send_attempt"])), actor=actor, install_id=install,
                 mode=str(inv["mode"]), settings=settings, stripe=stripe, resend=resend, progress=lambda _m: None,

@@ -1,4 +1,5 @@
-"""Deterministic idempotency keys for every Stripe and Resend write of a Send. Pure.
+"""Deterministic idempotency keys for every Stripe and Resend write of a Send (and of an
+owner's refund). Pure.
 
 A key is the same every time the same request is retried (by the library, by our own
 retry loop, or by a resumed Send after a crash), so Stripe and Resend replay the first
@@ -47,3 +48,13 @@ def lines_key(install_id: str, mode: str, invoice_id: int, generation: int, line
 
 def email_key(install_id: str, mode: str, invoice_id: int, seq: int) -> str:
     return f"{_prefix(install_id, mode)}-invoice-{invoice_id}-email-{seq}"
+
+
+def refund_key_prefix(install_id: str, mode: str, invoice_id: int, press: str) -> str:
+    """One press of an owner's Refund button (`press`: the token of the form it came from)."""
+    return f"{_prefix(install_id, mode)}-refund-{invoice_id}-{press}-"
+
+
+def refund_key(install_id: str, mode: str, invoice_id: int, press: str, payment_id: int) -> str:
+    """One Stripe refund of that press: a second press of the same form finds the same key."""
+    return f"{refund_key_prefix(install_id, mode, invoice_id, press)}p{payment_id}"

@@ -21,10 +21,12 @@ from crm.email.invoice_email import invoice_tags, render_invoice_email
 from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.send import idempotency
 from crm.send.lines import Line, total_cents
+from crm.send.result import SendRefused
 from crm.send.rules import stripe_due_timestamp, stripe_lines, totals_match
 from crm.stripe.gateway import StripeGateway, StripeGatewayError, stripe_target
 from crm.stripe.payment_methods import PAYMENT_METHOD_TYPES, default_payment
 from db import invoices, send_steps
+from db.driver import Conn, LockNotAvailable
 from db.pool import connection
 
 log = logging.getLogger("crm.send")
@@ -80,6 +82,18 @@ def recorded(a: Attempt, step: str, key: str | None) -> Iterator[StepRecord]:
         raise
     with connection() as conn:
         send_steps.finish(conn, step_id, rec.status, external_id=rec.external_id, error=rec.note)
+
+
+def locked_invoice(conn: Conn, invoice_id: int, busy: str) -> Row:
+    """The invoice with its customer, locked for this transaction (never waiting); `busy` is
+    what the refusal says when another transaction holds it."""
+    try:
+        inv = invoices.lock_with_customer(conn, invoice_id)
+    except LockNotAvailable:
+        raise SendRefused(busy) from None
+    if inv is None:
+        raise SendRefused(f"There is no invoice #{invoice_id}.")
+    return inv
 
 
 def gateways(settings: Settings) -> tuple[StripeGateway, ResendGateway]:

@@ -35,11 +35,11 @@ from crm.send.steps import (
     customer_column,
     customer_synced,
     gateways,
+    locked_invoice,
     skip_email,
 )
 from crm.stripe.gateway import StripeGatewayError, configured_call_budget_s
 from db import invoices, reminders, send_steps
-from db.driver import LockNotAvailable
 from db.pool import connection
 
 log = logging.getLogger("crm.send")
@@ -117,12 +117,8 @@ def _refuse_if_busy(inv: Row, settings: Settings, now: datetime) -> None:
 def _claim(invoice_id: int, actor: str, token: str, opts: SendOptions, lease_s: float) -> tuple[Settings, int, str]:
     """Check, lock and mark sending in one short transaction; returns (settings, attempt, install id)."""
     with connection() as conn:
-        try:
-            inv = invoices.lock_with_customer(conn, invoice_id)
-        except LockNotAvailable:
-            raise SendRefused("This invoice is being sent right now by someone else; try again in a moment.") from None
-        if inv is None:
-            raise SendRefused(f"There is no invoice #{invoice_id}.")
+        inv = locked_invoice(conn, invoice_id,
+                             "This invoice is being sent right now by someone else; try again in a moment.")
         settings = load_settings(conn)
         now = opts.now or invoices.transaction_now(conn)
         _refuse_if_busy(inv, settings, now)

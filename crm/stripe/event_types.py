@@ -15,12 +15,13 @@ HANDLED_EVENT_TYPES: tuple[str, ...] = (
     # crm.apply_stripe_invoice_payment
     "invoice_payment.paid",
     # crm.apply_stripe_refund_event
-    "charge.refunded", "refund.created", "refund.updated", "refund.failed",
+    "charge.refunded", "refund.created", "refund.updated", "refund.failed", "charge.refund.updated",
     # crm.apply_stripe_payment_intent_event (bank debits: processing, then paid or failed);
     # payment_intent.payment_failed through crm.apply_stripe_payment_failed (the decline reason)
     "payment_intent.processing", "payment_intent.payment_failed",
     # crm.apply_stripe_dispute_event
     "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated",
 )
 
 # The events that say an invoice was paid (whichever Stripe sends first): go-live's test

@@ -35,6 +35,8 @@ T = TypeVar("T")
 log = logging.getLogger("crm.stripe")
 
 STRIPE_API_VERSION = "2026-10-28.endive"
+# GET /v1/events takes at most 20 `types` (Stripe refuses more).
+MAX_EVENT_TYPES_PER_LIST = 20
 SANDBOX_SECRET_KEY = "sk_test_sandbox"
 # The sandbox's live mode: its own objects, events and endpoints, as a live key sees at Stripe.
 SANDBOX_SECRET_KEYS = {"test": SANDBOX_SECRET_KEY, "live": "sk_live_sandbox"}
@@ -246,6 +248,11 @@ class StripeGateway:
     def retrieve_refund(self, refund_id: str) -> dict[str, Any]:
         return self._call("retrieve refund", lambda: self.client.v1.refunds.retrieve(refund_id)).to_dict()
 
+    def create_refund(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """POST /v1/refunds (`payment_intent` or `charge`, `amount`, `reason`, `metadata`)."""
+        return self._call("create refund", lambda: self.client.v1.refunds.create(
+            params, {"idempotency_key": idempotency_key})).to_dict()  # type: ignore[arg-type]
+
     def list_refunds(self, charge_id: str) -> list[dict[str, Any]]:
         page = self._call("list refunds", lambda: self.client.v1.refunds.list({"charge": charge_id, "limit": 100}))
         return [r.to_dict() for r in page.auto_paging_iter()]
@@ -276,13 +283,18 @@ class StripeGateway:
         return inv.to_dict()
 
     def list_events(self, created_gte: int, types: list[str] | None = None) -> Iterator[dict[str, Any]]:
-        """Events since `created_gte` (unix), newest first, across all pages (Stripe keeps 30 days)."""
-        params: dict[str, Any] = {"created": {"gte": created_gte}, "limit": 100}
-        if types:
-            params["types"] = types
-        page = self._call("list events", lambda: self.client.v1.events.list(params))  # type: ignore[arg-type]
-        for event in page.auto_paging_iter():
-            yield event.to_dict()
+        """Events since `created_gte` (unix), across all pages (Stripe keeps 30 days); newest first
+        within each listing. Stripe takes at most 20 `types` per listing: more are listed in turns."""
+        chunks = [types[i:i + MAX_EVENT_TYPES_PER_LIST] for i in range(0, len(types), MAX_EVENT_TYPES_PER_LIST)] \
+            if types else [None]
+        for chunk in chunks:
+            params: dict[str, Any] = {"created": {"gte": created_gte}, "limit": 100}
+            if chunk:
+                params["types"] = chunk
+            page = self._call("list events",
+                              lambda p=params: self.client.v1.events.list(p))  # type: ignore[misc,arg-type]
+            for event in page.auto_paging_iter():
+                yield event.to_dict()
 
     def retrieve_account(self) -> dict[str, Any]:
         """The account behind the key (GET /v1/account): proves the key works and whose it is."""

@@ -243,6 +243,21 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 
+-- A reminder row locked for this transaction with its email record first: the lock order
+-- everywhere is email_messages, then reminders, then invoices. All fields NULL when there is none.
+CREATE OR REPLACE FUNCTION crm.lock_reminder(p_reminder_id bigint)
+RETURNS crm.reminders
+LANGUAGE plpgsql AS $$
+DECLARE
+    r crm.reminders%ROWTYPE;
+BEGIN
+    PERFORM 1 FROM crm.email_messages WHERE reminder_id = p_reminder_id FOR UPDATE;
+    SELECT * INTO r FROM crm.reminders WHERE id = p_reminder_id FOR UPDATE;
+    RETURN r;
+END;
+$$;
+
+
 -- Resend accepted a reminder (p_resend_id): record it, unless another dispatcher took the
 -- claim over. A reminder cancelled while it was being handed off keeps its Resend id and
 -- is flagged for the cancel worker, so it is stopped at Resend too.
@@ -254,10 +269,8 @@ DECLARE
     r crm.reminders%ROWTYPE;
     v_invoice_status text;
 BEGIN
-    -- Lock order everywhere: email_messages, then reminders, then invoices.
-    PERFORM 1 FROM crm.email_messages WHERE reminder_id = p_reminder_id FOR UPDATE;
-    SELECT * INTO r FROM crm.reminders WHERE id = p_reminder_id FOR UPDATE;
-    IF NOT FOUND OR r.claim_token IS DISTINCT FROM p_token THEN
+    r := crm.lock_reminder(p_reminder_id);
+    IF r.id IS NULL OR r.claim_token IS DISTINCT FROM p_token THEN
         RETURN 'claim_lost';
     END IF;
     -- A bank debit on its way counts as not open here: the email is stopped and its slot kept.
@@ -308,9 +321,8 @@ DECLARE
     r crm.reminders%ROWTYPE;
     v_invoice_status text;
 BEGIN
-    PERFORM 1 FROM crm.email_messages WHERE reminder_id = p_reminder_id FOR UPDATE;
-    SELECT * INTO r FROM crm.reminders WHERE id = p_reminder_id FOR UPDATE;
-    IF NOT FOUND OR r.resend_cancel IS DISTINCT FROM 'requested' THEN
+    r := crm.lock_reminder(p_reminder_id);
+    IF r.id IS NULL OR r.resend_cancel IS DISTINCT FROM 'requested' THEN
         RETURN 'not_requested';
     END IF;
     IF p_outcome = 'failed' THEN
@@ -391,10 +403,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r crm.reminders%ROWTYPE;
 BEGIN
-    -- Lock order everywhere: email_messages, then reminders, then invoices.
-    PERFORM 1 FROM crm.email_messages WHERE reminder_id = p_reminder_id FOR UPDATE;
-    SELECT * INTO r FROM crm.reminders WHERE id = p_reminder_id FOR UPDATE;
-    IF NOT FOUND OR r.resend_cancel IS DISTINCT FROM 'requested' THEN
+    r := crm.lock_reminder(p_reminder_id);
+    IF r.id IS NULL OR r.resend_cancel IS DISTINCT FROM 'requested' THEN
         RETURN 'not_requested';
     END IF;
     IF p_outcome = 'replayed' THEN

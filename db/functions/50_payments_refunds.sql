@@ -11,7 +11,9 @@
 -- move forward and the floor only rises. The one thing that lowers it is what lowers it
 -- at Stripe: a refund that fails or is canceled (its amount comes back to the balance).
 
--- A Stripe refund's status moves from pending/requires_action to a final one, never back.
+-- A Stripe refund's status moves from pending/requires_action to a final one, never back;
+-- a succeeded one can still fail (a card refund the issuer returns days later: Stripe's
+-- test card 4000000000005126), which is final too.
 CREATE OR REPLACE FUNCTION crm.refund_status_may_move(p_from text, p_to text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
@@ -19,6 +21,7 @@ LANGUAGE sql IMMUTABLE AS $$
         WHEN p_from IS NULL OR p_to IS NULL OR p_from = p_to THEN false
         WHEN p_from IN ('pending', 'requires_action') THEN p_to IN ('pending', 'requires_action', 'succeeded',
                                                                     'failed', 'canceled')
+        WHEN p_from = 'succeeded' THEN p_to = 'failed'
         ELSE false
     END;
 $$;
@@ -28,15 +31,21 @@ $$;
 -- refund, decline and dispute events that name its payment intent or charge, which cannot
 -- lock the invoice before they know it. Without it a refund arriving while its payment
 -- commits would miss the payment and stay unmatched. Taken before any invoice row lock.
+-- One key per payment, so no two events can take two keys in opposite orders: the first
+-- id given that is set (callers pass the payment intent first, then the charge). A payment
+-- made through a payment intent is always locked by it, whichever event names it: the
+-- payment's own event may not know the charge yet, and a refund replayed inside it must not
+-- take a second key while another event holds that one and waits for the first.
 CREATE OR REPLACE FUNCTION crm.lock_stripe_payment(p_ids text[])
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v_key text;
 BEGIN
-    FOR v_key IN SELECT DISTINCT k FROM unnest(p_ids) AS k WHERE k IS NOT NULL AND k <> '' ORDER BY k LOOP
+    SELECT k INTO v_key FROM unnest(p_ids) WITH ORDINALITY AS t(k, n) WHERE k IS NOT NULL AND k <> '' ORDER BY n LIMIT 1;
+    IF v_key IS NOT NULL THEN
         PERFORM pg_advisory_xact_lock(hashtextextended('crm.stripe_payment:' || v_key, 0));
-    END LOOP;
+    END IF;
 END;
 $$;
 
@@ -232,7 +241,9 @@ $$;
 
 -- Upserts one Stripe refund object against a payment; returns true when something changed.
 -- A refund first seen failed or canceled, or moving there, takes its amount off the
--- payment's charge floor (Stripe's charge.amount_refunded drops by it too), as of p_at.
+-- payment's charge floor (Stripe's charge.amount_refunded drops by it too), as of p_at,
+-- and keeps Stripe's failure_reason. The row is dated by the refund's own `created` (a
+-- late delivery lands on the day Stripe made it), else by the event's time.
 CREATE OR REPLACE FUNCTION crm.upsert_refund(p_refund jsonb, p_payment crm.payments, p_event_id text,
                                              p_at timestamptz DEFAULT NULL)
 RETURNS boolean
@@ -243,6 +254,8 @@ DECLARE
     v_status text := p_refund ->> 'status';
     v_amount bigint := crm.jsonb_cents(p_refund -> 'amount');
     v_txn text := coalesce(p_refund #>> '{balance_transaction,id}', p_refund ->> 'balance_transaction');
+    v_failure text := CASE WHEN p_refund ->> 'status' IN ('failed', 'canceled')
+                           THEN left(coalesce(p_refund ->> 'failure_reason', 'unknown'), 200) END;
 BEGIN
     IF v_status NOT IN ('pending', 'requires_action', 'succeeded', 'failed', 'canceled')
        OR v_amount IS NULL OR v_amount <= 0 OR (p_refund ->> 'id') !~ '^(re|pyr)_' THEN
@@ -252,14 +265,16 @@ BEGIN
     IF v_old.id IS NULL THEN
         INSERT INTO crm.refunds (invoice_id, payment_id, mode, stripe_refund_id, stripe_charge_id, stripe_event_id,
                                  amount_cents, currency, status, reason, stripe_payment_intent_id,
-                                 stripe_balance_transaction_id)
+                                 stripe_balance_transaction_id, failure_reason, created_at)
         VALUES (p_payment.invoice_id, p_payment.id, p_payment.mode, p_refund ->> 'id', p_refund ->> 'charge',
                 p_event_id, v_amount, coalesce(p_refund ->> 'currency', p_payment.currency), v_status,
-                p_refund ->> 'reason', p_refund ->> 'payment_intent', v_txn)
+                p_refund ->> 'reason', p_refund ->> 'payment_intent', v_txn, v_failure,
+                coalesce(crm.jsonb_epoch(p_refund -> 'created'), p_at, now()))
         ON CONFLICT (stripe_refund_id) DO NOTHING
         RETURNING id INTO v_new_id;
         PERFORM crm.write_audit('refund', v_new_id, NULL, v_status, 'stripe_event', p_event_id,
-                                jsonb_build_object('invoice_id', p_payment.invoice_id, 'amount_cents', v_amount),
+                                jsonb_strip_nulls(jsonb_build_object('invoice_id', p_payment.invoice_id, 'amount_cents', v_amount,
+                                                                   'failure_reason', v_failure)),
                                 p_event_id);
     ELSE
         IF v_txn IS NOT NULL AND v_old.stripe_balance_transaction_id IS NULL THEN
@@ -268,10 +283,12 @@ BEGIN
         IF NOT crm.refund_status_may_move(v_old.status, v_status) THEN
             RETURN false;
         END IF;
-        UPDATE crm.refunds SET status = v_status, amount_cents = v_amount, stripe_event_id = p_event_id
+        UPDATE crm.refunds SET status = v_status, amount_cents = v_amount, stripe_event_id = p_event_id,
+                               failure_reason = v_failure
          WHERE id = v_old.id;
         PERFORM crm.write_audit('refund', v_old.id, v_old.status, v_status, 'stripe_event', p_event_id,
-                                jsonb_build_object('invoice_id', p_payment.invoice_id, 'amount_cents', v_amount),
+                                jsonb_strip_nulls(jsonb_build_object('invoice_id', p_payment.invoice_id, 'amount_cents', v_amount,
+                                                                   'failure_reason', v_failure)),
                                 p_event_id);
     END IF;
     IF v_status IN ('failed', 'canceled') THEN
@@ -285,9 +302,9 @@ END;
 $$;
 
 
--- refund.* (object: refund) and charge.refunded (object: charge): linked to the invoice
--- through the payment intent or charge recorded on crm.payments. Unmatched until that
--- payment is known; crm.apply_stripe_invoice_payment then re-applies them.
+-- refund.* and charge.refund.updated (object: refund) and charge.refunded (object: charge):
+-- linked to the invoice through the payment intent or charge recorded on crm.payments.
+-- Unmatched until that payment is known; crm.apply_stripe_invoice_payment then re-applies them.
 -- (Disputes, charge.dispute.*, match their payment the same way: lock_stripe_payment, then
 -- crm.payments by payment_intent/charge, 'unmatched' otherwise, replayed by the same path.)
 CREATE OR REPLACE FUNCTION crm.apply_stripe_refund_event(p_event_id text, p_type text, p_obj jsonb, p_mode text,
@@ -295,7 +312,7 @@ CREATE OR REPLACE FUNCTION crm.apply_stripe_refund_event(p_event_id text, p_type
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_is_charge boolean := p_type LIKE 'charge.%';
+    v_is_charge boolean := p_type = 'charge.refunded';
     v_charge text := CASE WHEN v_is_charge THEN p_obj ->> 'id' ELSE p_obj ->> 'charge' END;
     v_intent text := p_obj ->> 'payment_intent';
     v_payment crm.payments;
@@ -355,7 +372,11 @@ BEGIN
     RETURN jsonb_build_object(
         'outcome', CASE WHEN v_changed THEN 'applied' ELSE 'ignored' END,
         'invoice_id', v_inv.id, 'job_id', v_inv.job_id, 'from_status', v_inv.status, 'to_status', v_inv.status,
-        'detail', CASE WHEN v_changed THEN 'refund recorded' ELSE 'refund already recorded' END);
+        'detail', CASE WHEN NOT v_changed THEN 'refund already recorded'
+                       WHEN NOT v_is_charge AND p_obj ->> 'status' IN ('failed', 'canceled')
+                       THEN format('refund %s %s (%s): taken back out', p_obj ->> 'id', p_obj ->> 'status',
+                                   coalesce(p_obj ->> 'failure_reason', 'unknown'))
+                       ELSE 'refund recorded' END);
 END;
 $$;
 

@@ -242,11 +242,33 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 
--- charge.dispute.*: one crm.disputes row per Stripe dispute, linked to the payment (and its
--- invoice) through the charge or payment intent recorded on crm.payments. Safe to apply
--- again and in any order: a final status (won, lost, ...) never moves, and an event for a
+-- Where a status is in Stripe's dispute lifecycle: an inquiry (warning_*) may escalate to a
+-- chargeback, needs_response moves to under_review, and every path ends in a final status.
+-- A status only moves to a later place, so a late charge.dispute.created (needs_response)
+-- after charge.dispute.updated (under_review) changes nothing.
+CREATE OR REPLACE FUNCTION crm.dispute_status_rank(p_status text)
+RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE p_status
+        WHEN 'warning_needs_response' THEN 1 WHEN 'warning_under_review' THEN 2
+        WHEN 'needs_response' THEN 3 WHEN 'under_review' THEN 4
+        WHEN 'won' THEN 5 WHEN 'lost' THEN 5 WHEN 'warning_closed' THEN 5 WHEN 'prevented' THEN 5
+    END;
+$$;
+
+
+-- charge.dispute.* (created, updated, closed, funds_withdrawn, funds_reinstated): one
+-- crm.disputes row per Stripe dispute, linked to the payment (and its invoice) through the
+-- charge or payment intent recorded on crm.payments. It locks the payment first
+-- (crm.lock_stripe_payment, as refunds do), so a dispute arriving with its payment either
+-- finds it or is replayed by it. Safe to apply again and in any order: the status only
+-- moves forward (crm.dispute_status_rank), a final one never moves, and an event for a
 -- dispute recorded before its payment was known links it when applied (replayed) later.
-CREATE OR REPLACE FUNCTION crm.apply_stripe_dispute_event(p_event_id text, p_type text, p_obj jsonb, p_mode text)
+-- Dated by Stripe: opened_at is the dispute's created, closed_at the closing event's
+-- created (p_created). Its fee is the sum of its balance transactions' fees, from the
+-- event that lists the most of them.
+CREATE OR REPLACE FUNCTION crm.apply_stripe_dispute_event(p_event_id text, p_type text, p_obj jsonb, p_mode text,
+                                                          p_created timestamptz DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -254,6 +276,12 @@ DECLARE
     v_intent text := p_obj ->> 'payment_intent';
     v_status text := p_obj ->> 'status';
     v_amount bigint := crm.jsonb_cents(p_obj -> 'amount');
+    v_txns jsonb := CASE WHEN jsonb_typeof(p_obj -> 'balance_transactions') = 'array'
+                         THEN p_obj -> 'balance_transactions' ELSE '[]'::jsonb END;
+    v_txn_count integer;
+    v_fee bigint;
+    v_due timestamptz := crm.jsonb_epoch(p_obj #> '{evidence_details,due_by}');
+    v_at timestamptz := coalesce(p_created, now());
     v_payment crm.payments;
     v_inv crm.invoices;
     v_old crm.disputes;
@@ -261,11 +289,12 @@ DECLARE
     v_open_before boolean;
     v_open_after boolean;
 BEGIN
-    IF (p_obj ->> 'id') !~ '^(dp|du)_' OR v_amount IS NULL OR v_status IS NULL
-       OR v_status NOT IN ('warning_needs_response', 'warning_under_review', 'warning_closed', 'needs_response',
-                           'under_review', 'won', 'lost', 'prevented') THEN
+    IF (p_obj ->> 'id') !~ '^(dp|du)_' OR v_amount IS NULL OR crm.dispute_status_rank(v_status) IS NULL THEN
         RETURN jsonb_build_object('outcome', 'ignored', 'detail', 'not a dispute this CRM can record');
     END IF;
+    v_txn_count := jsonb_array_length(v_txns);
+    SELECT coalesce(sum(crm.jsonb_cents(t -> 'fee')), 0) INTO v_fee FROM jsonb_array_elements(v_txns) AS t;
+    PERFORM crm.lock_stripe_payment(ARRAY[v_intent, v_charge]);
     SELECT * INTO v_payment FROM crm.payments
      WHERE (v_charge IS NOT NULL AND stripe_charge_id = v_charge)
         OR (v_intent IS NOT NULL AND stripe_payment_intent_id = v_intent)
@@ -283,40 +312,49 @@ BEGIN
     IF v_old.id IS NULL THEN
         INSERT INTO crm.disputes (invoice_id, payment_id, mode, stripe_dispute_id, stripe_charge_id,
                                   stripe_payment_intent_id, stripe_event_id, amount_cents, currency, reason, status,
-                                  evidence_due_by, opened_at, closed_at)
+                                  evidence_due_by, opened_at, closed_at, fee_cents, balance_transactions)
         VALUES (v_inv.id, v_payment.id, p_mode, p_obj ->> 'id', v_charge, v_intent, p_event_id, v_amount,
                 coalesce(p_obj ->> 'currency', v_payment.currency, 'usd'), p_obj ->> 'reason', v_status,
-                crm.jsonb_epoch(p_obj #> '{evidence_details,due_by}'),
-                coalesce(crm.jsonb_epoch(p_obj -> 'created'), now()),
-                CASE WHEN crm.dispute_is_final(v_status) THEN now() END)
+                v_due, coalesce(crm.jsonb_epoch(p_obj -> 'created'), v_at),
+                CASE WHEN crm.dispute_is_final(v_status) THEN v_at END, v_fee, v_txn_count)
         ON CONFLICT (stripe_dispute_id) DO NOTHING
         RETURNING * INTO v_new;
         v_open_before := false;
     ELSE
         v_open_before := v_old.invoice_id IS NOT NULL AND NOT crm.dispute_is_final(v_old.status);
+        -- Later in the lifecycle: the new status; the same place: its details; earlier: nothing.
         UPDATE crm.disputes
            SET invoice_id = coalesce(invoice_id, v_inv.id), payment_id = coalesce(payment_id, v_payment.id),
-               status = CASE WHEN crm.dispute_is_final(status) THEN status ELSE v_status END,
-               closed_at = CASE WHEN crm.dispute_is_final(status) THEN closed_at
-                                WHEN crm.dispute_is_final(v_status) THEN now() END,
-               amount_cents = CASE WHEN crm.dispute_is_final(status) THEN amount_cents ELSE v_amount END,
+               status = CASE WHEN crm.dispute_status_rank(v_status) > crm.dispute_status_rank(status)
+                             THEN v_status ELSE status END,
+               closed_at = CASE WHEN closed_at IS NOT NULL THEN closed_at
+                                WHEN crm.dispute_is_final(v_status) THEN v_at END,
+               amount_cents = CASE WHEN crm.dispute_status_rank(v_status) >= crm.dispute_status_rank(status)
+                                        AND NOT crm.dispute_is_final(status) THEN v_amount ELSE amount_cents END,
                reason = coalesce(p_obj ->> 'reason', reason),
-               evidence_due_by = coalesce(crm.jsonb_epoch(p_obj #> '{evidence_details,due_by}'), evidence_due_by),
+               evidence_due_by = CASE WHEN crm.dispute_status_rank(v_status) >= crm.dispute_status_rank(status)
+                                      THEN coalesce(v_due, evidence_due_by) ELSE evidence_due_by END,
+               fee_cents = CASE WHEN v_txn_count >= balance_transactions THEN v_fee ELSE fee_cents END,
+               balance_transactions = greatest(balance_transactions, v_txn_count),
                stripe_payment_intent_id = coalesce(stripe_payment_intent_id, v_intent),
                stripe_event_id = p_event_id
          WHERE id = v_old.id
            AND (invoice_id IS DISTINCT FROM coalesce(invoice_id, v_inv.id)
-                OR (NOT crm.dispute_is_final(status)
-                    AND (status <> v_status OR amount_cents <> v_amount
-                         OR evidence_due_by IS DISTINCT FROM
-                            coalesce(crm.jsonb_epoch(p_obj #> '{evidence_details,due_by}'), evidence_due_by))))
+                OR (v_txn_count >= balance_transactions AND fee_cents <> v_fee)
+                OR v_txn_count > balance_transactions
+                OR crm.dispute_status_rank(v_status) > crm.dispute_status_rank(status)
+                OR (v_status = status AND NOT crm.dispute_is_final(status)
+                    AND (amount_cents <> v_amount OR evidence_due_by IS DISTINCT FROM coalesce(v_due, evidence_due_by))))
         RETURNING * INTO v_new;
     END IF;
 
     IF v_new.id IS NULL THEN
         RETURN jsonb_build_object('outcome', CASE WHEN v_payment.id IS NULL THEN 'unmatched' ELSE 'ignored' END,
                                   'invoice_id', v_inv.id, 'job_id', v_inv.job_id,
-                                  'detail', 'dispute already recorded');
+                                  'detail', CASE WHEN v_old.id IS NOT NULL AND v_old.status <> v_status
+                                                 THEN format('dispute is %s already; %s is earlier in its lifecycle',
+                                                             v_old.status, v_status)
+                                                 ELSE 'dispute already recorded' END);
     END IF;
     IF v_payment.id IS NULL THEN
         RETURN jsonb_build_object('outcome', 'unmatched',
@@ -339,7 +377,9 @@ BEGIN
     END IF;
     RETURN jsonb_build_object('outcome', 'applied', 'invoice_id', v_inv.id, 'job_id', v_inv.job_id,
                               'from_status', v_inv.status, 'to_status', v_inv.status,
-                              'detail', format('dispute %s %s', v_new.stripe_dispute_id, v_new.status));
+                              'detail', format('dispute %s %s', v_new.stripe_dispute_id, v_new.status)
+                                        || CASE WHEN v_new.fee_cents > 0 THEN format(' (fee %s)', v_new.fee_cents)
+                                                ELSE '' END);
 END;
 $$;
 

@@ -176,7 +176,8 @@ BEGIN
             THEN crm.apply_stripe_invoice_event(v_id, v_type, v_obj, p_mode)
         WHEN v_type = 'invoice_payment.paid'
             THEN crm.apply_stripe_invoice_payment(v_id, v_obj, p_mode)
-        WHEN v_type IN ('charge.refunded', 'refund.created', 'refund.updated', 'refund.failed')
+        WHEN v_type IN ('charge.refunded', 'refund.created', 'refund.updated', 'refund.failed',
+                        'charge.refund.updated')
             THEN crm.apply_stripe_refund_event(v_id, v_type, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
         WHEN v_type = 'payment_intent.processing'
             THEN crm.apply_stripe_payment_intent_event(v_id, v_type, v_obj, p_mode,
@@ -185,8 +186,9 @@ BEGIN
         -- crm.apply_stripe_payment_intent_event's rules (bank debits).
         WHEN v_type = 'payment_intent.payment_failed'
             THEN crm.apply_stripe_payment_failed(v_id, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
-        WHEN v_type IN ('charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed')
-            THEN crm.apply_stripe_dispute_event(v_id, v_type, v_obj, p_mode)
+        WHEN v_type IN ('charge.dispute.created', 'charge.dispute.updated', 'charge.dispute.closed',
+                        'charge.dispute.funds_withdrawn', 'charge.dispute.funds_reinstated')
+            THEN crm.apply_stripe_dispute_event(v_id, v_type, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
         ELSE jsonb_build_object('outcome', 'ignored', 'detail', 'event type not handled')
     END;
 

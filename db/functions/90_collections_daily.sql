@@ -54,6 +54,13 @@ BEGIN
         IF TG_OP <> 'DELETE' AND NEW.status = 'lost' THEN
             v_at := v_at || NEW.closed_at;
         END IF;
+        -- Its fee (Stripe's dispute fee) counts on the day it was opened.
+        IF TG_OP <> 'INSERT' AND OLD.fee_cents <> 0 THEN
+            v_at := v_at || OLD.opened_at;
+        END IF;
+        IF TG_OP <> 'DELETE' AND NEW.fee_cents <> 0 THEN
+            v_at := v_at || NEW.opened_at;
+        END IF;
     WHEN 'reminders' THEN
         -- A reminder that went out (or stopped counting as sent).
         IF TG_OP = 'UPDATE' AND OLD.status = 'sent' THEN
@@ -198,6 +205,12 @@ BEGIN
           FROM crm.disputes
          WHERE status = 'lost' AND closed_at >= p_from AND closed_at < p_until
          GROUP BY 1
+    ), dispute_fees AS (
+        -- Stripe's dispute fee (its balance transactions), on the day the dispute was opened.
+        SELECT (opened_at AT TIME ZONE p_tz)::date AS day, sum(fee_cents)::bigint AS cents
+          FROM crm.disputes
+         WHERE fee_cents <> 0 AND opened_at >= p_from AND opened_at < p_until
+         GROUP BY 1
     )
     SELECT d.day, p_tz, coalesce(s.n, 0), coalesce(s.cents, 0), coalesce(s.same_day, 0), coalesce(s.within_hour, 0),
            coalesce(s.delivered, 0), coalesce(s.opened, 0), coalesce(s.clicked, 0), coalesce(s.paid, 0),
@@ -205,14 +218,15 @@ BEGIN
            coalesce(f.n, 0), coalesce(f.cents, 0), coalesce(f.fees, 0),
            coalesce(t.n, 0), coalesce(t.buckets, array_fill(0, ARRAY[11])),
            coalesce(r.sent, 0), coalesce(r.first, 0), coalesce(r.paid_after, 0),
-           now()
+           now(), coalesce(df.cents, 0)
       FROM days d
       LEFT JOIN sent s ON s.day = d.day
       LEFT JOIN pay p ON p.day = d.day
       LEFT JOIN ttp_days t ON t.day = d.day
       LEFT JOIN rem r ON r.day = d.day
       LEFT JOIN lost l ON l.day = d.day
-      LEFT JOIN refunded f ON f.day = d.day;
+      LEFT JOIN refunded f ON f.day = d.day
+      LEFT JOIN dispute_fees df ON df.day = d.day;
 END;
 $$;
 
@@ -261,6 +275,8 @@ BEGIN
           FROM crm.reminders WHERE status = 'sent';
         SELECT least(v_lo, min(closed_at)), greatest(v_hi, max(closed_at)) INTO v_lo, v_hi
           FROM crm.disputes WHERE status = 'lost';
+        SELECT least(v_lo, min(opened_at)), greatest(v_hi, max(opened_at)) INTO v_lo, v_hi
+          FROM crm.disputes WHERE fee_cents <> 0;
         SELECT least(v_lo, min(created_at)), greatest(v_hi, max(created_at)) INTO v_lo, v_hi FROM crm.refunds;
         IF v_lo IS NOT NULL THEN
             v_from := ((v_lo AT TIME ZONE p_tz)::date)::timestamp AT TIME ZONE p_tz;
