@@ -37,6 +37,7 @@ if session is None:
 else:
     work = [
         st.Page("pages/invoices.py", title="Invoices", icon=":material/receipt_long:", default=True),
+        st.Page("pages/collect.py", title="Collect", icon=":material/qr_code_2:", url_path="collect"),
         st.Page("pages/jobs.py", title="Jobs", icon=":material/construction:"),
         st.Page("pages/customers.py", title="Customers", icon=":material/group:"),
         st.Page("pages/activity.py", title="Activity", icon=":material/timeline:"),

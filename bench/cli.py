@@ -1,10 +1,11 @@
-"""`python -m bench [--sizes 10k,100k,1m] [--only webhook,dashboard,queue,send] [--smoke] [--output PATH]`.
+"""`python -m bench [--sizes 10k,100k,1m] [--only webhook,dashboard,queue,send,driveway] [--smoke] [--output PATH]`.
 
 Starts a throwaway Postgres, and for each size loads fresh data and measures the
 dashboard's data and reminder queueing; the webhook sidecar is measured once at the
-largest size (it needs thousands of open invoices), Send via Stripe once on its own small
-database. A part that is not on main yet is reported as not measured. Prints the report
-and writes it to docs/PERFORMANCE.md (or --output).
+largest size (it needs thousands of open invoices), Send via Stripe and the driveway (text
+the pay link, watch for Paid) once each on their own small database. A part that is not on
+main yet is reported as not measured. Prints the report and writes it to
+docs/PERFORMANCE.md (or --output).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ DEFAULT_SIZES = "10k,100k,1m"
 DEFAULT_OUTPUT = parts.ROOT / "docs" / "PERFORMANCE.md"
 LAST_RESULTS = parts.ROOT / ".data" / "bench-last-results.pickle"
 SMOKE_SIZES = "300"
-ALL_PARTS = ("dashboard", "queue", "webhook", "send")
+ALL_PARTS = ("dashboard", "queue", "webhook", "send", "driveway")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -28,6 +28,8 @@ PARTS: dict[str, Part] = {
     "dashboard": Part("dashboard", "Dashboard data", ("db/queries_collections.py", "db/queries_invoices.py")),
     "queue": Part("queue", "Reminder queueing", ("db/functions/40_reminders.sql",), "crm.queue_due_reminders"),
     "send": Part("send", "Send via Stripe", ("crm/send/workflow.py", "crm/stripe/gateway.py", "sandbox/testing.py")),
+    "driveway": Part("driveway", "Driveway (text the pay link, watch for Paid)",
+                     ("crm/texts/send.py", "pages/collect.py", "webhook/twilio_route.py", "sandbox/twilio_api.py")),
 }
 
 

@@ -1,4 +1,4 @@
-"""The order of a bench run: server, sizes (load, dashboard, queue), webhook at the largest, send.
+"""The order of a bench run: server, sizes (load, dashboard, queue), webhook at the largest, send, driveway.
 
 Each part checks it is on main first; what is missing is reported, never guessed at.
 Results go to bench.render, which turns them into the report's tables and targets.
@@ -50,6 +50,7 @@ class Results:
     baseline: object | None = None  # bench.webhook_baseline.BaselineResult
     send: list[object] = field(default_factory=list)
     send_browser: object | None = None  # bench.send_browser.BrowserSends
+    driveway: object | None = None  # bench.driveway_bench.DrivewayResult
     skipped: dict[str, str] = field(default_factory=dict)  # part -> why not measured
     errors: dict[str, str] = field(default_factory=dict)  # part -> what went wrong
     postgres: str = "?"
@@ -74,7 +75,7 @@ class Runner:
 
     def run(self) -> None:
         cfg, res = self.cfg, self.results
-        do = {k: self._available(k) for k in ("dashboard", "queue", "webhook", "send")}
+        do = {k: self._available(k) for k in ("dashboard", "queue", "webhook", "send", "driveway")}
         sized = any(do[k] for k in ("dashboard", "queue", "webhook"))  # `--only send` loads no sizes
         with bench_server(keep=self.keep) as server:
             for n, size in enumerate(cfg.sizes if sized else []):
@@ -101,6 +102,8 @@ class Runner:
                 self._guard("baseline", lambda: self._baseline(server))
             if do["send"]:
                 self._guard("send", lambda: self._send(fresh_database(server, "bench_send")))
+            if do["driveway"]:
+                self._guard("driveway", lambda: self._driveway(fresh_database(server, "bench_driveway")))
 
     def _guard(self, key: str, fn: object) -> None:
         """A failing part is reported with its error; the others still run."""
@@ -163,6 +166,12 @@ class Runner:
 
         print(f"send in the browser ({BROWSER_SENDS} sends) ...", flush=True)
         self.results.send_browser = send_browser.run(BROWSER_SENDS)
+
+    def _driveway(self, url: str) -> None:
+        from bench import driveway_bench
+
+        print("driveway: text the pay link, pay, watch for Paid ...", flush=True)
+        self.results.driveway = driveway_bench.run(url, runs=5 if self.cfg.smoke else 25)
 
     def finish(self, seconds: float, failed: bool = False) -> None:
         render.render(self.report, self.cfg, self.results, seconds, failed)

@@ -50,10 +50,3 @@ def text_error(value: str, what: str, max_len: int = MAX_TEXT) -> str | None:
     if _MARKUP.search(value):
         return f"{what} cannot contain < or > (no HTML)."
     return None
-
-
-def phone_error(value: str) -> str | None:
-    text = value.strip()
-    if text and not re.fullmatch(r"[0-9+().\-\s x]{5,30}", text):
-        return "Phone numbers may contain digits, spaces and + ( ) - . only."
-    return None

@@ -17,9 +17,10 @@ from db.pool import Conn
 class CustomerInput:
     name: str
     email: str | None
-    phone: str | None = None
+    phone: str | None = None  # E.164 (crm/texts/phone.py reads what staff typed)
     address: str | None = None
     reminders_opt_out: bool = False
+    channel: str = "email"  # reminders by 'email', 'text' or 'both'
 
 
 def _blank_to_none(value: str | None) -> str | None:
@@ -87,10 +88,10 @@ def get_customer(conn: Conn, customer_id: int) -> dict[str, Any] | None:
 
 def create_customer(conn: Conn, data: CustomerInput, actor: str) -> int:
     row = conn.execute(
-        "INSERT INTO crm.customers (name, email, phone, address, reminders_opt_out) VALUES (%s, %s, %s, %s, %s) "
-        "RETURNING id",
+        "INSERT INTO crm.customers (name, email, phone, address, reminders_opt_out, channel) "
+        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
         (data.name.strip(), _blank_to_none(data.email), _blank_to_none(data.phone), _blank_to_none(data.address),
-         data.reminders_opt_out),
+         data.reminders_opt_out, data.channel),
     ).fetchone()
     assert row is not None
     customer_id = int(row["id"])
@@ -102,14 +103,23 @@ def update_customer(conn: Conn, customer_id: int, data: CustomerInput, actor: st
     """Edit a customer; an opt-out stops their queued and Resend-held reminders in the same transaction."""
     with conn.transaction():
         conn.execute(
-            "UPDATE crm.customers SET name = %s, email = %s, phone = %s, address = %s, reminders_opt_out = %s "
-            "WHERE id = %s",
+            "UPDATE crm.customers SET name = %s, email = %s, phone = %s, address = %s, reminders_opt_out = %s, "
+            "channel = %s, phone_unparsed = CASE WHEN %s::text IS NULL THEN phone_unparsed END WHERE id = %s",
             (data.name.strip(), _blank_to_none(data.email), _blank_to_none(data.phone), _blank_to_none(data.address),
-             data.reminders_opt_out, customer_id),
+             data.reminders_opt_out, data.channel, _blank_to_none(data.phone), customer_id),
         )
         _audit(conn, customer_id, None, "edited", actor)
         if data.reminders_opt_out:
             stop_reminders_of_opted_out(conn, customer_id, actor)
+
+
+def set_texts_on(conn: Conn, customer_id: int, actor: str) -> None:
+    """Staff turn texts back on (the customer texted START, or asked in person)."""
+    with conn.transaction():
+        cur = conn.execute("UPDATE crm.customers SET texts_off = false, texts_off_at = NULL, texts_off_reason = NULL "
+                           "WHERE id = %s AND texts_off", (customer_id,))
+        if cur.rowcount:
+            _audit(conn, customer_id, "texts_off", "texts_on", actor)
 
 
 def stop_reminders_of_opted_out(conn: Conn, customer_id: int, actor: str) -> int:

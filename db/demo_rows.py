@@ -31,11 +31,11 @@ def mark_loaded(conn: Conn, marker: str, now: datetime) -> None:
 
 
 def insert_customer(conn: Conn, name: str, email: str | None, phone: str | None, address: str | None,
-                    opt_out: bool, created_at: datetime) -> int:
+                    opt_out: bool, created_at: datetime, channel: str = "email") -> int:
     return _id(conn.execute(
-        "INSERT INTO crm.customers (name, email, phone, address, reminders_opt_out, created_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-        (name, email, phone, address, opt_out, created_at)).fetchone())
+        "INSERT INTO crm.customers (name, email, phone, address, reminders_opt_out, created_at, channel) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (name, email, phone, address, opt_out, created_at, channel)).fetchone())
 
 
 def insert_job(conn: Conn, customer_id: int, title: str, status: str, scheduled_for: datetime,

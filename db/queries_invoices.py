@@ -153,8 +153,9 @@ def invoice_disputes(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
 def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict[str, Any]]:
     """Everything that happened to one invoice, oldest first, as facts (ui/timeline_text.py words
     them): status changes (audit log, with the derived ones: processing, disputed), payments,
-    emails and their Resend events, reminders, refunds, declines, failed send steps, and the
-    Stripe events that matched it. `ref` is the id at Stripe or Resend, for an owner's details."""
+    emails and their Resend events, texts and their Twilio callbacks, reminders, refunds,
+    declines, failed send steps, and the Stripe events that matched it. `ref` is the id at
+    Stripe, Resend or Twilio, for an owner's details."""
     return conn.execute(
         """
         SELECT * FROM (
@@ -177,6 +178,17 @@ def invoice_timeline(conn: Conn, invoice_id: int, limit: int = 200) -> list[dict
                    jsonb_build_object('kind', m.kind), 'resend_event', NULL, NULL, ev.id
             FROM crm.email_messages m JOIN crm.email_events ev ON ev.email_message_id = m.id
             WHERE m.invoice_id = %(id)s
+          UNION ALL
+            SELECT t.created_at, 'text', NULL, t.status,
+                   jsonb_build_object('kind', t.kind, 'to', t.to_number, 'error', t.error_message), 'system', NULL,
+                   NULL, t.sid
+            FROM crm.text_messages t WHERE t.invoice_id = %(id)s
+          UNION ALL
+            SELECT ev.received_at, 'text_event', NULL, ev.status,
+                   jsonb_build_object('kind', t.kind, 'error_code', ev.error_code, 'error', ev.detail), 'twilio_event',
+                   NULL, NULL, t.sid
+            FROM crm.text_messages t JOIN crm.text_message_events ev ON ev.text_message_id = t.id
+            WHERE t.invoice_id = %(id)s
           UNION ALL
             SELECT coalesce(r.sent_at, r.cancelled_at, r.send_at), 'reminder', NULL, r.status,
                    jsonb_build_object('sequence', r.sequence, 'offset_days', r.offset_days,

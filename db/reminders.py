@@ -77,9 +77,12 @@ def pg_cron_installed(conn: Conn) -> bool:
 _CLAIM = """
 WITH picked AS (
     SELECT r.id
-      FROM crm.reminders r JOIN crm.invoices i ON i.id = r.invoice_id
+      FROM crm.reminders r JOIN crm.invoices i ON i.id = r.invoice_id JOIN crm.customers c ON c.id = i.customer_id
      WHERE r.status = 'queued' AND i.status = 'open' AND i.processing_payment_intent_id IS NULL
        AND (r.claimed_until IS NULL OR r.claimed_until <= %(now)s)
+       -- Reminders by text only go to Twilio (crm/texts/reminders.py); with texts off (STOP) or
+       -- no phone they come back to email.
+       AND NOT (c.channel = 'text' AND c.phone IS NOT NULL AND NOT c.texts_off)
      ORDER BY r.send_at, r.id
      LIMIT %(limit)s
        FOR UPDATE OF r SKIP LOCKED

@@ -1,10 +1,11 @@
-"""Wiring the local demo to the sandbox: webhooks from the emulated Stripe and Resend reach the sidecar.
+"""Wiring the local demo to the sandbox: webhooks from the emulated Stripe, Resend and Twilio reach the sidecar.
 
 `python -m crm up` (ops/supervisor.py) calls `connect_sandbox` once the children are
 starting. When Stripe is sandboxed it registers the sidecar's /webhooks/stripe at the
 sandbox through the Stripe gateway (as an owner would at Stripe) and stores the returned
 signing secret as `stripe.<mode>.webhook_secrets`; when Resend is sandboxed it points the sandbox's
-Resend webhook at /webhooks/resend with a secret stored as `resend.webhook_secret`.
+Resend webhook at /webhooks/resend with a secret stored as `resend.webhook_secret`; when Twilio
+is sandboxed it sets `twilio.status_callback_url` to /webhooks/twilio.
 Running it again reuses what is registered (the sandbox keeps its state in ./.data).
 """
 
@@ -53,6 +54,8 @@ def connect_sandbox(webhook_port: str, host: str = "127.0.0.1", timeout_s: float
             done.append(_configure_resend_webhook(conn, base, str(settings["resend.webhook_secret"]),
                                                   f"http://{host}:{webhook_port}/webhooks/resend"))
             done.append(_add_sender_domain(base, str(settings["email.from"])))
+        if settings.twilio_sandboxed:
+            done.append(_configure_twilio_callback(conn, settings, f"http://{host}:{webhook_port}/webhooks/twilio"))
         conn.commit()
     for line in done:
         log.info("SANDBOX: %s", line)
@@ -94,6 +97,13 @@ def _add_sender_domain(base: str, sender: str) -> str:
     if resp.is_error:
         return f"could not add {domain} at the sandbox's Resend: {resp.text[:200]}"
     return f"sandbox Resend domain {domain} added and verified"
+def _configure_twilio_callback(conn: Conn, settings: Settings, url: str) -> str:
+    """Texts' status callbacks (StatusCallback, and the URL their signature is checked over) go
+    to the local sidecar; an owner's own setting is kept."""
+    if settings.sources["twilio.status_callback_url"] in ("env", "database"):
+        return f"sandbox Twilio status callbacks -> {settings['twilio.status_callback_url']} (kept)"
+    save_setting(conn, "twilio.status_callback_url", url)
+    return f"sandbox Twilio status callbacks -> {url}; texts land on the sandbox's /phone page"
 
 
 def _configure_resend_webhook(conn: Conn, base: str, secret: str, url: str) -> str:

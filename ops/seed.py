@@ -75,7 +75,12 @@ class DemoCustomer:
     phone: str
     address: str
     opt_out: bool
+    channel: str = "email"
     jobs: list[DemoJob] = field(default_factory=list)
+
+
+_AREA_CODES = ("512", "737", "210", "214", "713")
+_CHANNELS = ("both", "email", "email", "text")
 
 
 def _payment_delay(rng: random.Random, age_fraction: float) -> timedelta:
@@ -120,10 +125,15 @@ def generate(now: datetime, seed: int = 7, customers: int = 40, jobs: int = 300,
     people: list[DemoCustomer] = []
     for i in range(customers):
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        # Two draws as before, so every other value of the demo stays what it was.
+        rng.randint(200, 999), rng.randint(1000, 9999)
         people.append(DemoCustomer(
             name=f"{first} {last}",
             email=f"{first.lower()}.{last.lower()}{i}@example.com",
-            phone=f"(555) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}",
+            # 555-0100..0199: the numbers set aside for fiction in North America; texts to them
+            # land on the sandbox's /phone page.
+            phone=f"+1{_AREA_CODES[i % len(_AREA_CODES)]}55501{i % 100:02d}",
+            channel=_CHANNELS[i % len(_CHANNELS)],
             address=f"{rng.randint(100, 9999)} {rng.choice(_STREETS)}",
             opt_out=rng.random() < 0.05,
         ))
@@ -165,7 +175,8 @@ def load(conn: Conn, people: list[DemoCustomer], now: datetime) -> dict[str, int
     for person in people:
         customer_id = rows.insert_customer(conn, person.name, person.email, person.phone, person.address,
                                            person.opt_out,
-                                           min([j.created_at for j in person.jobs], default=now) - timedelta(days=1))
+                                           min([j.created_at for j in person.jobs], default=now) - timedelta(days=1),
+                                           person.channel)
         counts["customers"] += 1
         for job in person.jobs:
             completed_at = None

@@ -8,7 +8,9 @@ import streamlit as st
 from crm.email.invoice_email import render_statement_page
 from crm.email.statements import StatementRefused, build_statement, send_statement
 from crm.records import edits
-from crm.validation import email_error, name_error, phone_error, text_error
+from crm.texts.phone import display as phone_display
+from crm.texts.phone import phone_error, to_e164
+from crm.validation import email_error, name_error, text_error
 from db import customers as c
 from db.pool import connection
 from ui.session import require_login
@@ -17,6 +19,8 @@ from ui.widgets import PAGE_SIZE, clock, frame, money, pager, settings, show_fla
 session = require_login()
 current = settings()
 currency = str(current["business.currency"])
+country = str(current["business.country"])
+CHANNELS = {"email": "Email", "text": "Text (email when texts are off)", "both": "Email and text"}
 st.title("Customers")
 show_flash()
 
@@ -29,8 +33,12 @@ def customer_form(key: str, existing: dict | None = None) -> edits.CustomerInput
         name_msg = st.empty()
         email = st.text_input("Email", value=existing.get("email") or "", key=f"{key}_email")
         email_msg = st.empty()
-        phone = st.text_input("Phone", value=existing.get("phone") or "", key=f"{key}_phone")
+        phone = st.text_input("Mobile phone", value=existing.get("phone") or existing.get("phone_unparsed") or "",
+                              key=f"{key}_phone", help="For texts. Without a + country code it is read as a "
+                              f"number in {country}.")
         phone_msg = st.empty()
+        channel = st.selectbox("Reminders by", list(CHANNELS), format_func=CHANNELS.__getitem__,
+                               index=list(CHANNELS).index(existing.get("channel") or "email"), key=f"{key}_channel")
         address = st.text_area("Address", value=existing.get("address") or "", key=f"{key}_address")
         address_msg = st.empty()
         opt_out = st.checkbox("Opt out of payment reminders", value=bool(existing.get("reminders_opt_out")),
@@ -41,7 +49,7 @@ def customer_form(key: str, existing: dict | None = None) -> edits.CustomerInput
     errors = {
         name_msg: name_error(name),
         email_msg: email_error(email, required=False),
-        phone_msg: phone_error(phone),
+        phone_msg: phone_error(phone, country),
         address_msg: text_error(address, "Address"),
     }
     for slot, message in errors.items():
@@ -50,8 +58,8 @@ def customer_form(key: str, existing: dict | None = None) -> edits.CustomerInput
     if any(errors.values()):
         st.caption("Nothing was saved.")
         return None
-    return edits.CustomerInput(name.strip(), email.strip() or None, phone.strip() or None, address.strip() or None,
-                           opt_out)
+    return edits.CustomerInput(name.strip(), email.strip() or None, to_e164(phone, country) if phone.strip() else None,
+                               address.strip() or None, opt_out, channel)
 
 
 SORTS = {"newest": "Newest first", "name": "Name, A to Z", "balance": "Balance, highest first"}
@@ -98,7 +106,19 @@ if customer_id:
     if close.button("Close", key="close_customer", icon=":material/close:"):
         st.session_state.pop("open_customer", None)
         st.rerun()
-    st.caption(" · ".join(x for x in (customer["email"] or "no email", customer["phone"], customer["address"]) if x))
+    st.caption(" · ".join(x for x in (customer["email"] or "no email", phone_display(customer["phone"]),
+                                      customer["address"]) if x))
+    if customer["phone_unparsed"]:
+        st.warning(f"The phone “{customer['phone_unparsed']}” could not be read as a number: edit it to text them.")
+    if customer["texts_off"]:
+        off, back = st.columns([3, 1])
+        off.error(f"Texts off: {customer['texts_off_reason'] or 'turned off'}"
+                  f" on {customer['texts_off_at']:%Y-%m-%d}. Email is unaffected; reminders go by email.",
+                  icon=":material/sms_failed:")
+        if back.button("Texts back on", key=f"texts_on_{customer_id}",
+                       help="Only when the customer texted START or asked for texts again."):
+            edits.set_texts_on(int(customer_id), session.email)
+            st.rerun()
     m = st.columns(3)
     m[0].metric("Balance (open)", money(customer["balance_cents"], currency))
     m[1].metric("Paid to date", money(customer["paid_cents"], currency))

@@ -14,6 +14,7 @@ from db import queries_invoices as q
 from db.customers import customer_choices
 from db.pool import connection
 from ui import cash_payment, line_editor, refund_panel, scroll, send_panel, timeline_text
+from ui.collect_link import collect_button
 from ui.invoice_view import LIST_COLUMN_WIDTHS, filter_label, invoice_title, list_row, remaining_cents
 from ui.session import require_login
 from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, plural, settings, show_flash, table
@@ -205,6 +206,7 @@ if invoice_id:
     if invoice["status"] in ("draft", "sending", "open"):
         send_panel.show_result(int(invoice["id"]), session, pay_link=invoice["status"] != "open")
     if invoice["status"] == "open":
+        collect_button(int(invoice["id"]))
         send_panel.open_invoice_actions(invoice, session)
     elif invoice["hosted_invoice_url"]:
         st.markdown(f"[Stripe's invoice page]({invoice['hosted_invoice_url']})")

@@ -16,7 +16,7 @@ from crm.stripe.event_types import HANDLED_EVENT_TYPES
 from crm.validation import email_error, name_error
 from db import queries_activity
 from db.pool import connection
-from ui import golive_panel, settings_health
+from ui import golive_panel, settings_health, texts_settings
 from ui import settings_actions as actions
 from ui.session import require_owner
 from ui.widgets import clock, settings, show_flash
@@ -191,8 +191,7 @@ with email_tab:
 
 
 with texts_tab:
-    # Text messages (Twilio): the one call site for the Texts panel (ui/), replacing the caption below.
-    st.caption("Text messages are not set up yet.")
+    texts_settings.render(current, session)
 
 with reminders_tab:
     with st.form("reminders"):

@@ -1,6 +1,7 @@
-"""Builds the single Starlette app: Stripe under /v1, Resend under /resend, pages, control API.
+"""Builds the single Starlette app: Stripe under /v1, Resend under /resend, Twilio under /twilio,
+pages (hosted invoices, mailbox, /phone), control API.
 
-The lifespan starts the scheduled-email ticker and closes webhook deliveries and
+The lifespan starts the ticker (scheduled emails and texts, bank debits) and closes webhook deliveries and
 the state file cleanly on shutdown.
 """
 
@@ -13,10 +14,11 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
-from sandbox import BANNER, control_api, pages, resend_api, stripe_api
+from sandbox import BANNER, control_api, pages, phone_page, resend_api, stripe_api, twilio_api
 from sandbox import resend_mail as mail
 from sandbox import stripe_bank_disputes as bank
 from sandbox import stripe_refunds as refunds
+from sandbox import twilio_messages as texting
 from sandbox.config import Settings
 from sandbox.context import Sandbox
 
@@ -30,6 +32,10 @@ async def _ticker(sb: Sandbox) -> None:
             mail.tick(sb)
         except Exception:  # A bad email must not stop scheduled sending for the others.
             log.exception("SANDBOX: scheduled email tick failed")
+        try:
+            texting.tick(sb)
+        except Exception:
+            log.exception("SANDBOX: scheduled text tick failed")
         try:
             bank.tick(sb, sb.settings.public_url or f"http://{sb.settings.host}:{sb.settings.port}")
         except Exception:
@@ -61,7 +67,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             sb.store.save()
 
     app = Starlette(
-        routes=[*stripe_api.routes, *resend_api.routes, *control_api.routes, *pages.routes],
+        routes=[*stripe_api.routes, *resend_api.routes, *twilio_api.routes, *control_api.routes,
+                *pages.routes, *phone_page.routes],
         lifespan=lifespan,
     )
     app.state.sandbox = sb

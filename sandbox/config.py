@@ -53,6 +53,14 @@ class Settings:
     # pending after POST /domains/{id}/verify while its DNS records are checked (sandbox time).
     resend_rate_per_s: float = 2.0
     resend_verify_delay_s: float = 5.0
+    # The Twilio account the emulator serves (Basic auth: Account SID and auth token), its
+    # Messaging Service and the number that service sends from; how long a text takes from
+    # sent to delivered.
+    twilio_account_sid: str = "AC5a0d1b0c5a0d1b0c5a0d1b0c5a0d1b0c"
+    twilio_auth_token: str = "5a0d1b0c5a0d1b0c5a0d1b0c5a0d1b0c"
+    twilio_messaging_service_sid: str = "MG5a0d1b0c5a0d1b0c5a0d1b0c5a0d1b0c"
+    twilio_from_number: str = "+15005550006"
+    twilio_delivery_s: float = 0.3
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -80,4 +88,10 @@ class Settings:
             refunds_fail=os.environ.get("SANDBOX_REFUNDS_FAIL", "").lower() in ("1", "true", "yes"),
             resend_rate_per_s=_float("SANDBOX_RESEND_RATE_PER_S", 2.0),
             resend_verify_delay_s=_float("SANDBOX_RESEND_VERIFY_DELAY_S", 5.0),
+            twilio_account_sid=os.environ.get("SANDBOX_TWILIO_ACCOUNT_SID") or cls.twilio_account_sid,
+            twilio_auth_token=os.environ.get("SANDBOX_TWILIO_AUTH_TOKEN") or cls.twilio_auth_token,
+            twilio_messaging_service_sid=(os.environ.get("SANDBOX_TWILIO_MESSAGING_SERVICE_SID")
+                                          or cls.twilio_messaging_service_sid),
+            twilio_from_number=os.environ.get("SANDBOX_TWILIO_FROM_NUMBER") or cls.twilio_from_number,
+            twilio_delivery_s=_float("SANDBOX_TWILIO_DELIVERY_S", 0.3),
         )

@@ -22,6 +22,7 @@ from sandbox import stripe_account as account
 from sandbox import stripe_bank_disputes as bank
 from sandbox import stripe_billing as billing
 from sandbox import stripe_refunds as refunds
+from sandbox import twilio_messages as texting
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.faults import FaultSpecError
 from sandbox.netguard import url_shape_ok
@@ -68,6 +69,7 @@ async def reset(request: Request) -> Response:
     sb.faults.clear()
     sb.deliverer.set_faults("stripe", DeliveryFaults())
     sb.deliverer.set_faults("resend", DeliveryFaults())
+    sb.deliverer.set_faults("twilio", DeliveryFaults())
     mail.configure_env_webhook(sb)
     sb.settings.bank_settle_delay_s, sb.settings.bank_debits_fail = sb.bank_defaults
     sb.resend_limiter = RateLimiter(sb.settings.resend_rate_per_s)
@@ -311,9 +313,10 @@ async def clock(request: Request) -> Response:
         if "advance_s" in spec:
             sb.store.clock_offset_s += float(spec["advance_s"])
         sent = mail.tick(sb)
+        texts = texting.tick(sb)
         sb.store.save()
         return JSONResponse({"offset_s": sb.store.clock_offset_s, "now": sb.store.now(),
-                             "emails_sent": sent})
+                             "emails_sent": sent, "texts_released": texts})
     return JSONResponse({"offset_s": sb.store.clock_offset_s, "now": sb.store.now()})
 
 
@@ -376,6 +379,31 @@ async def resend_webhook(request: Request) -> Response:
     return JSONResponse(wh)
 
 
+async def twilio_messages(request: Request) -> Response:
+    """Every message with its status history (the API's fields plus `history`)."""
+    rows = sorted(_sb(request).store.twilio_messages.values(), key=lambda m: m["_history"][0]["at"])
+    return JSONResponse({"data": [{**texting.public(m), "history": m["_history"],
+                                   "status_callback": m["_callback"]} for m in rows]})
+
+
+async def twilio_numbers(request: Request) -> Response:
+    """`{"number": "+1...", "opted_out": true}` (as after STOP), `{"fail": 30003}` (texts to it end
+    undelivered with that code), `{"landline": true}` (21614); `{"number": ..}` alone resets it."""
+    sb = _sb(request)
+    if request.method == "POST":
+        spec = await _body(request)
+        number = str(spec.get("number") or "")
+        if not number.startswith("+"):
+            raise ControlError("number must be E.164 (+15125550123)")
+        sb.store.twilio_numbers[number] = {k: spec[k] for k in ("opted_out", "fail", "landline") if k in spec}
+        sb.store.save()
+    return JSONResponse({"data": sb.store.twilio_numbers})
+
+
+async def twilio_flush(request: Request) -> Response:
+    return JSONResponse({"texts_released": texting.tick(_sb(request), flush_all=True)})
+
+
 _P = "/_sandbox"
 _TABLE: list[tuple[str, Any, list[str]]] = [
     ("/health", health, ["GET"]),
@@ -405,6 +433,9 @@ _TABLE: list[tuple[str, Any, list[str]]] = [
     ("/resend/webhook", resend_webhook, ["POST", "DELETE"]),
     ("/resend/domains", resend_domain, ["POST", "DELETE"]),
     ("/resend/limits", resend_limits, ["GET", "POST"]),
+    ("/twilio/messages", twilio_messages, ["GET"]),
+    ("/twilio/numbers", twilio_numbers, ["GET", "POST"]),
+    ("/twilio/flush", twilio_flush, ["POST"]),
 ]
 _HANDLERS = {path: handler for path, handler, _m in _TABLE}
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 _ids = itertools.count(1)
-SERVICES = ("stripe", "resend")
+SERVICES = ("stripe", "resend", "twilio")
 
 
 class FaultSpecError(ValueError):

@@ -10,12 +10,15 @@ from sandbox.state import Obj, Store
 
 def record(store: Store, *, service: str, method: str, path: str, query: str,
            idempotency_key: str | None, status: int, mode: str | None = None,
-           fault: str | None = None, replayed: bool = False, request_id: str | None = None) -> None:
+           fault: str | None = None, replayed: bool = False, request_id: str | None = None,
+           form: list[tuple[str, str]] | None = None) -> None:
+    """`form` (Twilio only) keeps the posted parameters, so a contract test can check each
+    request the CRM made against Twilio's API description."""
     store.request_log.append({
         "service": service, "method": method, "path": path, "query": query,
         "idempotency_key": idempotency_key, "status": status, "mode": mode,
         "fault": fault, "idempotent_replayed": replayed, "request_id": request_id,
-        "time": time.time(),
+        "time": time.time(), **({"form": form} if form is not None else {}),
     })
 
 

@@ -1,10 +1,11 @@
-"""Webhook signatures exactly as Stripe and Svix (Resend) compute them."""
+"""Webhook signatures exactly as Stripe, Svix (Resend) and Twilio compute them."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+from urllib.parse import parse_qsl
 
 
 def stripe_signature_header(secret: str, payload: bytes, timestamp: int) -> str:
@@ -28,3 +29,12 @@ def svix_headers(secret: str, msg_id: str, timestamp: int, payload: bytes) -> di
         "svix-timestamp": str(timestamp),
         "svix-signature": svix_signature(secret, msg_id, timestamp, payload),
     }
+
+
+def twilio_signature(auth_token: str, url: str, form_body: bytes) -> str:
+    """``X-Twilio-Signature``: base64 HMAC-SHA1, keyed with the auth token, of the full URL
+    Twilio called followed by each POST parameter's name and value, sorted by name."""
+    params = sorted(parse_qsl(form_body.decode(), keep_blank_values=True))
+    signed = url + "".join(f"{name}{value}" for name, value in params)
+    mac = hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()
+    return base64.b64encode(mac).decode()

@@ -1,4 +1,4 @@
-"""In-memory state of both emulators, with optional persistence to a JSON file.
+"""In-memory state of the emulators, with optional persistence to a JSON file.
 
 Stripe objects are kept per mode ("test" / "live") because Stripe's test and live
 keys see disjoint sets of objects. Keys starting with ``_`` inside stored objects
@@ -56,6 +56,10 @@ class Store:
         self.resend_emails: dict[str, Obj] = {}
         self.resend_webhooks: dict[str, Obj] = {}
         self.resend_domains: dict[str, Obj] = {}
+        # Twilio: messages by SID, and per-number behaviour set from the phone page or the
+        # control API ({"opted_out": true} after STOP, {"fail": 30003} to make texts fail).
+        self.twilio_messages: dict[str, Obj] = {}
+        self.twilio_numbers: dict[str, Obj] = {}
         # (service, scope, key) -> stored first response
         self.idempotency: dict[str, Obj] = {}
         self.request_log: deque[Obj] = deque(maxlen=REQUEST_LOG_MAX)
@@ -94,6 +98,8 @@ class Store:
             "resend_emails": self.resend_emails,
             "resend_webhooks": self.resend_webhooks,
             "resend_domains": self.resend_domains,
+            "twilio_messages": self.twilio_messages,
+            "twilio_numbers": self.twilio_numbers,
             "idempotency": self.idempotency,
             "invoice_send_calls": self.invoice_send_calls,
             "clock_offset_s": self.clock_offset_s,
@@ -127,6 +133,8 @@ class Store:
         self.resend_emails = data.get("resend_emails", {})
         self.resend_webhooks = data.get("resend_webhooks", {})
         self.resend_domains = data.get("resend_domains", {})
+        self.twilio_messages = data.get("twilio_messages", {})
+        self.twilio_numbers = data.get("twilio_numbers", {})
         self.idempotency = data.get("idempotency", {})
         self.invoice_send_calls = data.get("invoice_send_calls", [])
         self.clock_offset_s = float(data.get("clock_offset_s", 0.0))

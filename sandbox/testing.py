@@ -160,6 +160,18 @@ class ControlClient:
         out: Row = self._ok(self.http.post(path, json=spec))
         return out
 
+    def twilio_messages(self) -> list[Row]:
+        rows: list[Row] = self._ok(self.http.get("/twilio/messages"))["data"]
+        return rows
+
+    def set_twilio_number(self, number: str, **spec: Any) -> Row:
+        out: Row = self._ok(self.http.post("/twilio/numbers", json={"number": number, **spec}))
+        return out
+
+    def flush_texts(self) -> int:
+        released: int = self._ok(self.http.post("/twilio/flush"))["texts_released"]
+        return released
+
     def wait_for(self, fetch: Callable[[], list[Row]], predicate: Callable[[list[Row]], bool],
                  timeout: float = 10.0, interval: float = 0.05) -> list[Row]:
         """Poll ``fetch`` until ``predicate`` holds; returns the last rows or raises TimeoutError."""
@@ -189,6 +201,10 @@ class RunningSandbox:
     @property
     def resend_api_url(self) -> str:
         return self.base_url + "/resend"
+
+    @property
+    def twilio_api_url(self) -> str:
+        return self.base_url + "/twilio"
 
 
 @contextlib.contextmanager

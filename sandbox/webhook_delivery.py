@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -29,7 +30,7 @@ log = logging.getLogger("sandbox.webhooks")
 
 @dataclass
 class Target:
-    service: str  # "stripe" or "resend"
+    service: str  # "stripe", "resend" or "twilio"
     endpoint_id: str
     url: str
     secret: str
@@ -61,7 +62,8 @@ class Deliverer:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.faults: dict[str, DeliveryFaults] = {"stripe": DeliveryFaults(), "resend": DeliveryFaults()}
+        self.faults: dict[str, DeliveryFaults] = {"stripe": DeliveryFaults(), "resend": DeliveryFaults(),
+                                                   "twilio": DeliveryFaults()}
         self._rng = random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
@@ -74,7 +76,10 @@ class Deliverer:
     def submit(self, target: Target, event_id: str, event_type: str, payload: Obj,
                on_success: Callable[[], None] | None = None) -> None:
         """Queue one delivery. Must be called from the event loop thread."""
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        if target.service == "twilio":  # a status callback: form-encoded, as Twilio posts it
+            body = urlencode(payload).encode()
+        else:
+            body = json.dumps(payload, separators=(",", ":")).encode()
         faults = self.faults.get(target.service, DeliveryFaults())
         drop = dup = delay = False
         if faults.applies_to(event_type):
@@ -109,7 +114,8 @@ class Deliverer:
                       "refused", duplicate)
             return
         msg_id = event_id  # Svix keeps one message id across retries, so receivers can dedupe.
-        max_attempts = max(1, self.settings.webhook_max_attempts)
+        # Twilio does not retry a status callback that failed: one attempt, as there.
+        max_attempts = 1 if target.service == "twilio" else max(1, self.settings.webhook_max_attempts)
         for attempt in range(1, max_attempts + 1):
             status, error = await self._post(target, msg_id, body)
             ok = status is not None and 200 <= status < 300
@@ -133,6 +139,10 @@ class Deliverer:
                    "User-Agent": "Sandbox-Webhooks/1.0"}
         if target.service == "stripe":
             headers["Stripe-Signature"] = signing.stripe_signature_header(target.secret, body, now)
+        elif target.service == "twilio":
+            headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+                       "User-Agent": "TwilioProxy/1.1",
+                       "X-Twilio-Signature": signing.twilio_signature(target.secret, target.url, body)}
         else:
             headers.update(signing.svix_headers(target.secret, msg_id, now, body))
         if self._client is None:

@@ -114,7 +114,7 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
     from tests.reconcile_helpers import wire_sidecar
 
     wire_sidecar(db, sidecar.url)
-    customer = create_customer(db, CustomerInput("Dana Whitfield", "dana@example.com", "(555) 201-3344",
+    customer = create_customer(db, CustomerInput("Dana Whitfield", "dana@example.com", "+15125550144",
                                                  "12 Maple Ave"), "test")
     create_job(db, JobInput(customer, "Furnace repair"), "test")
     SHOTS.mkdir(parents=True, exist_ok=True)

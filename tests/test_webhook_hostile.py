@@ -1,5 +1,6 @@
 """Hostile input at the public sidecar (real uvicorn over HTTP, real Postgres): junk headers
-and bodies, validly signed poison events, future timestamps, clients that hang up or trickle.
+and bodies, validly signed poison events, future timestamps, clients that hang up or trickle,
+on the Stripe, Resend and Twilio routes.
 
 What an operator sees: a 4xx with a reason (never a 5xx while the database is up), exactly
 one JSON log line per request, no traceback, never the body in the log, nothing written.
@@ -15,12 +16,15 @@ import selectors
 import socket
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
 
+from crm.texts.gateway import SANDBOX_AUTH_TOKEN
 from sandbox.signing import svix_headers
 from tests import stripe_payloads as sp
 from tests.fixtures.sidecar import TEST_SECRET, Sidecar, SidecarLog, seed_invoice, snapshot
@@ -34,9 +38,11 @@ def hooks(sidecar: Sidecar) -> Sidecar:
     """The sidecar with Stripe secrets (the `sidecar` fixture) and the Resend secret stored."""
     from crm.config.settings import save_setting
     from webhook.resend_route import SECRETS
+    from webhook.twilio_route import VERIFIER
 
     save_setting(sidecar.db, "resend.webhook_secret", WEBHOOK_SECRET)
     SECRETS.clear()
+    VERIFIER.clear()  # no Twilio token stored: the sandbox account's, verified over the request URL
     return sidecar
 
 
@@ -204,6 +210,16 @@ bodies = st.one_of(
 )
 
 
+# Twilio: junk signatures (absent, bytes, base64 of the wrong thing) and form bodies near a real callback.
+twilio_header_junk = st.fixed_dictionaries({}, optional={"X-Twilio-Signature": st.one_of(
+    header_bytes, header_bytes.map(base64.b64encode))})
+twilio_keys = st.sampled_from(["MessageSid", "MessageStatus", "AccountSid", "ErrorCode", "To", "From", "SmsSid"])
+twilio_values = st.one_of(st.text(max_size=40), st.sampled_from(
+    ["SM" + "ab" * 16, "delivered", "failed", "21610", "AC5a0d1b0c5a0d1b0c5a0d1b0c5a0d1b0c", "-1", "9" * 40, "\x00"]))
+twilio_forms = st.dictionaries(st.one_of(twilio_keys, st.text(max_size=8)), twilio_values, max_size=8).map(
+    lambda d: urlencode(d).encode())
+
+
 def _fuzz_settings(n: int) -> Any:
     return settings(max_examples=n, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -221,14 +237,17 @@ UNSIGNED_CASES = 1000
 def test_fuzz_unsigned_junk_never_5xx_and_changes_nothing(hooks: Sidecar, sidecar_log: SidecarLog) -> None:
     seed_invoice(hooks.db)
     before = snapshot(hooks.db)
-    tried = {"stripe": 0, "resend": 0}
+    tried = {"stripe": 0, "resend": 0, "twilio": 0}
 
     @_fuzz_settings(UNSIGNED_CASES)
-    @given(route=st.sampled_from(["stripe", "resend"]), stripe_sig=stripe_header, svix=svix_headers_junk, body=bodies)
-    def case(route: str, stripe_sig: bytes, svix: dict[str, bytes], body: bytes) -> None:
+    @given(route=st.sampled_from(["stripe", "resend", "twilio"]), stripe_sig=stripe_header, svix=svix_headers_junk,
+           twilio_sig=twilio_header_junk, body=st.one_of(bodies, twilio_forms))
+    def case(route: str, stripe_sig: bytes, svix: dict[str, bytes], twilio_sig: dict[str, bytes],
+             body: bytes) -> None:
         tried[route] += 1
         since = len(sidecar_log.lines)
-        headers: dict[str, bytes] = {"Stripe-Signature": stripe_sig} if route == "stripe" else dict(svix)
+        headers: dict[str, bytes] = ({"Stripe-Signature": stripe_sig} if route == "stripe" else
+                                     dict(svix) if route == "resend" else dict(twilio_sig))
         resp = post(hooks, route, body, headers)
         assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
         line = one_line(sidecar_log, route, since)
@@ -246,7 +265,7 @@ SIGNED_CASES = 500
 
 def test_fuzz_signed_bodies_never_5xx(hooks: Sidecar, sidecar_log: SidecarLog) -> None:
     inv = seed_invoice(hooks.db)
-    tried = {"stripe": 0, "resend": 0}
+    tried = {"stripe": 0, "resend": 0, "twilio": 0}
     fields = st.dictionaries(st.text(max_size=8), json_value, max_size=3)
 
     def event_like(extra: dict[str, Any], amount: Any) -> bytes:
@@ -262,12 +281,18 @@ def test_fuzz_signed_bodies_never_5xx(hooks: Sidecar, sidecar_log: SidecarLog) -
         st.one_of(st.text(max_size=30), st.sampled_from(["0001-01-01T00:00:00-12:00", "9999-12-31T23:59:59+00:00"]))))
 
     @_fuzz_settings(SIGNED_CASES)
-    @given(route=st.sampled_from(["stripe", "resend"]), stripe_body=stripe_bodies, resend_body=resend_bodies,
+    @given(route=st.sampled_from(["stripe", "resend", "twilio"]), stripe_body=stripe_bodies,
+           resend_body=resend_bodies, twilio_params=st.dictionaries(twilio_keys, twilio_values, max_size=8),
            n=st.integers(0, 10 ** 6))
-    def case(route: str, stripe_body: bytes, resend_body: bytes, n: int) -> None:
+    def case(route: str, stripe_body: bytes, resend_body: bytes, twilio_params: dict[str, str], n: int) -> None:
         tried[route] += 1
         since = len(sidecar_log.lines)
-        if route == "stripe":
+        if route == "twilio":
+            signature = RequestValidator(SANDBOX_AUTH_TOKEN).compute_signature(
+                f"{hooks.url}/webhooks/twilio", twilio_params)
+            resp = post(hooks, route, urlencode(twilio_params).encode(),
+                        {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"})
+        elif route == "stripe":
             try:
                 headers = stripe_signed(stripe_body)
             except UnicodeDecodeError:  # stripe-python signs text; not UTF-8 goes unsigned

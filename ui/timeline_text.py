@@ -26,7 +26,7 @@ _MOVES = {
     ("open", "uncollectible"): "Marked uncollectible",
     ("uncollectible", "paid"): "Paid in full after being marked uncollectible",
 }
-_ACTORS = {"stripe_event": "Stripe", "resend_event": "Resend", "system": "CRM"}
+_ACTORS = {"stripe_event": "Stripe", "resend_event": "Resend", "twilio_event": "Twilio", "system": "CRM"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,13 @@ def describe(row: Mapping[str, Any], currency: str) -> Entry | None:
         what = f"{words(detail.get('kind')).capitalize()} email {words(row['to_status'])} to {detail.get('to')}"
     elif kind == "email_event":
         what = f"{words(detail.get('kind')).capitalize()} email {words(row['to_status'])}"
+    elif kind in ("text", "text_event"):
+        label = "Pay link" if detail.get("kind") == "pay_link" else words(detail.get("kind")).capitalize()
+        what = f"{label} text {words(row['to_status'])}" + (f" to {detail['to']}" if detail.get("to") else "")
+        if detail.get("error_code"):
+            what += f" (error {detail['error_code']}" + (f": {detail['error']})" if detail.get("error") else ")")
+        elif detail.get("error"):
+            what += f": {detail['error']}"
     elif kind == "reminder":
         what = (f"Reminder {detail.get('sequence')} ({detail.get('offset_days')} days after due) "
                 f"{words(row['to_status'])}" + (f": {words(detail['cancel_reason'])}"

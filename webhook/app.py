@@ -18,12 +18,14 @@ from webhook.reconcile_worker import RECONCILE_WORKER
 from webhook.reminder_workers import REMINDER_WORKERS
 from webhook.resend_route import RESEND
 from webhook.stripe_route import STRIPE
+from webhook.text_workers import TEXT_WORKERS
+from webhook.twilio_route import TWILIO
 from webhook.workers import Worker, WorkerRunner, workers_enabled
 
 log = logging.getLogger("webhook")
 
 # Every periodic job the sidecar runs; each module names its own (name, interval_s, pass).
-WORKERS = [Worker(*spec) for spec in (*REMINDER_WORKERS, RECONCILE_WORKER, PAYMENT_DETAILS_WORKER)]
+WORKERS = [Worker(*spec) for spec in (*REMINDER_WORKERS, *TEXT_WORKERS, RECONCILE_WORKER, PAYMENT_DETAILS_WORKER)]
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -67,6 +69,7 @@ def _routes() -> list[Route]:
         # Each provider is the skeleton (webhook/skeleton.py) plus its own signature and apply.
         STRIPE.route(),
         RESEND.route(),
+        TWILIO.route(),
     ]
 
 

@@ -47,11 +47,19 @@ SPECS: dict[str, SettingSpec] = {
                     label="Stripe live webhook endpoint (we_...)"),
         SettingSpec("resend.api_key", "RESEND_API_KEY", "", secret=True, label="Resend API key"),
         SettingSpec("resend.webhook_secret", "RESEND_WEBHOOK_SECRET", "", secret=True, label="Resend webhook secret"),
+        SettingSpec("twilio.account_sid", "TWILIO_ACCOUNT_SID", "", label="Twilio Account SID (AC...)"),
+        SettingSpec("twilio.auth_token", "TWILIO_AUTH_TOKEN", "", secret=True, label="Twilio auth token"),
+        SettingSpec("twilio.messaging_service_sid", "TWILIO_MESSAGING_SERVICE_SID", "",
+                    label="Twilio Messaging Service SID (MG...)"),
+        SettingSpec("twilio.status_callback_url", "TWILIO_STATUS_CALLBACK_URL", "",
+                    label="Public URL of the sidecar's /webhooks/twilio (Twilio posts text statuses there)"),
         SettingSpec("email.from", "EMAIL_FROM", "billing@example.com", label="From address"),
         SettingSpec("email.reply_to", "EMAIL_REPLY_TO", "", label="Reply-to address"),
         SettingSpec("business.name", "BUSINESS_NAME", "Acme Home Services", label="Business name"),
         SettingSpec("business.timezone", "BUSINESS_TIMEZONE", "America/Chicago", label="Time zone"),
         SettingSpec("business.currency", "BUSINESS_CURRENCY", "usd", label="Currency"),
+        SettingSpec("business.country", "BUSINESS_COUNTRY", "US",
+                    label="Country (phone numbers without +country code are read as this country's)"),
         SettingSpec("invoice.payment_terms_days", "PAYMENT_TERMS_DAYS", 14, label="Default payment terms (days)"),
         SettingSpec("reminders.offsets_days", "REMINDER_OFFSETS_DAYS", [7, 14, 30],
                     label="Reminder offsets (days after due)"),
@@ -130,6 +138,11 @@ class Settings:
         key is a key: never the sandbox in its place)."""
         key = f"stripe.{self.stripe_mode}.secret_key"
         return key not in self.undecryptable and not self.values[key]
+
+    @property
+    def twilio_sandboxed(self) -> bool:
+        """No Twilio auth token: the sandbox's Twilio stands in."""
+        return "twilio.auth_token" not in self.undecryptable and not self.values["twilio.auth_token"]
 
     @property
     def resend_sandboxed(self) -> bool:

@@ -12,7 +12,7 @@ from db.jobs import JobInput
 from db.pool import connection
 
 __all__ = ["CustomerInput", "JobInput", "NotADraft", "create_customer", "create_draft", "create_job",
-           "save_draft_lines", "save_job", "update_customer"]
+           "save_draft_lines", "save_job", "set_texts_on", "update_customer"]
 
 
 def create_customer(data: CustomerInput, actor: str) -> int:
@@ -23,6 +23,12 @@ def create_customer(data: CustomerInput, actor: str) -> int:
 def update_customer(customer_id: int, data: CustomerInput, actor: str) -> None:
     with connection() as conn:
         customers.update_customer(conn, customer_id, data, actor)
+
+
+def set_texts_on(customer_id: int, actor: str) -> None:
+    """Texts back on for a customer who replied STOP (they texted START, or asked in person)."""
+    with connection() as conn:
+        customers.set_texts_on(conn, customer_id, actor)
 
 
 def create_job(data: JobInput, actor: str) -> int:

@@ -25,6 +25,7 @@ BEGIN
         RETURNING resend_id
     )
     SELECT coalesce(array_agg(resend_id ORDER BY resend_id), '{}') INTO v_ids FROM flagged;
+    PERFORM crm.flag_invoice_texts(p_invoice_id, p_reason);  -- and the ones Twilio holds
     RETURN v_ids;
 END;
 $$;
@@ -67,6 +68,7 @@ BEGIN
           FROM (SELECT * FROM cancelled UNION ALL SELECT * FROM flagged) s
     )
     SELECT count(*) INTO v_count FROM audit;
+    PERFORM crm.flag_invoice_texts(i.id, 'opted_out') FROM crm.invoices i WHERE i.customer_id = p_customer_id;
     RETURN v_count;
 END;
 $$;
@@ -502,6 +504,9 @@ BEGIN
                                 jsonb_build_object('cancel_reason', p_reason, 'resend_cancel', 'requested',
                                                    'replaced_by', crm.replace_reminder(r.id)));
     END LOOP;
+    -- Texts waiting at Twilio carry the old amount or would go during the bank payment: stopped;
+    -- the text dispatcher schedules the slot again when the invoice is open and not processing.
+    PERFORM crm.flag_invoice_texts(p_invoice_id, p_reason);
     RETURN v_ids;
 END;
 $$;
