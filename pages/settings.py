@@ -157,7 +157,9 @@ if register:
         outcome = actions.register_webhook(current, url.strip(), session.user_id, hook_mode)
         (st.success if outcome.ok else st.error)(outcome.message)
 
-stored_secrets = current.stripe_webhook_secret_entries(mode)
+# Undecryptable: nothing to list; the form above says so and takes a new one.
+stored_secrets = ([] if f"stripe.{mode}.webhook_secrets" in current.undecryptable
+                  else current.stripe_webhook_secret_entries(mode))
 if stored_secrets and current.sources[f"stripe.{mode}.webhook_secrets"] != "env":
     st.write(f"Signing secrets stored for {mode} mode")
     origin = "sandbox" if current.stripe_sandboxed else "stripe"
