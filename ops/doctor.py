@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from crm.queue_job import problem as queue_job_problem
 from crm.settings import Settings, load_settings, sandbox_url
 
 
@@ -68,6 +69,9 @@ def run_doctor() -> int:
                        "(on Supabase, enable pg_cron in Database -> Extensions, then run migrate)")
         else:
             line(bool(status.pg_cron_jobs), "pg_cron jobs: " + ("; ".join(status.pg_cron_jobs) or "none"))
+            cron_problem = queue_job_problem(status.queue_job)
+            if cron_problem:
+                line(False, cron_problem)
             if status.pg_cron_failures:
                 n = len(status.pg_cron_failures)
                 line(False, f"pg_cron: {n} failed run{'s' if n > 1 else ''} in the last day "

@@ -11,6 +11,7 @@ import streamlit as st
 
 from crm import integrations as rules
 from crm import webhook_secrets
+from crm.queue_job import problem as queue_job_problem
 from crm.reminder_emails import parse_tones, tone_error
 from crm.secrets_store import mask
 from crm.settings import SPECS, UNDECRYPTABLE_HINT, remove_webhook_secret, save_setting, secret_hints
@@ -117,6 +118,8 @@ if current.undecryptable:
     st.error(f"{len(current.undecryptable)} stored secret(s) cannot be decrypted with CRM_SECRET_KEY (it changed or "
              "was lost): webhooks are refused until they are re-entered below, or until CRM_SECRET_KEY is set back "
              "(see `python -m crm rotate-secret-key`).")
+if queue_job_problem(health["queue_job"]):
+    st.warning(queue_job_problem(health["queue_job"]))
 if health["workers"]:
     table(frame(health["workers"], {"worker": "Worker", "last_run_at": "Last run", "last_ok_at": "Last success",
                                     "last_error": "Last error"}, now.tz), key="workers_table")
