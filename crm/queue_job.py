@@ -8,7 +8,11 @@ same SQL function itself, so reminders never stop silently. `problem` is what `c
 
 from __future__ import annotations
 
-FIX = "run `python -m crm migrate` (it registers the job and switches it back on)"
+FIXES = {
+    "missing": "run `python -m crm migrate` (it registers the job)",
+    "inactive": "switch it back on in the database: SELECT cron.alter_job(jobid, active := true) FROM cron.job "
+                "WHERE jobname = 'crm-queue-due-reminders'",
+}
 
 
 def sidecar_queues(state: str) -> bool:
@@ -22,4 +26,4 @@ def problem(state: str) -> str | None:
     if state in ("active", "no pg_cron"):
         return None
     return (f"pg_cron job crm-queue-due-reminders is {state}: reminders are queued by the sidecar only "
-            f"while it runs. Fix: {FIX}.")
+            f"while it runs. Fix: {FIXES.get(state, FIXES['missing'])}.")

@@ -1,6 +1,6 @@
 """pg_cron's queue job switched off (or dropped) after the sidecar started: the sidecar checks
 it on every pass and queues due reminders itself, `crm doctor` exits 1 naming the fix, and the
-Settings page's health says so; `migrate` (crm.ensure_cron_jobs) switches it back on.
+Settings page's health says so.
 
 Failed on the code before the fix (checked by hand): the sidecar looked for the extension
 only, once per process, and skipped the pass; doctor printed `[ok  ] ... inactive`.
@@ -27,9 +27,11 @@ def inactive_job(db: Conn, pg_cron: None) -> Iterator[int]:
     job = db.execute("SELECT jobid FROM cron.job WHERE jobname = 'crm-queue-due-reminders' "
                      "AND database = current_database()").fetchone()
     assert job is not None, "migrate registers the job"
+    was = db.execute("SELECT active FROM cron.job WHERE jobid = %s", (job["jobid"],)).fetchone()
     db.execute("SELECT cron.alter_job(%s, active := false)", (job["jobid"],))
     yield job["jobid"]
-    db.execute("SELECT cron.alter_job(%s, active := true)", (job["jobid"],))
+    # The session keeps the job off (tests/conftest.py): it must not run against test data.
+    db.execute("SELECT cron.alter_job(%s, active := %s)", (job["jobid"], was["active"] if was else False))
 
 
 def test_cron_inactive_the_sidecar_queues_a_due_reminder_in_one_pass(db: Conn, inactive_job: int) -> None:
@@ -52,11 +54,13 @@ def test_cron_inactive_doctor_exits_1_naming_the_fix_and_settings_shows_it(
                             env={**os.environ, "DATABASE_URL": database_url}, timeout=120)
     assert doctor.returncode == 1, doctor.stdout
     assert "[FAIL] pg_cron job crm-queue-due-reminders is inactive" in doctor.stdout
-    assert "python -m crm migrate" in doctor.stdout
+    assert "Fix: switch it back on in the database: SELECT cron.alter_job(jobid, active := true)" in doctor.stdout
 
     at = app_as("owner", "pages/settings.py")
     assert any("crm-queue-due-reminders is inactive" in w.value for w in at.warning)
 
-    db.execute("SELECT crm.ensure_cron_jobs()")  # what `python -m crm migrate` runs
+    # The fix doctor names, as written, works.
+    fix = doctor.stdout.split("Fix: switch it back on in the database: ", 1)[1].split("\n", 1)[0].rstrip(".")
+    db.execute(fix)  # type: ignore[arg-type]
     active = db.execute("SELECT active FROM cron.job WHERE jobid = %s", (inactive_job,)).fetchone()
     assert active == {"active": True}

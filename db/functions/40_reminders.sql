@@ -205,12 +205,6 @@ BEGIN
     ELSE  -- pg_cron before 1.4: the job runs in cron.database_name as the role scheduling it
         PERFORM cron.schedule('crm-queue-due-reminders', '*/5 * * * *', 'SELECT crm.queue_due_reminders(now())');
     END IF;
-    -- A job someone switched off stays off through a re-schedule: switch it back on (doctor
-    -- names `migrate` as the fix for an inactive job).
-    IF to_regprocedure('cron.alter_job(bigint,text,text,text,text,boolean)') IS NOT NULL THEN
-        PERFORM cron.alter_job(jobid, active := true) FROM cron.job
-         WHERE jobname = 'crm-queue-due-reminders' AND database = current_database() AND NOT active;
-    END IF;
     RETURN 'scheduled';
 END;
 $$;
