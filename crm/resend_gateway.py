@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import resend
 from resend.exceptions import ResendError
 
+from crm.header_values import flattened
 from crm.settings import Settings, sandbox_url
 
 T = TypeVar("T")
@@ -80,6 +81,7 @@ class ResendGateway:
 
     def send(self, params: dict[str, Any], idempotency_key: str) -> str:
         """Send (or schedule, with params['scheduled_at']); returns Resend's email id."""
+        params = flattened(params)  # header values are one line, whoever built the request
         result = self._call(lambda: resend.Emails.send(params, {"idempotency_key": idempotency_key}))  # type: ignore[arg-type, typeddict-item]
         return str(result["id"])
 

@@ -13,11 +13,11 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.utils import formataddr, parseaddr
 from typing import Any
 
 from crm import idempotency
 from crm.email_templates import invoice_tags, render_invoice_email
+from crm.header_values import flattened, from_header
 from crm.invoice_lines import Line, total_cents
 from crm.invoice_rules import stripe_due_timestamp, stripe_lines, totals_match
 from crm.resend_gateway import EmailError, ResendGateway, resend_target
@@ -234,14 +234,13 @@ def skip_email(a: Attempt, status: str) -> None:
 
 def email_params(a: Attempt, inv: Row) -> dict[str, Any]:
     business = str(a.settings["business.name"])
-    name, address = parseaddr(str(a.settings["email.from"]))
     rendered = render_invoice_email(
         business_name=business, customer_name=str(inv["customer_name"]),
         number=str(inv["stripe_invoice_number"]), amount_cents=total_cents(a.lines),
         currency=str(inv["currency"]), due=inv["due_date"], pay_url=str(inv["hosted_invoice_url"]),
         pdf_url=str(inv["invoice_pdf_url"]), lines=a.lines, memo=str(inv["memo"] or ""))
     params: dict[str, Any] = {
-        "from": formataddr((name or business, address)),
+        "from": from_header(str(a.settings["email.from"]), business),
         "to": [str(inv["customer_email"])],
         "subject": rendered.subject,
         "html": rendered.html,
@@ -250,7 +249,7 @@ def email_params(a: Attempt, inv: Row) -> dict[str, Any]:
     }
     if a.settings["email.reply_to"]:
         params["reply_to"] = str(a.settings["email.reply_to"])
-    return params
+    return flattened(params)
 
 
 def step_email(a: Attempt, inv: Row) -> None:

@@ -16,7 +16,7 @@ from crm.reminder_emails import parse_tones, tone_error
 from crm.secrets_store import mask
 from crm.settings import SPECS, UNDECRYPTABLE_HINT, remove_webhook_secret, save_setting, secret_hints
 from crm.stripe_event_types import HANDLED_EVENT_TYPES
-from crm.validation import email_error, name_error
+from crm.validation import email_error, header_error, name_error
 from db import queries_activity
 from db.pool import connection
 from ui import golive_panel
@@ -194,8 +194,8 @@ with st.form("resend"):
     save_email = st.form_submit_button("Save email settings")
 if save_email:
     errors = {key_msg: rules.resend_key_error(api_key) if api_key.strip() else None,
-              from_msg: email_error(actions.bare_address(from_address)),
-              reply_msg: email_error(reply_to, required=False),
+              from_msg: header_error(from_address, "From address") or email_error(actions.bare_address(from_address)),
+              reply_msg: header_error(reply_to, "Reply-to") or email_error(reply_to, required=False),
               hook_msg: None if not resend_hook.strip() or resend_hook.strip().startswith("whsec_")
               else "A Resend (Svix) webhook secret starts with whsec_."}
     for slot, message in errors.items():
