@@ -14,6 +14,7 @@ from db import queries_invoices as q
 from db.customers import customer_choices
 from db.pool import connection
 from ui import line_editor, send_panel
+from ui.open_record import not_found, open_id
 from ui.session import require_login
 from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, plural, settings, show_flash, table
 
@@ -178,9 +179,7 @@ with left, st.expander("New draft from a job", icon=":material/add:"):
             st.session_state["_flash"] = ("success", f"Draft #{new_id} created: add its lines below.")
             st.rerun()
 
-if "invoice" in st.query_params and "open_invoice" not in st.session_state:
-    st.session_state["open_invoice"] = int(st.query_params["invoice"])
-invoice_id = st.session_state.get("open_invoice")
+invoice_id = open_id("invoice")
 if invoice_id and right.button("Close invoice", key="close_invoice", icon=":material/close:"):
     st.session_state.pop("open_invoice", None)
     st.rerun()
@@ -189,7 +188,7 @@ if invoice_id:
     with connection() as conn:
         invoice = q.get_invoice(conn, int(invoice_id), clock(current).today)
     if invoice is None:
-        st.warning(f"There is no invoice {invoice_id}.")
+        not_found("invoice", int(invoice_id))
         st.stop()
     live_header(int(invoice["id"]), str(invoice["shown_status"]))
     if invoice["status"] == "draft":
