@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import psycopg
+import pytest
 
 
 def _crm(*args: str, url: str) -> subprocess.CompletedProcess[str]:
@@ -25,17 +26,9 @@ def test_migrate_twice_from_the_cli(scratch_database: str) -> None:
     assert second.stdout.strip() == "database is up to date"
 
 
+@pytest.mark.usefixtures("queue_job_active")
 def test_doctor_on_a_migrated_database(db: psycopg.Connection[Any], database_url: str) -> None:
-    # As deployed, pg_cron's queue job is active (the session switches it off, tests/conftest.py;
-    # doctor fails on an inactive one: tests/test_reminders_cron_inactive.py).
-    cron = db.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone()
-    if cron:
-        db.execute("UPDATE cron.job SET active = true WHERE database = current_database()")
-    try:
-        result = _crm("doctor", url=database_url)
-    finally:
-        if cron:
-            db.execute("UPDATE cron.job SET active = false WHERE database = current_database()")
+    result = _crm("doctor", url=database_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[ok  ] row level security on every crm table" in result.stdout
     assert "none pending" in result.stdout
