@@ -39,6 +39,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/vulture crm db ui webhook ops pages dashboard.py vulture_whitelist.py --min-confidence 60
 
 bench: $(VENV)/.dev
 	$(PY) -m bench

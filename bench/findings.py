@@ -58,7 +58,7 @@ QUEUE_INTRO = (
     "more reminders due.")
 
 SEND_INTRO = (
-    "`crm.send_invoice.send_invoice` against the sandbox (`sandbox/testing.py`, in-process on a free port) "
+    "`crm.send.workflow.send_invoice` against the sandbox (`sandbox/testing.py`, in-process on a free port) "
     "with a latency fault of 100 ms on every Stripe and Resend call; round trips counted from the sandbox's "
     "request log. One warm-up send without latency first (imports, pools), not reported.")
 

@@ -27,7 +27,7 @@ PARTS: dict[str, Part] = {
                     "crm.apply_stripe_event"),
     "dashboard": Part("dashboard", "Dashboard data", ("db/queries_collections.py", "db/queries_invoices.py")),
     "queue": Part("queue", "Reminder queueing", ("db/functions/40_reminders.sql",), "crm.queue_due_reminders"),
-    "send": Part("send", "Send via Stripe", ("crm/send_invoice.py", "crm/stripe_gateway.py", "sandbox/testing.py")),
+    "send": Part("send", "Send via Stripe", ("crm/send/workflow.py", "crm/stripe/gateway.py", "sandbox/testing.py")),
 }
 
 

@@ -67,8 +67,8 @@ def run(database_url: str, latency_ms: int, invoices: int = 3) -> list[SendResul
             "RESEND_API_URL": sbx.resend_api_url, "STRIPE_MAX_NETWORK_RETRIES": "0", "STRIPE_TIMEOUT_S": "10",
         })
         os.environ.setdefault("CRM_SECRET_KEY", _fernet_key())
-        from crm.send_invoice import send_invoice
-        from crm.settings import save_setting
+        from crm.config.settings import save_setting
+        from crm.send.workflow import send_invoice
         from db.config import resolved_database_url
         from db.pool import close_pool
 

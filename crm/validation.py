@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+# As strict as Stripe, which answers email_invalid to `x@.maie.com`: a dot-atom local part
+# (no leading, trailing or double dot, at most 64 characters) and a domain of at least two
+# labels (letters, digits, inner hyphens; at most 63 each) ending in a letters-only label.
+_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})")
 _MARKUP = re.compile(r"[<>]")
 _LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # CR, LF and the other control characters
 MAX_NAME = 200
@@ -21,11 +24,11 @@ def email_error(value: str, required: bool = True) -> str | None:
     text = value.strip()
     if not text:
         return "Enter an email address." if required else None
-    if len(text) > 254 or not _EMAIL.match(text) or ".." in text:
+    if len(text) > 254 or len(text.rsplit("@", 1)[0]) > 64 or not _EMAIL.fullmatch(text):
+        tld = text.rsplit(".", 1)[-1]
+        if "@" in text and "." in text.rsplit("@", 1)[-1] and (len(tld) < 2 or not tld.isalpha()):
+            return f"'{text}' is not a valid email address (the domain has no real ending)."
         return f"'{text}' is not a valid email address (expected name@example.com)."
-    tld = text.rsplit(".", 1)[-1]
-    if len(tld) < 2 or tld.isdigit():
-        return f"'{text}' is not a valid email address (the domain has no real ending)."
     return None
 
 

@@ -4,25 +4,37 @@ Owns the two environment readers every layer uses (`env_int`, `env_str`) and the
 database's deployment facts: where it is (DATABASE_URL, or the embedded server under
 ./.data), how big the pool is, whether prepared statements are on. It sits in the data
 layer because the pool needs it and the data layer imports nothing of ours above it.
-Settings the owner edits in the dashboard live in the database (crm/settings.py), and
+Settings the owner edits in the dashboard live in the database (crm/config/settings.py), and
 an environment variable of the same name always wins over them.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 
 def env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int, "a whole number")
+
+
+def env_float(name: str, default: float) -> float:
+    return _env_number(name, default, float, "a number")
+
+
+def _env_number(name: str, default: N, parse: Callable[[str], N], kind: str) -> N:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+        raise ValueError(f"{name} must be {kind}, got {raw!r}") from exc
 
 
 def env_str(name: str, default: str = "") -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from db import audit
 from db.pool import Conn
 
 
@@ -110,14 +111,6 @@ def update_customer(conn: Conn, customer_id: int, data: CustomerInput, actor: st
             stop_reminders_of_opted_out(conn, customer_id, actor)
 
 
-def set_reminders_opt_out(conn: Conn, customer_id: int, opt_out: bool, actor: str) -> None:
-    with conn.transaction():
-        conn.execute("UPDATE crm.customers SET reminders_opt_out = %s WHERE id = %s", (opt_out, customer_id))
-        _audit(conn, customer_id, None, "reminders_opt_out" if opt_out else "reminders_opt_in", actor)
-        if opt_out:
-            stop_reminders_of_opted_out(conn, customer_id, actor)
-
-
 def stop_reminders_of_opted_out(conn: Conn, customer_id: int, actor: str) -> int:
     """Cancel the customer's queued reminders and flag those Resend holds for the cancel worker
     (crm.stop_customer_reminders); a no-op for one already opted out, whose nothing is queued."""
@@ -143,11 +136,7 @@ def customer_invoices(conn: Conn, customer_id: int, limit: int = 100) -> list[di
 
 
 def _audit(conn: Conn, customer_id: int, before: str | None, after: str, actor: str) -> None:
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor) "
-        "VALUES ('customer', %s, %s, %s, 'user', %s)",
-        (customer_id, before, after, actor),
-    )
+    audit.write(conn, "customer", customer_id, before, after, actor)
 
 
 def customer_timeline(conn: Conn, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 Only a draft can be edited: each write locks the invoice row and checks the status in
 the same transaction, so a Send that has started (status 'sending') cannot race an edit.
 A draft's amount_due_cents follows its lines, so lists show the total; Send fixes it.
-The lines arrive validated and totalled by the core (crm/invoice_lines.py owns that rule);
+The lines arrive validated and totalled by the core (crm/send/lines.py owns that rule);
 this module only stores them.
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, Protocol
+from typing import Protocol
 
+from db import audit
 from db.pool import Conn
 
 KINDS = ("standard", "deposit", "final")
@@ -45,11 +46,7 @@ def create_draft(conn: Conn, job_id: int, kind: str, due_date: date | None, curr
     if row is None:
         raise LookupError(f"job {job_id} not found")
     invoice_id = int(row["id"])
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor) "
-        "VALUES ('invoice', %s, NULL, 'draft', 'user', %s)",
-        (invoice_id, actor),
-    )
+    audit.write(conn, "invoice", invoice_id, None, "draft", actor)
     return invoice_id
 
 
@@ -72,21 +69,4 @@ def replace_lines(conn: Conn, invoice_id: int, lines: Sequence[DraftLine], total
             [(invoice_id, i, ln.description, ln.quantity, ln.unit_amount_cents) for i, ln in enumerate(lines)],
         )
     conn.execute("UPDATE crm.invoices SET amount_due_cents = %s WHERE id = %s", (total_cents, invoice_id))
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
-        "VALUES ('invoice', %s, 'draft', 'draft', 'user', %s, jsonb_build_object('lines', %s, 'total_cents', %s))",
-        (invoice_id, actor, len(lines), total_cents),
-    )
-
-
-def update_draft(conn: Conn, invoice_id: int, due_date: date | None, memo: str) -> None:
-    _lock_draft(conn, invoice_id)
-    conn.execute("UPDATE crm.invoices SET due_date = %s, memo = %s WHERE id = %s", (due_date, memo, invoice_id))
-
-
-def draft_lines(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
-    return conn.execute(
-        "SELECT position, description, quantity, unit_amount_cents, amount_cents FROM crm.invoice_lines "
-        "WHERE invoice_id = %s ORDER BY position",
-        (invoice_id,),
-    ).fetchall()
+    audit.write(conn, "invoice", invoice_id, "draft", "draft", actor, {"lines": len(lines), "total_cents": total_cents})

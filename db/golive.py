@@ -1,11 +1,12 @@
 """Named queries for the go-live checklist (crm.golive_checks) and the facts its steps read.
 
 One row per step, replaced by each check. The rules (what a step needs, when live mode may be
-switched on) are in crm/golive.py; this module stores and reads plain data.
+switched on) are in crm/golive/steps.py; this module stores and reads plain data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -35,13 +36,10 @@ def checks(conn: Conn) -> dict[str, dict[str, Any]]:
     return {str(r["step"]): dict(r) for r in rows}
 
 
-PAYMENT_EVENT_TYPES = ("invoice.paid", "invoice.payment_succeeded", "invoice_payment.paid")
-
-
-def test_invoice_facts(conn: Conn, invoice_id: int) -> dict[str, Any] | None:
+def test_invoice_facts(conn: Conn, invoice_id: int, payment_event_types: Sequence[str]) -> dict[str, Any] | None:
     """The test invoice's status, when it was sent, and when the first webhook of its payment
-    arrived (invoice.paid, invoice.payment_succeeded or invoice_payment.paid, whichever came
-    first and whatever it changed: it proves Stripe reaches the sidecar)."""
+    arrived (one of `payment_event_types`, crm.stripe.event_types.PAYMENT_EVENT_TYPES, whichever
+    came first and whatever it changed: it proves Stripe reaches the sidecar)."""
     row = conn.execute(
         """
         SELECT i.id, i.status, i.mode, i.sent_at, i.paid_at, i.amount_due_cents, i.hosted_invoice_url,
@@ -50,7 +48,7 @@ def test_invoice_facts(conn: Conn, invoice_id: int) -> dict[str, Any] | None:
         FROM crm.invoices i
         WHERE i.id = %s
         """,
-        (list(PAYMENT_EVENT_TYPES), invoice_id),
+        (list(payment_event_types), invoice_id),
     ).fetchone()
     return dict(row) if row else None
 

@@ -10,8 +10,9 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.rows import dict_row, tuple_row
+
+from db import audit as audit_trail
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -35,6 +36,13 @@ def lock_with_customer(conn: Conn, invoice_id: int, *, nowait: bool = True) -> R
     sql = _INVOICE_WITH_CUSTOMER + (" FOR UPDATE OF i NOWAIT" if nowait else " FOR UPDATE OF i")
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(sql, (invoice_id,)).fetchone()
+
+
+def transaction_now(conn: Conn) -> datetime:
+    """The database's clock at the start of this transaction: what its own now() writes."""
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row["now"] if isinstance(row, dict) else row[0]
 
 
 def lines(conn: Conn, invoice_id: int) -> list[Row]:
@@ -130,6 +138,16 @@ def store_finalized(conn: Conn, invoice_id: int, stripe_invoice_id: str, *, numb
     return cur.rowcount == 1
 
 
+def record_default_payment_intent(conn: Conn, invoice_id: int, mode: str, payment_intent_id: str,
+                                  invoice_payment_id: str) -> int:
+    """Link the invoice's default payment intent to it; how many earlier events that applies."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute("SELECT crm.record_default_payment_intent(%s, %s, %s, %s)",
+                          (invoice_id, mode, payment_intent_id, invoice_payment_id)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def flag(conn: Conn, invoice_id: int, attention: str, detail: str) -> None:
     conn.execute("UPDATE crm.invoices SET attention = %s, attention_detail = %s WHERE id = %s",
                  (attention, detail, invoice_id))
@@ -190,29 +208,30 @@ def start_new_email(conn: Conn, invoice_id: int) -> None:
                  "WHERE id = %s", (invoice_id,))
 
 
+# A guarded move of the Send workflow: `{set}` is one of the fixed SET lists below, never input.
+_GUARDED_MOVE = (
+    "WITH old AS (SELECT status FROM crm.invoices WHERE id = %(id)s FOR UPDATE) "
+    "UPDATE crm.invoices i SET {set}, send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL "
+    "FROM old WHERE i.id = %(id)s AND old.status = ANY(%(from)s) RETURNING old.status")
+_OPEN = _GUARDED_MOVE.format(set="status = 'open', sent_at = coalesce(i.sent_at, now())")
+_VOID = _GUARDED_MOVE.format(set="status = 'void', voided_at = now()")
+
+
+def _guarded_move(conn: Conn, sql: str, invoice_id: int, from_statuses: list[str]) -> str | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(sql, {"id": invoice_id, "from": from_statuses}).fetchone()
+    return str(row["status"]) if row else None
+
+
 def mark_open(conn: Conn, invoice_id: int) -> str | None:
     """Finish a Send: sending -> open (a webhook may already have opened it). Returns the status it
     had, or None when it has moved past open (paid, void...) and must not be touched."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(
-            "WITH old AS (SELECT status FROM crm.invoices WHERE id = %s FOR UPDATE) "
-            "UPDATE crm.invoices i SET status = 'open', sent_at = coalesce(i.sent_at, now()), "
-            "send_lease_token = NULL, send_lease_owner = NULL, send_lease_until = NULL FROM old "
-            "WHERE i.id = %s AND old.status IN ('sending', 'open') RETURNING old.status",
-            (invoice_id, invoice_id)).fetchone()
-    return str(row["status"]) if row else None
+    return _guarded_move(conn, _OPEN, invoice_id, ["sending", "open"])
 
 
 def mark_void(conn: Conn, invoice_id: int) -> str | None:
     """Any unpaid status -> void; returns the status it had, or None if it was already final."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(
-            "WITH old AS (SELECT status FROM crm.invoices WHERE id = %s FOR UPDATE) "
-            "UPDATE crm.invoices i SET status = 'void', voided_at = now(), send_lease_token = NULL, "
-            "send_lease_owner = NULL, send_lease_until = NULL FROM old "
-            "WHERE i.id = %s AND old.status IN ('draft', 'sending', 'open') RETURNING old.status",
-            (invoice_id, invoice_id)).fetchone()
-    return str(row["status"]) if row else None
+    return _guarded_move(conn, _VOID, invoice_id, ["draft", "sending", "open"])
 
 
 def cancel_reminders(conn: Conn, invoice_id: int, reason: str) -> int:
@@ -234,7 +253,4 @@ def complete_job_after_void(conn: Conn, job_id: int, invoice_id: int, actor: str
 
 def audit(conn: Conn, invoice_id: int, from_status: str | None, to_status: str | None, actor: str,
           detail: dict[str, Any] | None = None, actor_type: str = "user") -> None:
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
-        "VALUES ('invoice', %s, %s, %s, %s, %s, %s)",
-        (invoice_id, from_status, to_status, actor_type, actor, Jsonb(detail or {})))
+    audit_trail.write(conn, "invoice", invoice_id, from_status, to_status, actor, detail, actor_type=actor_type)

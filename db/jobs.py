@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from db import audit
 from db.pool import Conn
 
 JOB_STATUSES = ("scheduled", "in_progress", "completed", "cancelled")
@@ -118,8 +119,4 @@ def job_completion(conn: Conn, job_id: int) -> dict[str, Any] | None:
 
 
 def _audit(conn: Conn, job_id: int, before: str | None, after: str, actor: str) -> None:
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor) "
-        "VALUES ('job', %s, %s, %s, 'user', %s)",
-        (job_id, before, after, actor),
-    )
+    audit.write(conn, "job", job_id, before, after, actor)

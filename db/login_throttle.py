@@ -1,6 +1,6 @@
 """Named queries for login throttling (crm.login_throttle): failures per source key.
 
-The rule (how many failures, how long a delay) is crm/auth.py's; these only record and read.
+The rule (how many failures, how long a delay) is crm/users/auth.py's; these only record and read.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import psycopg
 from psycopg import sql
 
 APP_ROLE = "crm_app"
-SUPABASE_ROLES = ("anon", "authenticated", "service_role")
 
 _ROLES = """
 DO $$

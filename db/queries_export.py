@@ -1,7 +1,7 @@
 """Named queries for the accountant's export: what happened in a date range, row by row.
 
 Windows are half-open [since, until) timestamps (the caller cuts them at the business's
-local midnights). Money stays integer minor units here; crm/accounting_export.py formats it.
+local midnights). Money stays integer minor units here; crm/money/accounting_export.py formats it.
 Disputes come from crm.disputes where that table exists (it arrives with the bank
 debits and disputes work); without it the export has no dispute rows.
 """

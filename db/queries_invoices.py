@@ -15,7 +15,12 @@ from typing import Any
 from db.pool import Conn
 
 STATUS_FILTERS = ("draft", "sending", "open", "overdue", "processing", "disputed", "paid", "void", "uncollectible")
-DERIVED_STATUSES = ("overdue", "processing", "disputed")
+
+# The one home of the refund state the dashboard shows (the list and an invoice's page): none
+# (NULL), 'partially refunded' or 'fully refunded'.
+REFUND_STATE = ("CASE WHEN i.amount_refunded_cents <= 0 THEN NULL "
+                "WHEN i.amount_refunded_cents >= i.amount_paid_cents THEN 'fully refunded' "
+                "ELSE 'partially refunded' END")
 
 # Open disputes of an invoice (crm.disputes rows not in a final status).
 _OPEN_DISPUTES = "(SELECT count(*) FROM crm.disputes d WHERE d.invoice_id = i.id AND d.closed_at IS NULL)"
@@ -67,9 +72,7 @@ def list_invoices(conn: Conn, f: InvoiceFilter, today: date) -> list[dict[str, A
                     ELSE i.amount_due_cents END AS amount_due_cents,
                i.amount_paid_cents, i.amount_due_cents - i.amount_paid_cents AS amount_remaining_cents,
                i.amount_refunded_cents, i.currency, i.due_date,
-               CASE WHEN i.amount_refunded_cents <= 0 THEN NULL
-                    WHEN i.amount_refunded_cents >= i.amount_paid_cents THEN 'refunded'
-                    ELSE 'partially refunded' END AS refund_state,
+               """ + REFUND_STATE + """ AS refund_state,
                CASE WHEN i.status = 'open' AND i.due_date < %(today)s THEN %(today)s - i.due_date END
                    AS days_overdue,
                i.mode, i.hosted_invoice_url, i.attention, i.sent_at, i.paid_at, i.created_at,
@@ -105,7 +108,7 @@ def get_invoice(conn: Conn, invoice_id: int, today: date | None = None) -> dict[
         """
         SELECT i.*, c.name AS customer, c.email AS customer_email, j.title AS job_title,
                i.amount_due_cents - i.amount_paid_cents AS amount_remaining_cents,
-               """ + _SHOWN + """ AS shown_status
+               """ + _SHOWN + """ AS shown_status, """ + REFUND_STATE + """ AS refund_state
         FROM crm.invoices i JOIN crm.customers c ON c.id = i.customer_id JOIN crm.jobs j ON j.id = i.job_id
         WHERE i.id = %(id)s
         """,
@@ -243,3 +246,11 @@ def live_tiles(conn: Conn, today: date, day_start: datetime) -> dict[str, Any]:
     ).fetchone()
     assert row is not None and paid is not None
     return {**row, **paid}
+
+
+def draft_lines(conn: Conn, invoice_id: int) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT position, description, quantity, unit_amount_cents, amount_cents FROM crm.invoice_lines "
+        "WHERE invoice_id = %s ORDER BY position",
+        (invoice_id,),
+    ).fetchall()

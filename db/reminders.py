@@ -2,7 +2,7 @@
 
 State changes that must be atomic are SQL functions in db/functions/40_reminders.sql;
 these functions only call them or run short claim queries. When reminders go out is
-the core's rule (crm/reminder_schedule.py); this module stores the plan it is given.
+the core's rule (crm/reminders/schedule.py); this module stores the plan it is given.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from db import audit
+
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
-# Reminders go to Resend (with scheduled_at) about a day ahead, so Resend's cancel API can
-# stop one when the invoice is paid late.
-HANDOFF_WINDOW = timedelta(days=1)
+# The sidecar's fallback for the pg_cron job runs this often: crm.reminder_queue_schedule()
+# is the cron form of the same period (tests/test_reminder_homes.py holds them equal).
+QUEUE_PERIOD_S = 300
 
 
 class PlannedRow(Protocol):
@@ -56,9 +58,10 @@ def insert_planned(conn: Conn, invoice_id: int, planned: Sequence[PlannedRow], o
 
 # ---------------------------------------------------------------- queueing and dispatch
 
-def queue_due(conn: Conn, now: datetime, window: timedelta = HANDOFF_WINDOW) -> int:
-    """Run the queueing function (the one pg_cron runs) at `now`; returns how many were queued."""
-    row = conn.execute("SELECT crm.queue_due_reminders_within(%s, %s)", (now, window)).fetchone()
+def queue_due(conn: Conn, now: datetime) -> int:
+    """Run the queueing function (the one pg_cron runs) at `now`, with its hand-off window
+    (crm.reminder_handoff_window); returns how many were queued."""
+    row = conn.execute("SELECT crm.queue_due_reminders(%s)", (now,)).fetchone()
     assert row is not None
     return int(_first(row))
 
@@ -154,10 +157,8 @@ def cancel_claimed_opted_out(conn: Conn, reminder_id: int, token: UUID, now: dat
         "claim_token = NULL, claimed_until = NULL WHERE id = %s AND claim_token = %s AND status = 'queued'",
         (now, reminder_id, token))
     if cur.rowcount == 1:
-        conn.execute(
-            "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
-            "VALUES ('reminder', %s, 'queued', 'cancelled', 'system', 'reminder_dispatcher', "
-            "'{\"cancel_reason\": \"opted_out\", \"note\": \"opted out after it was queued\"}')", (reminder_id,))
+        audit.write(conn, "reminder", reminder_id, "queued", "cancelled", "reminder_dispatcher",
+                    {"cancel_reason": "opted_out", "note": "opted out after it was queued"}, actor_type="system")
     return cur.rowcount == 1
 
 
@@ -190,10 +191,8 @@ def clear_superseded(conn: Conn, reminder_id: int, outcome: str, note: str | Non
     conn.execute("UPDATE crm.email_messages SET superseded_request = NULL, superseded_key = NULL, "
                  "superseded_scheduled_at = NULL, superseded_stored_at = NULL WHERE reminder_id = %s",
                  (reminder_id,))
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
-        "VALUES ('reminder', %s, 'queued', 'queued', 'system', 'reminder_dispatcher', %s)",
-        (reminder_id, Jsonb({"superseded_request": outcome, "note": note})))
+    audit.write(conn, "reminder", reminder_id, "queued", "queued", "reminder_dispatcher",
+                {"superseded_request": outcome, "note": note}, actor_type="system")
 
 
 def record_handoff(conn: Conn, reminder_id: int, token: UUID, resend_id: str, now: datetime) -> str:

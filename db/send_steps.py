@@ -41,14 +41,6 @@ def finish(conn: Conn, step_id: int, status: str, *, external_id: str | None = N
         (status, external_id, error, idempotency_key, step_id))
 
 
-def for_invoice(conn: Conn, invoice_id: int) -> list[Row]:
-    """Every step of every attempt, oldest first (the dashboard's Send timeline)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT attempt, step, status, idempotency_key, external_id, error, started_at, finished_at "
-            "FROM crm.send_steps WHERE invoice_id = %s ORDER BY attempt, id", (invoice_id,)).fetchall()
-
-
 def last_failure(conn: Conn, invoice_id: int) -> Row | None:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(

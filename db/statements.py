@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
+from db import audit
 from db.pool import Conn
 
 
@@ -50,10 +49,8 @@ def record_sent(conn: Conn, *, customer_id: int, resend_id: str, idempotency_key
             (customer_id, resend_id, idempotency_key, from_address, to_address, subject)).fetchone()
         assert row is not None
         message_id = int(row["id"])
-        conn.execute(
-            "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail) "
-            "VALUES ('customer', %s, NULL, 'statement_sent', 'user', %s, %s)",
-            (customer_id, actor, Jsonb({**detail, "email_message_id": message_id, "resend_id": resend_id})))
+        audit.write(conn, "customer", customer_id, None, "statement_sent", actor,
+                    {**detail, "email_message_id": message_id, "resend_id": resend_id})
     return message_id
 
 

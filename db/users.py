@@ -66,6 +66,11 @@ def set_password(conn: Conn, user_id: int, password_hash: str) -> None:
     )
 
 
+def lock_user(conn: Conn, user_id: int) -> dict[str, Any] | None:
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    return cur.execute("SELECT email, role, active FROM crm.app_users WHERE id = %s FOR UPDATE", (user_id,)).fetchone()
+
+
 def set_active(conn: Conn, user_id: int, active: bool) -> None:
     conn.execute("UPDATE crm.app_users SET active = %s WHERE id = %s", (active, user_id))
 

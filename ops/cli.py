@@ -41,8 +41,8 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_create_user(args: argparse.Namespace) -> int:
-    from crm.auth import create_user
-    from crm.passwords import WeakPasswordError
+    from crm.users.auth import create_user
+    from crm.users.passwords import WeakPasswordError
     from db.pool import connect
 
     password = _read_password(args)
@@ -85,7 +85,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from crm.reconcile import run_reconcile
+    from crm.stripe.reconcile import run_reconcile
 
     report = run_reconcile("cli")
     print("\n".join(report.lines()))
@@ -100,8 +100,8 @@ def _day(text: str) -> date:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from crm.accounting_export import ExportError, export_to
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
+    from crm.money.accounting_export import ExportError, export_to
     from db.pool import connect
 
     with connect() as conn:
@@ -118,7 +118,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_secret_key(args: argparse.Namespace) -> int:
-    from crm.secret_rotation import run_rotation
+    from crm.config.secret_rotation import run_rotation
 
     return run_rotation()
 

@@ -17,9 +17,9 @@ import time
 
 import httpx
 
-from crm.settings import Settings, load_settings, sandbox_url, save_setting, store_registered_webhook_secret
-from crm.stripe_event_types import HANDLED_EVENT_TYPES
-from crm.stripe_gateway import StripeGateway, StripeGatewayError, stripe_target
+from crm.config.settings import Settings, load_settings, sandbox_url, save_setting, store_registered_webhook_secret
+from crm.stripe.event_types import HANDLED_EVENT_TYPES
+from crm.stripe.gateway import StripeGateway, StripeGatewayError, stripe_target
 from db.pool import Conn, connect
 
 log = logging.getLogger("crm.demo")

@@ -1,6 +1,6 @@
 """`python -m crm doctor`: a readable checklist of what works and what is missing.
 
-It only reports: the database facts come from db/status.py, the integrations from crm/settings.py.
+It only reports: the database facts come from db/status.py, the integrations from crm/config/settings.py.
 """
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from crm.queue_job import problem as queue_job_problem
-from crm.settings import Settings, load_settings, sandbox_url
+from crm.config.settings import Settings, load_settings, sandbox_url
+from crm.reminders.queue_job import problem as queue_job_problem
 
 
 def _golive(conn: Any, settings: Settings, line: Callable[[bool | None, str], None]) -> None:
     """The go-live checklist, checked for real (and remembered, as the Settings page does). In test
     mode an unfinished step is a note; in live mode it is a failure."""
-    from crm import golive
+    from crm.golive import steps as golive
 
     print("Go live, step by step:")
     golive.check_all(settings, None, actor="doctor")
@@ -83,7 +83,7 @@ def run_doctor() -> int:
             return 1
         settings = load_settings(conn)
         if settings.undecryptable:
-            from crm.secrets_store import UNDECRYPTABLE, WHAT_TO_DO
+            from crm.config.secrets_store import UNDECRYPTABLE, WHAT_TO_DO
 
             line(False, f"{UNDECRYPTABLE}: {', '.join(sorted(settings.undecryptable))}. What to do: {WHAT_TO_DO}")
             return 1

@@ -8,7 +8,6 @@ from minutes to months that shrink over time (the "14 days to 14 minutes" story)
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -17,7 +16,9 @@ from typing import Any
 
 import psycopg
 
-from crm.money import percent_of
+from crm.money.amounts import percent_of
+from db import audit
+from db import demo_rows as rows
 
 Conn = psycopg.Connection[Any]
 MARKER = "demo.seeded_at"
@@ -157,69 +158,41 @@ def _fee(amount: int) -> int:
 
 def load(conn: Conn, people: list[DemoCustomer], now: datetime) -> dict[str, int]:
     """Insert the demo business unless it is already there; return counts inserted."""
-    conn.execute("SELECT pg_advisory_xact_lock(7302113002)")
-    if conn.execute("SELECT 1 FROM crm.settings WHERE key = %s", (MARKER,)).fetchone():
+    if not rows.claim_first_load(conn, MARKER):
         return {}
     counts = {"customers": 0, "jobs": 0, "invoices": 0, "payments": 0, "emails": 0, "reminders": 0}
     n = 0
     for person in people:
-        cust = conn.execute(
-            "INSERT INTO crm.customers (name, email, phone, address, reminders_opt_out, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            (person.name, person.email, person.phone, person.address, person.opt_out,
-             min([j.created_at for j in person.jobs], default=now) - timedelta(days=1)),
-        ).fetchone()
-        customer_id = _id(cust)
+        customer_id = rows.insert_customer(conn, person.name, person.email, person.phone, person.address,
+                                           person.opt_out,
+                                           min([j.created_at for j in person.jobs], default=now) - timedelta(days=1))
         counts["customers"] += 1
         for job in person.jobs:
             completed_at = None
             if job.status == "completed":
                 completed_at = max(inv.paid_at for inv in job.invoices if inv.paid_at)
-            row = conn.execute(
-                "INSERT INTO crm.jobs (customer_id, title, status, scheduled_for, completed_at, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (customer_id, job.title, job.status, job.created_at, completed_at, job.created_at),
-            ).fetchone()
-            job_id = _id(row)
+            job_id = rows.insert_job(conn, customer_id, job.title, job.status, job.created_at, completed_at,
+                                     job.created_at)
             counts["jobs"] += 1
             for inv in job.invoices:
                 n += 1
                 _load_invoice(conn, inv, job_id, customer_id, person, n, now, counts)
                 if job.status == "completed" and inv.paid_at == completed_at:
-                    conn.execute(
-                        "UPDATE crm.jobs SET completed_by_event_id = %s WHERE id = %s",
-                        (f"evt_demo_paid_{n:05d}", job_id),
-                    )
-    conn.execute("INSERT INTO crm.settings (key, value) VALUES (%s, %s::jsonb)", (MARKER, json.dumps(now.isoformat())))
+                    rows.set_job_completed_by(conn, job_id, f"evt_demo_paid_{n:05d}")
+    rows.mark_loaded(conn, MARKER, now)
     return counts
-
-
-def _id(row: Any) -> int:
-    assert row is not None
-    return int(row["id"] if isinstance(row, dict) else row[0])
 
 
 def _load_invoice(conn: Conn, inv: DemoInvoice, job_id: int, customer_id: int, person: DemoCustomer,
                   n: int, now: datetime, counts: dict[str, int]) -> None:
     sent = inv.status != "draft"
     stripe_id = f"in_demo_{n:05d}" if sent else None
-    row = conn.execute(
-        "INSERT INTO crm.invoices (job_id, customer_id, kind, status, amount_due_cents, amount_paid_cents, "
-        "due_date, mode, stripe_invoice_id, stripe_invoice_number, hosted_invoice_url, sent_at, paid_at, "
-        "voided_at, created_at, demo) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, true) RETURNING id",
-        (job_id, customer_id, inv.kind, inv.status, inv.total if sent else 0,
+    invoice_id = rows.insert_invoice(conn, (job_id, customer_id, inv.kind, inv.status, inv.total if sent else 0,
          inv.total if inv.status == "paid" else 0, inv.due_date, "test" if sent else None, stripe_id,
          f"DEMO-{n:04d}" if sent else None, None, inv.sent_at, inv.paid_at,
-         inv.sent_at if inv.status == "void" else None, inv.created_at),
-    ).fetchone()
-    invoice_id = _id(row)
+         inv.sent_at if inv.status == "void" else None, inv.created_at))
     counts["invoices"] += 1
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO crm.invoice_lines (invoice_id, position, description, quantity, unit_amount_cents) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            [(invoice_id, i, d, q, u) for i, (d, q, u) in enumerate(inv.lines)],
-        )
+    rows.insert_lines(conn, invoice_id, list(inv.lines))
     if not sent:
         return
     assert inv.sent_at is not None and inv.due_date is not None
@@ -230,31 +203,16 @@ def _load_invoice(conn: Conn, inv: DemoInvoice, job_id: int, customer_id: int, p
     if inv.paid_at is not None:
         opened = min(opened, inv.paid_at) if opened else None
         clicked = min(clicked, inv.paid_at) if clicked else None
-    conn.execute(
-        "INSERT INTO crm.email_messages (kind, invoice_id, resend_id, idempotency_key, from_address, to_address, "
-        "subject, status, sent_at, delivered_at, first_opened_at, first_clicked_at, open_count, click_count, "
-        "created_at) VALUES ('invoice', %s, %s, %s, 'billing@example.com', %s, %s, 'delivered', %s, %s, %s, %s, "
-        "%s, %s, %s)",
-        (invoice_id, f"demo-email-{n:05d}", f"demo-invoice-email-{n:05d}", person.email,
+    rows.insert_invoice_email(conn, (invoice_id, f"demo-email-{n:05d}", f"demo-invoice-email-{n:05d}", person.email,
          f"Invoice DEMO-{n:04d} from Acme Home Services", inv.sent_at, delivered, opened, clicked,
-         1 if opened else 0, 1 if clicked else 0, inv.sent_at),
-    )
+         1 if opened else 0, 1 if clicked else 0, inv.sent_at))
     counts["emails"] += 1
     _load_reminders(conn, inv, invoice_id, person, counts)
     if inv.status == "paid":
         assert inv.paid_at is not None
         event_id = f"evt_demo_paid_{n:05d}"
-        conn.execute(
-            "INSERT INTO crm.payments (invoice_id, mode, stripe_payment_id, stripe_event_id, amount_cents, "
-            "fee_cents, net_cents, currency, paid_at) VALUES (%s, 'test', %s, %s, %s, %s, %s, 'usd', %s)",
-            (invoice_id, f"inpay_demo_{n:05d}", event_id, inv.total, _fee(inv.total), inv.total - _fee(inv.total),
-             inv.paid_at),
-        )
-        conn.execute(
-            "INSERT INTO crm.stripe_events (id, type, mode, object_id, invoice_id, outcome, stripe_created_at, "
-            "received_at, payload) VALUES (%s, 'invoice.paid', 'test', %s, %s, 'applied', %s, %s, %s::jsonb)",
-            (event_id, stripe_id, invoice_id, inv.paid_at, inv.paid_at, json.dumps({"demo": True})),
-        )
+        rows.insert_paid(conn, invoice_id, f"inpay_demo_{n:05d}", event_id, stripe_id, inv.total, _fee(inv.total),
+                         inv.paid_at)
         _audit(conn, invoice_id, "open", "paid", "stripe_event", event_id, event_id, inv.paid_at)
         counts["payments"] += 1
     elif inv.status in ("void", "uncollectible"):
@@ -275,24 +233,16 @@ def _load_reminders(conn: Conn, inv: DemoInvoice, invoice_id: int, person: DemoC
             status, reason = "cancelled", {"paid": "paid", "void": "void"}.get(inv.status, "uncollectible")
             if person.opt_out and inv.status == "open":
                 reason = "opted_out"
-        conn.execute(
-            "INSERT INTO crm.reminders (invoice_id, sequence, offset_days, send_at, status, resend_id, "
-            "cancel_reason, sent_at, cancelled_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (invoice_id, seq, offset, send_at, status,
-             f"demo-reminder-{invoice_id}-{seq}" if status == "sent" else None, reason,
-             send_at if status == "sent" else None,
-             (inv.paid_at or send_at) if status == "cancelled" else None),
-        )
+        rows.insert_reminder(conn, invoice_id, seq, offset, send_at, status,
+                             f"demo-reminder-{invoice_id}-{seq}" if status == "sent" else None, reason,
+                             send_at if status == "sent" else None,
+                             (inv.paid_at or send_at) if status == "cancelled" else None)
         counts["reminders"] += 1
 
 
 def _audit(conn: Conn, invoice_id: int, before: str, after: str, actor_type: str, actor: str,
            event_id: str | None, at: datetime) -> None:
-    conn.execute(
-        "INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, "
-        "created_at) VALUES ('invoice', %s, %s, %s, %s, %s, %s, %s)",
-        (invoice_id, before, after, actor_type, actor, event_id, at),
-    )
+    audit.write(conn, "invoice", invoice_id, before, after, actor, actor_type=actor_type, event_id=event_id, at=at)
 
 
 def seed_demo(conn: Conn, now: datetime | None = None) -> dict[str, int]:

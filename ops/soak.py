@@ -30,22 +30,10 @@ import psycopg
 from psycopg.rows import dict_row
 from stripe import StripeClient
 
+from db import soak_rows
 from sandbox.testing import ControlClient
 
 SOAK_KEY = "sk_test_soak4242"
-_CUSTOMER = "INSERT INTO crm.customers (name, email) VALUES ('Soak Customer', 'soak@example.com') RETURNING id"
-_JOB = "INSERT INTO crm.jobs (customer_id, title, status) VALUES (%s, 'Soak job', 'in_progress') RETURNING id"
-_INVOICE = ("INSERT INTO crm.invoices (job_id, customer_id, status, amount_due_cents, due_date, mode, "
-            "stripe_invoice_id, sent_at) VALUES (%s, %s, 'open', %s, current_date + 14, 'test', %s, now()) "
-            "RETURNING id")
-_REMINDER = ("INSERT INTO crm.reminders (invoice_id, sequence, offset_days, send_at, status, queued_at) "
-             "VALUES (%s, 1, 7, now() + interval '2 hours', 'queued', now())")
-_DOUBLE_APPLIED = """
-SELECT count(*) AS n FROM crm.invoices i
-WHERE (SELECT count(*) FROM crm.audit_log a WHERE a.entity = 'invoice' AND a.entity_id = i.id
-        AND a.to_status = 'paid' AND a.from_status <> 'paid') > 1
-   OR (SELECT coalesce(sum(amount_cents), 0) FROM crm.payments p WHERE p.invoice_id = i.id) > i.amount_due_cents
-"""
 
 
 @dataclass(frozen=True)
@@ -79,15 +67,10 @@ class SoakResult:
 def _pay_one(conn: psycopg.Connection[dict[str, Any]], client: StripeClient, control: ControlClient,
              customer_id: int, stripe_customer: str, amount: int, reminder: bool = False,
              pay: bool = True) -> None:
-    job = conn.execute(_JOB, (customer_id,)).fetchone()
-    assert job is not None
     inv = client.v1.invoices.create({"customer": stripe_customer, "collection_method": "send_invoice",
                                      "days_until_due": 7, "auto_advance": False, "currency": "usd",
                                      "pending_invoice_items_behavior": "exclude"})
-    row = conn.execute(_INVOICE, (job["id"], customer_id, amount, inv.id)).fetchone()
-    assert row is not None
-    if reminder:
-        conn.execute(_REMINDER, (row["id"],))
+    soak_rows.insert_open_invoice(conn, customer_id, amount, str(inv.id), reminder=reminder)
     client.v1.invoices.add_lines(str(inv.id), {"lines": [{"description": "Soak", "amount": amount}]})
     client.v1.invoices.finalize_invoice(str(inv.id), {"auto_advance": False})
     if pay:
@@ -108,9 +91,7 @@ def _wait_for_handoffs(conn: psycopg.Connection[dict[str, Any]], timeout_s: floa
     """Until no reminder of an open invoice is still queued (the dispatchers took them all)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        row = conn.execute("SELECT count(*) AS n FROM crm.reminders r JOIN crm.invoices i ON i.id = r.invoice_id "
-                           "WHERE r.status = 'queued' AND i.status = 'open'").fetchone()
-        if row is not None and row["n"] == 0:
+        if soak_rows.queued_reminders_of_open_invoices(conn) == 0:
             return
         time.sleep(0.2)
 
@@ -121,15 +102,14 @@ def run_soak(conn: psycopg.Connection[dict[str, Any]], control: ControlClient, s
     """Pays `rate` invoices a second for `seconds` (conn: autocommit), then counts."""
     control.set_delivery_faults(service="stripe", duplicate_rate=0.1, delay_rate=0.1, delay_s=0.5, seed=42)
     client = StripeClient(stripe_key, base_addresses={"api": stripe_api_base})
-    customer = conn.execute(_CUSTOMER).fetchone()
-    assert customer is not None
+    customer_id = soak_rows.insert_customer(conn)
     stripe_customer = str(client.v1.customers.create({"email": "soak@example.com", "name": "Soak"}).id)
     started = time.monotonic()
     made = paid = 0
     while time.monotonic() - started < seconds:
         time.sleep(max(0.0, started + made / rate - time.monotonic()))
         pay = not (reminders and made % 4 == 3)
-        _pay_one(conn, client, control, int(customer["id"]), stripe_customer, 1_000 + made, reminder=reminders,
+        _pay_one(conn, client, control, customer_id, stripe_customer, 1_000 + made, reminder=reminders,
                  pay=pay)
         made += 1
         paid += pay
@@ -142,14 +122,13 @@ def run_soak(conn: psycopg.Connection[dict[str, Any]], control: ControlClient, s
     control.set_delivery_faults(service="stripe")
     endpoint_types = _subscribed(client)
     sent = {e["id"] for e in control.events() if _matches(endpoint_types, e["type"])}
-    ledger = {r["id"]: r for r in conn.execute("SELECT id, outcome, duplicate_deliveries FROM crm.stripe_events")}
-    double = conn.execute(_DOUBLE_APPLIED).fetchone()
+    ledger = soak_rows.ledger(conn)
     return SoakResult(
         seconds=elapsed, invoices_paid=paid, events_sent=len(sent),
         events_applied=sum(1 for r in ledger.values() if r["outcome"] == "applied"),
         deliveries=len(control.deliveries(service="stripe", outcome="delivered")),
         duplicates_absorbed=sum(int(r["duplicate_deliveries"]) for r in ledger.values()),
-        lost=len(sent - set(ledger)), double_applied=int(double["n"]) if double else 0,
+        lost=len(sent - set(ledger)), double_applied=soak_rows.double_applied(conn),
         **(_reminder_counts(control, made - paid) if reminders else {}))
 
 
@@ -210,7 +189,7 @@ def main() -> int:
     """The full soak with its own Postgres (temp dir), sandbox and sidecar, all on loopback."""
     import uvicorn
 
-    from crm.stripe_event_types import HANDLED_EVENT_TYPES
+    from crm.stripe.event_types import HANDLED_EVENT_TYPES
     from db.embedded import EmbeddedPostgres, free_port
     from sandbox.testing import run_sandbox
 
@@ -221,7 +200,7 @@ def main() -> int:
     os.environ.update(DATABASE_URL=url, WEBHOOK_RUN_WORKERS="0")
     os.environ.setdefault("CRM_SECRET_KEY", __import__("cryptography.fernet").fernet.Fernet.generate_key().decode())
     try:
-        from crm.settings import save_setting
+        from crm.config.settings import save_setting
         from db.config import resolved_database_url
         from db.migrate import migrate
 

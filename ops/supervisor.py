@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from crm.settings import Settings, sandbox_url
+from crm.config.settings import Settings, sandbox_url
 from db.config import env_int, env_str, resolved_database_url
 
 DEMO_OWNER = "owner@example.com"
@@ -35,8 +35,8 @@ def ensure_demo_owner(embedded: bool) -> tuple[str, str] | None:
     (create one with `python -m crm create-user`). The password is printed only while it is
     still the demo owner's password; once changed, the stale file is removed.
     """
-    from crm.auth import create_user
-    from crm.passwords import verify_password
+    from crm.users.auth import create_user
+    from crm.users.passwords import verify_password
     from db import users
     from db.pool import connect
 
@@ -68,7 +68,7 @@ def _spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[
 
 
 def run_all(seed: bool = True) -> int:
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
     from db import users
     from db.config import database_config
     from db.migrate import migrate

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm.reconcile import latest_runs, run_reconcile
+from crm.stripe.reconcile import latest_runs, run_reconcile
 from db import queries_activity as q
 from db.pool import connection
 from ui.session import require_login

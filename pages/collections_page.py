@@ -9,8 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from crm import collections as rules
-from crm.accounting_export import ExportError, build_export
+from crm.money import collections as rules
+from crm.money.accounting_export import ExportError, build_export
 from db import queries_collections as q
 from db.pool import connection
 from ui import charts

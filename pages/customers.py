@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm.email_templates import render_statement_page
-from crm.statements import StatementRefused, build_statement, send_statement
+from crm.email.invoice_email import render_statement_page
+from crm.email.statements import StatementRefused, build_statement, send_statement
+from crm.records import edits
 from crm.validation import email_error, name_error, phone_error, text_error
 from db import customers as c
 from db.pool import connection
@@ -21,7 +22,7 @@ st.title("Customers")
 show_flash()
 
 
-def customer_form(key: str, existing: dict | None = None) -> c.CustomerInput | None:
+def customer_form(key: str, existing: dict | None = None) -> edits.CustomerInput | None:
     """The create/edit form; returns clean input, or None (with messages under the fields)."""
     existing = existing or {}
     with st.form(key):
@@ -50,7 +51,7 @@ def customer_form(key: str, existing: dict | None = None) -> c.CustomerInput | N
     if any(errors.values()):
         st.caption("Nothing was saved.")
         return None
-    return c.CustomerInput(name.strip(), email.strip() or None, phone.strip() or None, address.strip() or None,
+    return edits.CustomerInput(name.strip(), email.strip() or None, phone.strip() or None, address.strip() or None,
                            opt_out)
 
 
@@ -80,8 +81,7 @@ pager("cust_page", total)
 with st.expander("New customer", icon=":material/person_add:"):
     data = customer_form("new_customer")
     if data is not None:
-        with connection() as conn:
-            new_id = c.create_customer(conn, data, session.email)
+        new_id = edits.create_customer(data, session.email)
         st.session_state["_flash"] = ("success", f"Customer {data.name} created (#{new_id}).")
         st.session_state["open_customer"] = new_id
         st.rerun()
@@ -107,8 +107,7 @@ if customer_id:
     with st.expander("Edit", icon=":material/edit:"):
         data = customer_form(f"edit_customer_{customer_id}", customer)
         if data is not None:
-            with connection() as conn:
-                c.update_customer(conn, int(customer_id), data, session.email)
+            edits.update_customer(int(customer_id), data, session.email)
             st.session_state["_flash"] = ("success", f"Customer {data.name} saved.")
             st.rerun()
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from crm.stripe_event_rules import refund_state
+from crm.records import edits
 from db import drafts, jobs
 from db import queries_invoices as q
 from db.customers import customer_choices
@@ -112,7 +112,7 @@ def live_header(invoice_id: int, shown_status: str) -> None:
                 f"{len(payments)} payments" if len(payments) > 1 else None, delta_color="off")
     m[2].metric("Remaining", money(invoice["amount_remaining_cents"] if invoice["status"] == "open" else 0, cur))
     m[3].metric("Refunded", money(invoice["amount_refunded_cents"], cur),
-                refund_label(int(invoice["amount_paid_cents"]), int(invoice["amount_refunded_cents"])),
+                invoice["refund_state"],
                 delta_color="off")
     m[4].metric("Stripe fees", money(sum(known_fees), cur) if known_fees else "—",
                 "being fetched" if len(known_fees) < len(fees) else None, delta_color="off",
@@ -147,11 +147,6 @@ def live_header(invoice_id: int, shown_status: str) -> None:
                  f"(code {d['code'] or '—'}, decline code {d['decline_code'] or '—'})")
 
 
-def refund_label(paid: int, refunded: int) -> str | None:
-    state = refund_state(paid, refunded)
-    return {"full": "fully refunded", "partial": "partially refunded"}.get(state)
-
-
 more, pages_slot = st.columns([1, 2])
 more.toggle("More columns", key="inv_more_columns")
 with pages_slot:
@@ -173,8 +168,7 @@ with left, st.expander("New draft from a job", icon=":material/add:"):
             due = st.date_input("Due date", value=clock(current).today + timedelta(days=terms))
             create = st.form_submit_button("Create draft", type="primary")
         if create:
-            with connection() as conn:
-                new_id = drafts.create_draft(conn, int(job_id), kind, due, currency, session.email, session.user_id)
+            new_id = edits.create_draft(int(job_id), kind, due, currency, session.email, session.user_id)
             st.session_state["open_invoice"] = new_id
             st.session_state["_flash"] = ("success", f"Draft #{new_id} created: add its lines below.")
             st.rerun()

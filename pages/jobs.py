@@ -7,6 +7,7 @@ from datetime import datetime, time
 
 import streamlit as st
 
+from crm.records import edits
 from crm.validation import name_error, text_error
 from db import jobs as j
 from db.customers import customer_choices
@@ -68,9 +69,8 @@ with st.expander("New job", icon=":material/add:"):
                     slot.error(message)
             if not any(errors.values()):
                 scheduled = datetime.combine(when, time(8), clock(current).local.tzinfo) if when else None
-                with connection() as conn:
-                    new_id = j.create_job(conn, j.JobInput(int(job_customer), title, description, site or None,
-                                                           scheduled), session.email)
+                new_id = edits.create_job(edits.JobInput(int(job_customer), title, description, site or None,
+                                                         scheduled), session.email)
                 st.session_state["_flash"] = ("success", f"Job #{new_id} created.")
                 st.session_state["open_job"] = new_id
                 st.rerun()
@@ -113,9 +113,8 @@ if job_id:
         if any(errors.values()):
             st.caption("Nothing was saved.")
         else:
-            with connection() as conn:
-                j.update_job(conn, int(job_id), new_title, new_desc, new_site or None, job["scheduled_for"])
-                j.set_job_status(conn, int(job_id), new_status, session.email)
+            edits.save_job(int(job_id), new_title, new_desc, new_site or None, job["scheduled_for"], new_status,
+                           session.email)
             st.session_state["_flash"] = ("success", f"Job #{job_id} saved.")
             st.rerun()
     st.markdown("**Invoices** (deposit and final)")

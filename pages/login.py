@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm.auth import LoginError, login
+from crm.users.auth import LoginError, login
 from db.pool import connection
 from ui.session import client_source, ended_by_account_change, start_session
 

@@ -1,7 +1,7 @@
 """Settings → Integrations (owner): go live step by step, webhook health, Stripe keys and
 webhook registration, Resend, reminders and business settings. Secrets are stored encrypted
 and shown masked; a value set by an environment variable wins and is shown as such. The rules
-(what each go-live step needs, when live mode may be switched on) are in crm/golive.py."""
+(what each go-live step needs, when live mode may be switched on) are in crm/golive/steps.py."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from crm import integrations as rules
-from crm import webhook_secrets
-from crm.queue_job import problem as queue_job_problem
-from crm.reminder_emails import parse_tones, tone_error
-from crm.secrets_store import mask
-from crm.settings import SPECS, UNDECRYPTABLE_HINT, remove_webhook_secret, save_setting, secret_hints
-from crm.stripe_event_types import HANDLED_EVENT_TYPES
+from crm.config import integrations as rules
+from crm.config.secrets_store import mask
+from crm.config.settings import SPECS, UNDECRYPTABLE_HINT, remove_webhook_secret, save_setting, secret_hints
+from crm.reminders.emails import parse_tones, tone_error
+from crm.reminders.queue_job import problem as queue_job_problem
+from crm.stripe import webhook_secrets
+from crm.stripe.event_types import HANDLED_EVENT_TYPES
 from crm.validation import email_error, header_error, name_error
 from db import queries_activity
 from db.pool import connection

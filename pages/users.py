@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm.passwords import WeakPasswordError
-from crm.user_admin import UserAdminError, add_user, reset_password, set_user_active
+from crm.users.admin import UserAdminError, add_user, reset_password, set_user_active
+from crm.users.passwords import WeakPasswordError
 from crm.validation import email_error, text_error
 from db import users
 from db.pool import connection

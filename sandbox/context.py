@@ -21,6 +21,9 @@ class Sandbox:
     # Idempotency keys of Stripe requests still being processed: a second request with one
     # of them gets Stripe's 409 (another request with this key is in progress).
     inflight_keys: set[str] = field(default_factory=set)
+    # The account's capabilities (stripe_account.DEFAULT_CAPABILITIES, changed through the
+    # control API, restored by a reset): a payment method whose capability is not active is refused.
+    capabilities: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings) -> Sandbox:

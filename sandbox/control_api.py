@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from sandbox import BANNER, ids, request_log
 from sandbox import resend_mail as mail
+from sandbox import stripe_account as account
 from sandbox import stripe_bank_disputes as bank
 from sandbox import stripe_billing as billing
 from sandbox.context import Sandbox, StripeCtx
@@ -65,6 +66,7 @@ async def reset(request: Request) -> Response:
     sb.deliverer.set_faults("resend", DeliveryFaults())
     mail.configure_env_webhook(sb)
     sb.settings.bank_settle_delay_s, sb.settings.bank_debits_fail = sb.bank_defaults
+    sb.capabilities = {}
     sb.store.save()
     return JSONResponse({"ok": True})
 
@@ -205,6 +207,21 @@ async def bank_debits(request: Request) -> Response:
     return JSONResponse({"settle_delay_s": sb.settings.bank_settle_delay_s, "fail": sb.settings.bank_debits_fail})
 
 
+async def capabilities(request: Request) -> Response:
+    """The account's capabilities: POST {"us_bank_account_ach_payments": "inactive"} changes them (as
+    Stripe does while an account is being activated); GET shows them."""
+    sb = _sb(request)
+    if request.method == "POST":
+        spec = await _body(request)
+        if not isinstance(spec, dict):
+            return _bad("body must be a JSON object of capability: status")
+        for status in spec.values():
+            if status not in account.CAPABILITY_STATUSES:
+                return _bad(f"capability status must be one of {', '.join(account.CAPABILITY_STATUSES)}")
+        sb.capabilities = account.capabilities(sb) | {str(k): str(v) for k, v in spec.items()}
+    return JSONResponse(account.capabilities(sb))
+
+
 async def invoice_dispute(request: Request) -> Response:
     """Open a dispute on the invoice's latest succeeded charge: {"amount": cents, "reason": "fraudulent"}."""
     def action(sb: Sandbox, ctx: StripeCtx, inv: Obj, spec: Any) -> Obj:
@@ -302,6 +319,7 @@ _TABLE: list[tuple[str, Any, list[str]]] = [
     ("/stripe/invoices/{invoice_id}/pay_by_bank", invoice_pay_by_bank, ["POST"]),
     ("/stripe/payment_intents/{pi_id}/settle", payment_intent_settle, ["POST"]),
     ("/stripe/bank_debits", bank_debits, ["GET", "POST"]),
+    ("/stripe/capabilities", capabilities, ["GET", "POST"]),
     ("/stripe/invoices/{invoice_id}/dispute", invoice_dispute, ["POST"]),
     ("/stripe/disputes/{dispute_id}/evidence", dispute_evidence, ["POST"]),
     ("/stripe/disputes/{dispute_id}/close", dispute_close, ["POST"]),

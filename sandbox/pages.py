@@ -64,7 +64,6 @@ Amount due: <strong id="amount-remaining">{{ money(inv.amount_remaining) }}</str
  it settles in about four business days (sandbox: {{ settle_in }}).</p>
 {% elif inv.status in ('open', 'uncollectible') and bank %}
 <form method="post" action="{{ bank_url }}">
- <label>Amount to pay <input name="amount" value="{{ '%.2f' % (inv.amount_remaining / 100) }}"></label>
  <p><button type="submit" id="pay-by-bank">Pay by bank (ACH)</button>
  <small>Test bank account 000123456789 · routing 110000000</small></p>
 </form>
@@ -72,8 +71,6 @@ Amount due: <strong id="amount-remaining">{{ money(inv.amount_remaining) }}</str
 {% if inv.status in ('open', 'uncollectible') and not processing %}
 <form method="post" action="{{ pay_url }}">
  <label>Card number (test) <input name="card_number" value="4242 4242 4242 4242"></label>
- <p><label>Amount <input name="amount" value="{{ '%.2f' % (inv.amount_remaining / 100) }}"></label>
- <small>(less than the amount due pays part of the invoice)</small></p>
  <p><button type="submit">Pay {{ money(inv.amount_remaining) }}</button></p>
  <p><small>Sandbox test cards: 4242 4242 4242 4242 succeeds; 4000 0000 0000 0002 is declined.</small></p>
 </form>
@@ -183,13 +180,12 @@ async def invoice_pay(request: Request) -> Response:
     digits = "".join(ch for ch in card if ch.isdigit())
     if len(digits) < 12:
         return _invoice_page(request, mode, inv, "Your card number is incomplete.", 400)
-    raw_amount = str(form.get("amount") or "").strip()
-    amount = parse_amount(raw_amount) if raw_amount else None
-    if raw_amount and amount is None:
-        return _invoice_page(request, mode, inv, "Enter an amount like 150.00.", 400)
+    refusal = other_amount(str(form.get("amount") or ""), inv)
+    if refusal:
+        return _invoice_page(request, mode, inv, refusal, 400)
     ctx = StripeCtx(mode=mode, base_url=public_base(sb, request))
     try:
-        billing.pay(sb, ctx, inv, amount=amount, card_number=digits)
+        billing.pay(sb, ctx, inv, card_number=digits)
     except StripeError as exc:
         sb.store.save()
         return _invoice_page(request, mode, inv, exc.message, 402 if exc.status == 402 else 400)
@@ -207,6 +203,15 @@ def parse_amount(text: str) -> int | None:
     return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
 
 
+def other_amount(raw: str, inv: Obj) -> str | None:
+    """Stripe's hosted invoice page takes the amount due only (partial payments come from the
+    business, not the customer): a different amount posted to it is refused."""
+    if not raw.strip() or parse_amount(raw) == inv["amount_remaining"]:
+        return None
+    return (f"This page takes the amount due only ({money(inv['amount_remaining'], inv['currency'])}); "
+            "it cannot pay a different amount.")
+
+
 async def invoice_pay_by_bank(request: Request) -> Response:
     found = _invoice(request)
     if found is None:
@@ -214,13 +219,12 @@ async def invoice_pay_by_bank(request: Request) -> Response:
     mode, inv = found
     sb = _sb(request)
     form = await request.form()
-    raw = str(form.get("amount") or "").strip()
-    amount = parse_amount(raw) if raw else inv["amount_remaining"]
-    if amount is None:
-        return _invoice_page(request, mode, inv, "Enter an amount like 150.00.", 400)
+    refusal = other_amount(str(form.get("amount") or ""), inv)
+    if refusal:
+        return _invoice_page(request, mode, inv, refusal, 400)
     ctx = StripeCtx(mode=mode, base_url=public_base(sb, request))
     try:
-        bank.pay_by_bank(sb, ctx, inv, amount)
+        bank.pay_by_bank(sb, ctx, inv)
     except StripeError as exc:
         sb.store.save()
         return _invoice_page(request, mode, inv, exc.message, 400)

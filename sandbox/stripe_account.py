@@ -7,6 +7,9 @@ test and live keys see the same account, as at Stripe. The CRM's go-live checkli
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from sandbox.context import Sandbox
 from sandbox.state import Obj
 from sandbox.stripe_call import Call
 from sandbox.stripe_errors import StripeError
@@ -15,8 +18,33 @@ from sandbox.stripe_params import check_allowed
 ACCOUNT_ID = "acct_1SandboxAccount0001"
 ACCOUNT_CREATED = 1_700_000_000
 
+# The capability each payment method type needs (Stripe's names), and the account's by default.
+CAPABILITY_OF = {"card": "card_payments", "us_bank_account": "us_bank_account_ach_payments",
+                 "ach_debit": "ach_debit_payments", "acss_debit": "acss_debit_payments",
+                 "bancontact": "bancontact_payments", "sepa_debit": "sepa_debit_payments", "link": "link_payments",
+                 "customer_balance": "bank_transfer_payments", "ach_credit_transfer": "bank_transfer_payments"}
+DEFAULT_CAPABILITIES = {"card_payments": "active", "transfers": "active", "us_bank_account_ach_payments": "active"}
+CAPABILITY_STATUSES = ("active", "inactive", "pending")
 
-def account_object(name: str) -> Obj:
+
+def capabilities(sb: Sandbox) -> dict[str, str]:
+    return dict(sb.capabilities or DEFAULT_CAPABILITIES)
+
+
+def require_capabilities(sb: Sandbox, types: Iterable[str] | None,
+                         param: str = "payment_settings[payment_method_types]") -> None:
+    """Stripe refuses a payment method type the account has no active capability for."""
+    held = capabilities(sb)
+    for t in types or ():
+        needed = CAPABILITY_OF.get(t)
+        if needed and held.get(needed) != "active":
+            raise StripeError(
+                f"The payment method type `{t}` is not activated for this account (capability `{needed}` is "
+                f"{held.get(needed, 'inactive')}). Activate it in the Dashboard's payment methods settings before "
+                "offering it.", code="payment_method_unactivated", param=param)
+
+
+def account_object(name: str, caps: dict[str, str] | None = None) -> Obj:
     empty_requirements: Obj = {"alternatives": [], "current_deadline": None, "currently_due": [],
                                "disabled_reason": None, "errors": [], "eventually_due": [], "past_due": [],
                                "pending_verification": []}
@@ -30,7 +58,7 @@ def account_object(name: str) -> Obj:
             "minority_owned_business_designation": None,
         },
         "business_type": "company",
-        "capabilities": {"card_payments": "active", "transfers": "active"},
+        "capabilities": dict(caps or DEFAULT_CAPABILITIES),
         "charges_enabled": True,
         "controller": {"type": "account"},
         "country": "US",
@@ -64,7 +92,7 @@ def account_object(name: str) -> Obj:
 
 def account_retrieve(call: Call) -> Obj:
     check_allowed(call.p, ("expand",))
-    return account_object(call.sb.settings.business_name)
+    return account_object(call.sb.settings.business_name, capabilities(call.sb))
 
 
 def accounts_retrieve(call: Call) -> Obj:
@@ -73,4 +101,4 @@ def accounts_retrieve(call: Call) -> Obj:
     if call.args[0] != ACCOUNT_ID:
         raise StripeError(f"No such account: '{call.args[0]}'", status=404, code="resource_missing",
                           param="account")
-    return account_object(call.sb.settings.business_name)
+    return account_object(call.sb.settings.business_name, capabilities(call.sb))

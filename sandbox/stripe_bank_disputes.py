@@ -13,7 +13,15 @@ from sandbox import ids
 from sandbox import stripe_objects as so
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.state import Obj
-from sandbox.stripe_billing import _put, _require_payable, _snapshot, previous_attributes, settle_payment
+from sandbox.stripe_account import require_capabilities
+from sandbox.stripe_billing import (
+    _put,
+    _require_payable,
+    _snapshot,
+    attempt_intent,
+    previous_attributes,
+    settle_payment,
+)
 from sandbox.stripe_errors import StripeError, param_invalid
 from sandbox.stripe_events import emit
 
@@ -55,6 +63,7 @@ def pay_by_bank(sb: Sandbox, ctx: StripeCtx, inv: Obj, amount: int | None = None
     if not offers_bank(inv):
         raise StripeError("This invoice does not accept us_bank_account payments "
                           "(payment_settings.payment_method_types).", param="payment_method_types")
+    require_capabilities(sb, [BANK_METHOD], "payment_method_types")
     if processing_debit(sb, ctx.mode, inv) is not None:
         raise StripeError("A bank payment for this invoice is already processing.",
                           code="payment_intent_unexpected_state")
@@ -64,10 +73,10 @@ def pay_by_bank(sb: Sandbox, ctx: StripeCtx, inv: Obj, amount: int | None = None
         raise param_invalid("amount", f"The amount must be between 1 and the amount remaining on the invoice "
                                       f"({remaining}).")
     now = sb.store.now()
-    pi = _put(sb, ctx, "payment_intent", so.payment_intent(ctx.livemode, now, inv, amount))
-    pi.update(payment_method_types=[BANK_METHOD],
-              payment_method_options={BANK_METHOD: {"verification_method": "automatic"}})
-    emit(sb, ctx, "payment_intent.created", so.public(pi))
+    pi, _ = attempt_intent(sb, ctx, inv, amount, now)
+    if BANK_METHOD not in pi["payment_method_types"]:
+        pi["payment_method_types"] = [BANK_METHOD]
+    pi["payment_method_options"] = {BANK_METHOD: {"verification_method": "automatic"}}
     ch = so.charge(ctx.livemode, now, pi, succeeded=False, last4="6789", txn_id=None,
                    receipt_url=f"{ctx.base_url}/receipts/{{id}}")
     ch.update(status="pending", failure_code=None, failure_message=None, payment_method_details=_bank_details(),
@@ -114,13 +123,14 @@ def settle(sb: Sandbox, ctx: StripeCtx, pi: Obj, fail: bool | None = None) -> Ob
         emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
         return pi
     amount = pi["amount"]
+    inpay = store.coll(ctx.mode, "invoice_payment")[pi["_inpay"]]
+    inpay.update(status="paid", amount_paid=amount)
+    inpay["status_transitions"]["paid_at"] = now
     txn = _put(sb, ctx, "balance_transaction", so.balance_transaction(
         now, amount=amount, fee=ach_fee(amount), currency=inv["currency"], source=ch["id"], kind="charge",
         description=pi["description"]))
     ch.update(status="succeeded", paid=True, captured=True, amount_captured=amount, balance_transaction=txn["id"])
     pi.update(status="succeeded", amount_received=amount)
-    inpay = _put(sb, ctx, "invoice_payment", so.invoice_payment(ctx.livemode, now, inv, pi, amount,
-                                                                             paid=True))
     settle_payment(sb, ctx, inv, before, ch, pi, inpay, amount, now)
     return pi
 

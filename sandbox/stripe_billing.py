@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox import ids
 from sandbox import stripe_objects as so
 from sandbox.context import Sandbox, StripeCtx
 from sandbox.state import Obj
@@ -240,6 +241,8 @@ def finalize(sb: Sandbox, ctx: StripeCtx, inv: Obj, p: Obj) -> Obj:
     inv["webhooks_delivered_at"] = now
     _recompute_totals(sb, ctx, inv)
     _apply_customer_balance(inv, cus)
+    if inv["amount_due"] > 0:
+        _create_default_payment(sb, ctx, inv, now)
     emit(sb, ctx, "invoice.finalized", _snapshot(sb, ctx, inv))
     if inv["amount_due"] == 0:
         # Stripe marks a zero-amount invoice paid as soon as it is finalized.
@@ -264,6 +267,42 @@ def _apply_customer_balance(inv: Obj, cus: Obj | None) -> None:
     inv["amount_remaining"] = inv["amount_due"] - inv["amount_paid"]
     if cus is not None:
         cus["balance"] = starting + applied
+
+
+def _create_default_payment(sb: Sandbox, ctx: StripeCtx, inv: Obj, now: int) -> None:
+    """As Stripe does at finalization: the invoice's default InvoicePayment and its payment
+    intent, for the amount due, reused by every attempt on the hosted page."""
+    pi = so.payment_intent(ctx.livemode, now, inv, inv["amount_due"])
+    pi.update(payment_method=None, payment_method_types=list(
+        (inv.get("payment_settings") or {}).get("payment_method_types") or ["card"]))
+    pi["_invoice"] = inv["id"]
+    _put(sb, ctx, "payment_intent", pi)
+    inpay = _put(sb, ctx, "invoice_payment", so.invoice_payment(ctx.livemode, now, inv, pi, inv["amount_due"]))
+    pi["_inpay"] = inpay["id"]
+    inv["_default_pi"] = pi["id"]
+    emit(sb, ctx, "payment_intent.created", so.public(pi))
+
+
+def default_payment_intent(sb: Sandbox, mode: str, inv: Obj) -> Obj | None:
+    """The invoice's default payment intent while an attempt can still use it."""
+    pi = sb.store.coll(mode, "payment_intent").get(inv.get("_default_pi") or "")
+    return pi if pi is not None and pi["status"] == "requires_payment_method" else None
+
+
+def attempt_intent(sb: Sandbox, ctx: StripeCtx, inv: Obj, amount: int, now: int) -> tuple[Obj, Obj]:
+    """The payment intent and InvoicePayment one attempt uses: the default pair for the amount
+    remaining, a new non-default pair for any other amount."""
+    pi = default_payment_intent(sb, ctx.mode, inv)
+    if pi is not None and amount == inv["amount_remaining"]:
+        pi.update(amount=amount, payment_method=ids.stripe_id("pm"), last_payment_error=None)
+        return pi, sb.store.coll(ctx.mode, "invoice_payment")[pi["_inpay"]]
+    pi = _put(sb, ctx, "payment_intent", so.payment_intent(ctx.livemode, now, inv, amount))
+    pi["_invoice"] = inv["id"]
+    emit(sb, ctx, "payment_intent.created", so.public(pi))
+    inpay = _put(sb, ctx, "invoice_payment", so.invoice_payment(ctx.livemode, now, inv, pi, amount))
+    inpay["is_default"] = False
+    pi["_inpay"] = inpay["id"]
+    return pi, inpay
 
 
 def _require_payable(inv: Obj) -> None:
@@ -297,12 +336,7 @@ def pay(sb: Sandbox, ctx: StripeCtx, inv: Obj, *, amount: int | None = None,
     digits = "".join(ch for ch in card_number if ch.isdigit())
     decline_code = decline_code or DECLINING_CARDS.get(digits)
     last4 = digits[-4:] if len(digits) >= 4 else "4242"
-    pi = _put(sb, ctx, "payment_intent", so.payment_intent(ctx.livemode, now, inv, amount))
-    pi["metadata"] = {"invoice": inv["id"]}
-    emit(sb, ctx, "payment_intent.created", so.public(pi))
-    # Each attempt is an InvoicePayment of the invoice (status open until its intent succeeds):
-    # how Stripe links an invoice to its payment intents, declined ones included.
-    inpay = _put(sb, ctx, "invoice_payment", so.invoice_payment(ctx.livemode, now, inv, pi, amount))
+    pi, inpay = attempt_intent(sb, ctx, inv, amount, now)
     receipt = f"{ctx.base_url}/receipts/{{id}}"
     before = _snapshot(sb, ctx, inv)
     inv["attempt_count"] += 1
@@ -346,6 +380,11 @@ def settle_payment(sb: Sandbox, ctx: StripeCtx, inv: Obj, before: Obj, ch: Obj, 
     inv["amount_paid"] += amount
     inv["amount_remaining"] -= amount
     fully_paid = inv["amount_remaining"] == 0
+    default = default_payment_intent(sb, ctx.mode, inv)
+    if default is not None and not fully_paid:
+        # Stripe keeps the default payment in step with the invoice's amount_remaining.
+        default["amount"] = inv["amount_remaining"]
+        sb.store.coll(ctx.mode, "invoice_payment")[default["_inpay"]]["amount_requested"] = inv["amount_remaining"]
     if fully_paid:
         inv["status"] = "paid"
         inv["status_transitions"]["paid_at"] = now
@@ -364,11 +403,20 @@ def void(sb: Sandbox, ctx: StripeCtx, inv: Obj) -> Obj:
         raise StripeError(f"You can only void an open or uncollectible invoice; this invoice "
                           f"is `{inv['status']}`.", param="invoice")
     before = _snapshot(sb, ctx, inv)
+    now = sb.store.now()
     inv["status"] = "void"
-    inv["status_transitions"]["voided_at"] = sb.store.now()
+    inv["status_transitions"]["voided_at"] = now
     after = _snapshot(sb, ctx, inv)
     emit(sb, ctx, "invoice.voided", after)
     emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
+    pi = default_payment_intent(sb, ctx.mode, inv)
+    if pi is not None:
+        # Voiding cancels the default payment: its intent can no longer be paid.
+        pi.update(status="canceled", canceled_at=now, cancellation_reason="void_invoice")
+        inpay = sb.store.coll(ctx.mode, "invoice_payment")[pi["_inpay"]]
+        inpay["status"] = "canceled"
+        inpay["status_transitions"]["canceled_at"] = now
+        emit(sb, ctx, "payment_intent.canceled", so.public(pi))
     return inv
 
 

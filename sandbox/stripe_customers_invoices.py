@@ -8,6 +8,7 @@ from typing import Any
 from sandbox import stripe_billing as billing
 from sandbox import stripe_objects as so
 from sandbox.state import Obj
+from sandbox.stripe_account import require_capabilities
 from sandbox.stripe_call import Call, get_obj, list_response, metadata_ok, render
 from sandbox.stripe_errors import StripeError, param_invalid
 from sandbox.stripe_events import emit
@@ -17,6 +18,7 @@ from sandbox.stripe_params import (
     as_int,
     as_list,
     check_allowed,
+    email_ok,
     paginate,
     require,
 )
@@ -31,9 +33,7 @@ CUSTOMER_FIELDS = ("email", "name", "phone", "description", "metadata", "address
 def customers_create(call: Call) -> Obj:
     check_allowed(call.p, CUSTOMER_FIELDS)
     metadata_ok(call.p)
-    email = call.p.get("email")
-    if email and "@" not in email:
-        raise param_invalid("email", "Invalid email address: " + email, "email_invalid")
+    email_ok(call.p.get("email"))
     params = dict(call.p)
     if "balance" in params:
         params["balance"] = as_int(params["balance"], "balance")
@@ -54,6 +54,7 @@ def customers_retrieve(call: Call) -> Obj:
 def customers_update(call: Call) -> Obj:
     check_allowed(call.p, CUSTOMER_FIELDS)
     metadata_ok(call.p)
+    email_ok(call.p.get("email"))
     cus = get_obj(call, "customer", call.args[0])
     params = dict(call.p)
     if "balance" in params:
@@ -122,7 +123,9 @@ def invoices_create(call: Call) -> Obj:
     check_allowed(call.p, INVOICE_CREATE)
     require(call.p, "customer")
     metadata_ok(call.p)
-    return render(call, billing.create_invoice(call.sb, call.ctx, _invoice_params(call.p)))
+    params = _invoice_params(call.p)
+    require_capabilities(call.sb, (params.get("payment_settings") or {}).get("payment_method_types"))
+    return render(call, billing.create_invoice(call.sb, call.ctx, params))
 
 
 def invoices_list(call: Call) -> Obj:
@@ -190,6 +193,9 @@ def _parse_line(i: int, line: Any) -> Obj:
         if "currency" not in pd:
             raise StripeError(f"Missing required param: {prefix}[price_data][currency].",
                               code="parameter_missing", param=f"{prefix}[price_data][currency]")
+        if "unit_amount_decimal" in pd:
+            raise StripeError("You may only specify one of these parameters: unit_amount, unit_amount_decimal.",
+                              code="parameters_exclusive", param=f"{prefix}[price_data][unit_amount_decimal]")
         pd = dict(pd)
         pd["unit_amount"] = as_int(pd["unit_amount"], f"{prefix}[price_data][unit_amount]", 0)
         if not (pd.get("product_data") or {}).get("name") and not pd.get("product"):
@@ -233,6 +239,9 @@ def invoices_finalize(call: Call) -> Obj:
     params = {}
     if "auto_advance" in call.p:
         params["auto_advance"] = as_bool(call.p["auto_advance"], "auto_advance")
+    if inv["status"] == "draft":
+        # A capability deactivated since the draft was made: Stripe refuses to finalize it.
+        require_capabilities(call.sb, (inv.get("payment_settings") or {}).get("payment_method_types"))
     return render(call, billing.finalize(call.sb, call.ctx, inv, params))
 
 

@@ -225,7 +225,8 @@ def payment_intent(livemode: bool, now: int, inv: Obj, amount: int) -> Obj:
         "currency": inv["currency"],
         "customer": inv["customer"],
         "customer_account": None,
-        "description": f"Payment for Invoice {inv.get('number') or inv['id']}",
+        # Stripe writes its own text here; nothing should rely on it naming the invoice.
+        "description": "Payment for Invoice",
         "excluded_payment_method_types": None,
         "last_payment_error": None,
         "latest_charge": None,

@@ -6,6 +6,7 @@ way Stripe does (``parameter_unknown``, ``parameter_invalid_integer``...).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,6 +14,23 @@ from sandbox.state import Obj
 from sandbox.stripe_errors import StripeError, param_invalid, param_missing
 
 MAX_LIMIT = 100
+
+
+# Stripe refuses an email whose parts are malformed (`x@.maie.com` -> email_invalid): a
+# dot-atom local part (no leading, trailing or double dot) and a domain of at least two
+# labels (letters, digits, inner hyphens) ending in a letters-only top-level label.
+_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})")
+
+
+def email_ok(value: Any, param: str = "email") -> None:
+    """An empty value clears the field; anything else must be an address Stripe accepts."""
+    if value in (None, ""):
+        return
+    text = str(value)
+    local = text.rsplit("@", 1)[0]
+    if len(text) > 512 or len(local) > 64 or not _EMAIL.fullmatch(text):
+        raise param_invalid(param, f"Invalid email address: {text}", "email_invalid")
 
 
 def check_allowed(p: Obj, allowed: Iterable[str]) -> None:

@@ -91,6 +91,11 @@ class ControlClient:
         out: Row = self._ok(self.http.post("/stripe/bank_debits", json=spec))
         return out
 
+    def set_capabilities(self, **statuses: str) -> Row:
+        """The account's capabilities, e.g. us_bank_account_ach_payments="inactive"."""
+        out: Row = self._ok(self.http.post("/stripe/capabilities", json=statuses))
+        return out
+
     def open_dispute(self, invoice_id: str, amount: int | None = None, reason: str = "fraudulent") -> Row:
         """A dispute on the invoice's latest succeeded charge (Stripe's dispute object)."""
         return self._action(f"/stripe/invoices/{invoice_id}/dispute", {"amount": amount, "reason": reason})

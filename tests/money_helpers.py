@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm import reminder_dispatch as rd
-from crm.send_invoice import send_invoice
+from crm.reminders import dispatch as rd
+from crm.send.workflow import send_invoice
 from db.reminders import queue_due
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sidecar import Sidecar

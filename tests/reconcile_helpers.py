@@ -29,9 +29,9 @@ def open_invoice(db: Conn, sbx: RunningSandbox, amount: int = 10_000, status: st
 def wire_sidecar(db: Conn, sidecar_url: str) -> None:
     """Register the sidecar at the sandbox as an owner does at Stripe (the production list of
     event types, nothing more or less), and store the secret."""
-    from crm.settings import load_settings, save_setting
-    from crm.stripe_event_types import HANDLED_EVENT_TYPES
-    from crm.stripe_gateway import StripeGateway, stripe_target
+    from crm.config.settings import load_settings, save_setting
+    from crm.stripe.event_types import HANDLED_EVENT_TYPES
+    from crm.stripe.gateway import StripeGateway, stripe_target
     from webhook.signing_secrets import SECRETS
 
     _endpoint, secret = StripeGateway(stripe_target(load_settings(db))).register_webhook_endpoint(

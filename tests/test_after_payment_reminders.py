@@ -13,19 +13,17 @@ from uuid import UUID
 
 import psycopg
 
-from crm import reminder_dispatch as rd
+from crm.reminders import dispatch as rd
 from db import invoices
-from db.reminders import queue_due, record_handoff
+from db.reminders import record_handoff
 from sandbox.testing import RunningSandbox
 from tests.test_reminders_support import (
-    add_reminders,
     days,
     email_posts,
     gateway,
-    make_invoice,
     pay,
+    queued_overdue_invoice,
     reminders_of,
-    set_send_at,
     test_now,
 )
 
@@ -41,10 +39,7 @@ def emails_for_invoice(sbx: RunningSandbox, invoice_id: int) -> list[dict[str, A
 def claimed_reminder(db: Conn, now: datetime, send_in: timedelta = timedelta(hours=3)
                      ) -> tuple[dict[str, Any], UUID, dict[str, Any], dict[str, Any]]:
     """An open invoice whose first reminder a dispatcher has claimed (request stored, nothing sent)."""
-    inv = make_invoice(db, due=(now - days(7)).date())
-    rows = add_reminders(db, inv["invoice_id"], (now - days(7)).date())
-    set_send_at(db, rows[0]["id"], now + send_in)
-    assert queue_due(db, now) == 1
+    inv, _rows = queued_overdue_invoice(db, now, send_in)
     token = rd.uuid4()
     (row, request), = rd._claim_batch(db, now, 10, token, rd.CLAIM_LEASE)
     assert request is not None
@@ -166,7 +161,7 @@ def test_voiding_from_the_dashboard_also_stops_an_unrecorded_reminder(db: Conn, 
     now = test_now()
     inv, _token, row, request = claimed_reminder(db, now)
     first_id = gateway(db).send(request, idempotency_key=row["idempotency_key"])
-    with db.transaction():  # what crm.send_followups.void_invoice does after Stripe voided it
+    with db.transaction():  # what crm.send.followups.void_invoice does after Stripe voided it
         assert invoices.mark_void(db, inv["invoice_id"]) == "open"
         assert invoices.cancel_reminders(db, inv["invoice_id"], "void") == 3
 
@@ -177,10 +172,7 @@ def test_voiding_from_the_dashboard_also_stops_an_unrecorded_reminder(db: Conn, 
 
 def test_a_reminder_cancelled_before_any_claim_asks_nothing_of_resend(db: Conn, crm_sandbox: RunningSandbox) -> None:
     now = test_now()
-    inv = make_invoice(db, due=(now - days(7)).date())
-    rows = add_reminders(db, inv["invoice_id"], (now - days(7)).date())
-    set_send_at(db, rows[0]["id"], now + timedelta(hours=3))
-    queue_due(db, now)
+    inv, _rows = queued_overdue_invoice(db, now, timedelta(hours=3))
     pay(db, inv)
 
     assert [(r["status"], r["resend_cancel"]) for r in reminders_of(db, inv["invoice_id"])] == [

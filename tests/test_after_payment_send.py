@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from crm.send_invoice import SendOptions, send_invoice
+from crm.send.workflow import SendOptions, send_invoice
 from db.stripe_events import apply_event
 from sandbox.testing import RunningSandbox
 from tests import stripe_payloads as sp

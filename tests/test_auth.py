@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.auth import (
+from crm.users.auth import (
     FAILURE_MESSAGE,
     FREE_FAILURES_PER_EMAIL,
     FREE_FAILURES_PER_SOURCE,
@@ -22,7 +22,7 @@ from crm.auth import (
     session_still_valid,
     throttle_delay,
 )
-from crm.passwords import WeakPasswordError
+from crm.users.passwords import WeakPasswordError
 
 PASSWORD = "correct horse battery"
 
@@ -105,7 +105,7 @@ def test_throttle_delay_doubles_after_the_free_failures_and_is_capped() -> None:
 
 
 def test_a_session_ends_when_the_account_is_disabled_or_its_password_reset(db: psycopg.Connection[Any]) -> None:
-    from crm.passwords import hash_password
+    from crm.users.passwords import hash_password
 
     user_id = create_user(db, "staff@example.com", "Sam", "staff", PASSWORD)
     session = login(db, "staff@example.com", PASSWORD)

@@ -57,7 +57,7 @@ def assert_no_sideways_scroll(page: Any, what: str) -> None:
 
 def statement_customer(db: psycopg.Connection[Any], customer: int, send: bool = True) -> int:
     """Another invoice for the customer (sent, unless send=False: then a draft with its lines)."""
-    from crm.send_invoice import send_invoice
+    from crm.send.workflow import send_invoice
     from db import drafts
 
     job = create_job(db, JobInput(customer, "Thermostat install"), "test")
@@ -216,9 +216,9 @@ def test_send_and_pay_turns_the_invoice_paid_live(db: psycopg.Connection[Any], d
         mail.get_by_role("link", name="Statement from", exact=False).first.click()
         mail.wait_for_timeout(1000)
         mail.screenshot(path=str(SHOTS / "statement-email.png"), full_page=True)
-        from crm.email_templates import render_statement_page
-        from crm.settings import load_settings
-        from crm.statements import build_statement, business_today
+        from crm.config.settings import load_settings
+        from crm.email.invoice_email import render_statement_page
+        from crm.email.statements import build_statement, business_today
 
         current = load_settings(db)
         mail.set_content(render_statement_page(build_statement(db, customer, current, business_today(current))))
@@ -280,7 +280,7 @@ def test_golive_checklist_walked_in_the_browser(db: psycopg.Connection[Any], das
 
     expect.set_options(timeout=30_000)  # each rerun of a page takes seconds on two busy cores
 
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
 
     hook_url = f"{sidecar.url}/webhooks/stripe"
     SHOTS.mkdir(parents=True, exist_ok=True)

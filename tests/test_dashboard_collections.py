@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm import collections as rules
+from crm.money import collections as rules
 from db import queries_collections as q
 from ops import seed
 

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.settings import load_settings, save_setting
-from crm.stripe_endpoint import register
+from crm.config.settings import load_settings, save_setting
+from crm.stripe.endpoint import register
 from sandbox.testing import RunningSandbox
 from tests.fixtures.dashboard import OWNER_EMAIL
 from tests.reconcile_helpers import wait_until

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from streamlit.testing.v1 import AppTest
 
-from crm.auth import FREE_FAILURES_PER_EMAIL, Session
+from crm.users.auth import FREE_FAILURES_PER_EMAIL, Session
 from tests.fixtures.dashboard import APP_TIMEOUT, OWNER_EMAIL, PASSWORD, ROOT, STAFF_EMAIL
 
 
@@ -97,7 +97,7 @@ def test_a_disabled_users_open_session_is_logged_out_on_its_next_rerun(
 
 def test_a_password_reset_ends_the_users_open_session(
         db: psycopg.Connection[Any], app_as: Callable[..., Any], dashboard_users: dict[str, int]) -> None:
-    from crm.user_admin import reset_password
+    from crm.users.admin import reset_password
 
     at = app_as("staff", "pages/jobs.py")
     reset_password(db, OWNER_EMAIL, dashboard_users["staff"], "a brand new password")

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from db import invoices
 from db.stripe_events import apply_event
 from tests import stripe_payloads as sp
 from tests.fixtures.sidecar import seed_invoice
@@ -43,8 +44,11 @@ def _linked_customer(db: Conn, inv: dict[str, Any]) -> str:
 def test_invoice_view_shows_a_bank_payment_processing(db: Conn, app_as: Callable[..., Any]) -> None:
     inv = seed_invoice(db, amount_due=480_000)
     pi = {"id": sp.stripe_id("pi"), "object": "payment_intent", "amount": 480_000, "currency": "usd",
-          "customer": _linked_customer(db, inv), "description": "Payment for Invoice ACME-0042",
-          "payment_method_types": ["us_bank_account"], "status": "processing", "livemode": False}
+          "customer": _linked_customer(db, inv), "description": "Payment for Invoice",
+          "payment_method_types": ["us_bank_account"], "status": "processing", "livemode": False,
+          "latest_charge": sp.stripe_id("ch")}
+    # The invoice's default payment intent, as the Send records it after finalize.
+    invoices.record_default_payment_intent(db, inv["invoice_id"], "test", pi["id"], sp.stripe_id("inpay"))
     assert apply_event(db, sp.event("payment_intent.processing", pi), "test").outcome == "applied"
 
     at = _open(app_as, inv["invoice_id"])

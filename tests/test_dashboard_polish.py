@@ -110,7 +110,7 @@ def test_clicking_a_job_row_opens_the_job(db: psycopg.Connection[Any], app_as: C
 
 
 def test_times_are_shown_in_the_business_time_zone(db: psycopg.Connection[Any], app_as: Callable[..., Any]) -> None:
-    from crm.settings import save_setting
+    from crm.config.settings import save_setting
 
     save_setting(db, "business.timezone", "Asia/Tokyo")
     db.execute("INSERT INTO crm.stripe_events (id, type, mode, outcome, received_at, payload) VALUES "

@@ -56,7 +56,7 @@ def test_a_failed_send_says_what_failed_and_retries(db: psycopg.Connection[Any],
 
 def test_resend_the_email_then_void(db: psycopg.Connection[Any], crm_sandbox: RunningSandbox,
                                     make_invoice: Callable[..., int], app_as: Callable[..., Any]) -> None:
-    from crm.send_invoice import send_invoice
+    from crm.send.workflow import send_invoice
 
     invoice_id = make_invoice()
     assert send_invoice(invoice_id, "staff@example.com").ok

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.settings import load_settings
+from crm.config.settings import load_settings
 from sandbox.testing import RunningSandbox
 from tests.fixtures.dashboard import OWNER_EMAIL
 
@@ -134,7 +134,7 @@ def test_owner_adds_disables_and_resets_a_user(db: psycopg.Connection[Any], app_
 
 def test_the_core_refuses_to_disable_the_last_owner(db: psycopg.Connection[Any],
                                                     dashboard_users: dict[str, int]) -> None:
-    from crm.user_admin import UserAdminError, set_user_active
+    from crm.users.admin import UserAdminError, set_user_active
 
     with pytest.raises(UserAdminError, match="last active owner"):
         set_user_active(db, OWNER_EMAIL, dashboard_users["owner"], False)

@@ -41,7 +41,7 @@ def test_db_restart_the_first_dashboard_page_after_a_restart_renders(app_as: Cal
 
 def test_db_restart_the_first_webhook_after_a_restart_is_applied_on_both_routes(sidecar: Sidecar,
                                                                                 pg_server: Any) -> None:
-    from crm.settings import save_setting
+    from crm.config.settings import save_setting
     from webhook.resend_route import SECRETS
 
     save_setting(sidecar.db, "resend.webhook_secret", WEBHOOK_SECRET)

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from crm.reconcile import run_reconcile
+from crm.stripe.reconcile import run_reconcile
 from ops import seed
 from sandbox.testing import RunningSandbox
 

@@ -29,7 +29,7 @@ def test_a_deployment_database_never_gets_the_demo_owner(db: psycopg.Connection[
 
 def test_the_demo_password_is_printed_only_while_it_is_still_the_password(
         db: psycopg.Connection[Any], data_dir: Path) -> None:
-    from crm.user_admin import reset_password
+    from crm.users.admin import reset_password
 
     first = supervisor.ensure_demo_owner(embedded=True)
     assert first is not None and first[0] == supervisor.DEMO_OWNER

@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.accounting_export import FILES, INVOICE_COLUMNS, JOURNAL_COLUMNS, ExportError, build_export, window
-from crm.money import decimal_amount
+from crm.money.accounting_export import FILES, INVOICE_COLUMNS, JOURNAL_COLUMNS, ExportError, build_export, window
+from crm.money.amounts import decimal_amount
 from db import queries_export
 from ops import seed
 

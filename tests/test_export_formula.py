@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from crm.csv_cells import FORMULA_STARTS, csv_text, safe_cell
+from crm.money.csv_cells import FORMULA_STARTS, csv_text, safe_cell
 from ops import seed
 from tests.test_export import NOW, TZ, _read, check_invoices, check_journal
 

@@ -19,9 +19,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from crm.reconcile import run_reconcile
-from crm.send_invoice import SendOptions, send_invoice
-from crm.stripe_event_types import HANDLED_EVENT_TYPES
+from crm.send.workflow import SendOptions, send_invoice
+from crm.stripe.event_types import HANDLED_EVENT_TYPES
+from crm.stripe.reconcile import run_reconcile
 from sandbox.testing import RunningSandbox, run_sandbox
 from tests.fixtures.workflow import STAFF, MakeInvoice
 from tests.reconcile_helpers import deliveries_settled, open_invoice, point_crm_at, status_of, wait_until, wire_sidecar

@@ -1,4 +1,4 @@
-"""Go live, step by step (crm/golive.py) against the sandbox over real HTTP with the real sidecar:
+"""Go live, step by step (crm/golive/steps.py) against the sandbox over real HTTP with the real sidecar:
 every step checked for real and stored, the endpoint registered once and updated in place, the
 test invoice green only when its webhook arrived, and live mode refused until steps 1-5 are green."""
 
@@ -12,10 +12,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm import golive
-from crm.settings import load_settings, save_setting
-from crm.stripe_endpoint import endpoint_state, register
-from crm.stripe_event_types import HANDLED_EVENT_TYPES
+from crm.config.settings import load_settings, save_setting
+from crm.golive import steps as golive
+from crm.stripe.endpoint import endpoint_state, register
+from crm.stripe.event_types import HANDLED_EVENT_TYPES
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sandbox import BUSINESS_NAME
 from tests.reconcile_helpers import deliveries_settled, wait_until
@@ -79,7 +79,7 @@ def test_golive_webhook_registration_updates_in_place_and_checks_every_handled_t
 
 
 def test_golive_webhook_must_be_public_https_except_in_the_sandbox() -> None:
-    from crm.stripe_endpoint import public_https_problem
+    from crm.stripe.endpoint import public_https_problem
 
     assert public_https_problem("http://crm.example.com/webhooks/stripe", False)
     assert public_https_problem("https://127.0.0.1/webhooks/stripe", False)
@@ -153,7 +153,7 @@ def test_golive_test_invoice_then_live_switch_refused_before_and_allowed_after(
 
 def test_golive_test_invoice_paid_but_found_only_by_reconcile_is_not_green(
         db: Conn, golive_sandbox: RunningSandbox, sidecar: Any) -> None:
-    from crm.reconcile import run_reconcile
+    from crm.stripe.reconcile import run_reconcile
 
     _steps_1_to_3(db, sidecar.url)
     assert golive.send_test_invoice(load_settings(db), OWNER, "Olive Owner", None, "owner").ok

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.header_values import flattened, one_line
-from crm.send_invoice import send_invoice
-from crm.settings import load_settings, save_setting
+from crm.config.settings import load_settings, save_setting
+from crm.email.header_values import flattened, one_line
+from crm.send.workflow import send_invoice
 from crm.validation import header_error, name_error
 from sandbox.testing import RunningSandbox
 from tests.fixtures.workflow import STAFF

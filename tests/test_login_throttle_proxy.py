@@ -1,5 +1,5 @@
 """The login throttle behind a local tunnel or proxy: a fresh X-Forwarded-For per try buys
-nothing unless the proxy is named in CRM_TRUSTED_PROXIES (crm/client_address.py).
+nothing unless the proxy is named in CRM_TRUSTED_PROXIES (crm/users/client_address.py).
 
 The HTTP layer is uvicorn's own ProxyHeadersMiddleware with the options Streamlit's uvicorn
 runs with (it trusts 127.0.0.1), in front of an endpoint that reads the address the way
@@ -24,8 +24,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from crm.auth import LoginError, login
-from crm.client_address import client_address, configured_proxies, parse_proxies, server_trusted_hosts
+from crm.users.auth import LoginError, login
+from crm.users.client_address import client_address, configured_proxies, parse_proxies, server_trusted_hosts
 from tests.fixtures.dashboard import STAFF_EMAIL
 
 Conn = psycopg.Connection[Any]

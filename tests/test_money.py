@@ -6,9 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from crm.integrations import currency_error
-from crm.invoice_lines import parse_lines, price_text
-from crm.money import (
+from crm.config.integrations import currency_error
+from crm.money.amounts import (
     STRIPE_ZERO_DECIMAL,
     MoneyError,
     UnsupportedCurrency,
@@ -18,6 +17,7 @@ from crm.money import (
     parse_cents,
     percent_of,
 )
+from crm.send.lines import parse_lines, price_text
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from crm import reminder_dispatch as rd
+from crm.reminders import dispatch as rd
 from db.queries_invoices import InvoiceFilter, list_invoices
 from db.reminders import queue_due
 from sandbox.testing import RunningSandbox

@@ -156,7 +156,7 @@ def test_reconcile_repairs_a_dispute_whose_events_were_lost(
         db: Conn, wired: RunningSandbox, make_invoice: MakeInvoice) -> None:
     """A chargeback opened, then lost, while every delivery was dropped: reconcile brings the
     invoice to Disputed, then takes the lost amount off what was collected; again, nothing."""
-    from crm.reconcile import run_reconcile
+    from crm.stripe.reconcile import run_reconcile
 
     inv = paid_by_card(db, wired, make_invoice)
     before = collected_this_month(db)
@@ -181,7 +181,7 @@ def test_reconcile_compares_each_charges_disputes_with_the_crms(
     """What the event catch-up cannot repair (the ledger already holds the events, so a replay
     is a duplicate): the CRM's dispute row says open while Stripe says lost. The money
     comparison fetches the charge's disputes and applies a synthetic `charge.dispute.closed`."""
-    from crm.reconcile import run_reconcile
+    from crm.stripe.reconcile import run_reconcile
 
     inv = paid_by_card(db, wired, make_invoice)
     dp = wired.control.open_dispute(inv["stripe_invoice_id"], amount=10_000, reason="fraudulent")

@@ -18,11 +18,11 @@ import httpx
 import psycopg
 import pytest
 
-from crm.payment_details import payment_details_pass
-from crm.reconcile import run_reconcile
-from crm.settings import load_settings
-from crm.stripe_event_types import HANDLED_EVENT_TYPES
-from crm.stripe_gateway import as_json_object
+from crm.config.settings import load_settings
+from crm.money.payment_details import payment_details_pass
+from crm.stripe.event_types import HANDLED_EVENT_TYPES
+from crm.stripe.gateway import as_json_object
+from crm.stripe.reconcile import run_reconcile
 from db import queries_collections as collections
 from sandbox.testing import RunningSandbox
 from tests import stripe_payloads as sp

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.auth import create_user
+from crm.users.auth import create_user
 from tests.fixtures.dashboard import APP_TIMEOUT, PASSWORD, session_for
 from tests.fixtures.pooler import PooledDatabase
 from tests.fixtures.sidecar import seed_invoice

@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from crm.settings import save_setting
+from crm.config.settings import save_setting
 from db.embedded import free_port
 from ops.soak import RoundRobinProxy, run_soak
 from sandbox.testing import RunningSandbox
@@ -146,7 +146,7 @@ def test_pooled_reconcile_run_lock_holds_across_two_sidecars(
     assert left == (0,), "an advisory lock outlived its run on a pooled server connection"
 
     pooled_sandbox.control.clear_faults()
-    from crm.reconcile import run_reconcile
+    from crm.stripe.reconcile import run_reconcile
 
     for _ in range(3):  # this process through the pooler too: never refused once the run is over
         assert not run_reconcile("test").skipped
@@ -189,7 +189,7 @@ def test_pooled_send_via_stripe_then_paid_through_a_pooled_sidecar(
         pooled_db: Conn, pooled_sandbox: RunningSandbox, sidecar_processes: StartSidecars) -> None:
     """The dashboard's Send (this process's pool through the pooler) and the webhook (a
     sidecar process through the pooler): one customer, invoice and email; then Paid."""
-    from crm.send_invoice import send_invoice
+    from crm.send.workflow import send_invoice
     from tests.fixtures.workflow import STAFF, insert_draft_invoice
     from tests.reconcile_helpers import wire_sidecar
     from tests.send_helpers import assert_exactly_one_of_each

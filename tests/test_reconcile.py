@@ -10,7 +10,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.reconcile import drift_repair, latest_runs, listing_start, next_checkpoint, repair_event_id, run_reconcile
+from crm.stripe.reconcile import (
+    drift_repair,
+    latest_runs,
+    listing_start,
+    next_checkpoint,
+    repair_event_id,
+    run_reconcile,
+)
 from ops.cli import main
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sidecar import seed_invoice

@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from crm.reminder_schedule import ScheduleError, plan_reminders, validate_offsets
+from crm.reminders.schedule import ScheduleError, plan_reminders, validate_offsets
 
 
 def test_default_offsets_at_local_hour() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from crm import reminder_dispatch as rd
+from crm.reminders import dispatch as rd
 from db.reminders import queue_due
 from sandbox.testing import RunningSandbox
 from tests.test_reminders_support import (
@@ -22,6 +22,7 @@ from tests.test_reminders_support import (
     mailbox,
     make_invoice,
     pay,
+    queued_overdue_invoice,
     reminders_of,
     set_send_at,
     test_now,
@@ -32,10 +33,7 @@ Conn = psycopg.Connection[dict[str, Any]]
 
 def one_scheduled_reminder(db: Conn, now: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """An open invoice whose 7-day reminder goes out in 12 hours, handed to Resend."""
-    inv = make_invoice(db, due=(now - days(7)).date())
-    rows = add_reminders(db, inv["invoice_id"], (now - days(7)).date())
-    set_send_at(db, rows[0]["id"], now + timedelta(hours=12))
-    assert queue_due(db, now) == 1
+    inv, _rows = queued_overdue_invoice(db, now, timedelta(hours=12))
     assert rd.dispatch_queued(db, gateway(db), now)["scheduled"] == 1
     return inv, reminders_of(db, inv["invoice_id"])[0]
 
@@ -102,10 +100,7 @@ def test_hand_off_schedules_the_email_at_its_send_time_with_tags(db: Conn, crm_s
 def test_a_crash_after_resend_accepted_is_resent_under_the_same_key_and_replayed(
         db: Conn, crm_sandbox: RunningSandbox) -> None:
     now = test_now()
-    inv = make_invoice(db, due=(now - days(7)).date())
-    rows = add_reminders(db, inv["invoice_id"], (now - days(7)).date())
-    set_send_at(db, rows[0]["id"], now + timedelta(hours=3))
-    queue_due(db, now)
+    inv, _rows = queued_overdue_invoice(db, now, timedelta(hours=3))
     claimed = rd._claim_batch(db, now, 10, rd.uuid4(), rd.CLAIM_LEASE)
     (row, request), = claimed
     assert request is not None
@@ -177,10 +172,7 @@ def test_a_cancel_that_comes_too_late_records_the_reminder_as_sent(db: Conn, crm
 
 def test_paid_while_being_handed_off_is_cancelled_at_resend(db: Conn, crm_sandbox: RunningSandbox) -> None:
     now = test_now()
-    inv = make_invoice(db, due=(now - days(7)).date())
-    rows = add_reminders(db, inv["invoice_id"], (now - days(7)).date())
-    set_send_at(db, rows[0]["id"], now + timedelta(hours=5))
-    queue_due(db, now)
+    inv, _rows = queued_overdue_invoice(db, now, timedelta(hours=5))
     token = rd.uuid4()
     (row, request), = rd._claim_batch(db, now, 10, token, rd.CLAIM_LEASE)
     pay(db, inv)  # lands between the claim and Resend's answer

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from crm.reminder_dispatch import backoff, reminder_key
-from crm.reminder_emails import ToneError, parse_tones, render_reminder, resend_params, tone_for
+from crm.reminders.dispatch import backoff, reminder_key
+from crm.reminders.emails import ToneError, parse_tones, render_reminder, resend_params, tone_for
 from sandbox.signing import svix_headers
 from tests.test_reminders_support import WEBHOOK_SECRET
 from webhook.resend_route import SignatureRejected, verify_svix

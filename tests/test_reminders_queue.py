@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from crm.reminder_dispatch import dispatch_queued
+from crm.reminders.dispatch import dispatch_queued
 from db.reminders import queue_due
 from tests.test_reminders_support import (
     add_reminders,
@@ -15,6 +15,7 @@ from tests.test_reminders_support import (
     gateway,
     make_invoice,
     pay,
+    queued_overdue_invoice,
     reminders_of,
     set_send_at,
     test_now,
@@ -62,10 +63,7 @@ def test_pg_cron_job_is_registered_and_queues_exactly_the_due_reminders(db: Conn
 
 def test_queueing_twice_queues_nothing_new(db: Conn) -> None:
     now = test_now()
-    inv = make_invoice(db, due=(now - days(7)).date())
-    rows = add_reminders(db, inv["invoice_id"], (now - days(7)).date())
-    set_send_at(db, rows[0]["id"], now + days(0.2))
-    assert queue_due(db, now) == 1
+    queued_overdue_invoice(db, now, days(0.2))
     assert queue_due(db, now + days(0.01)) == 0
 
 

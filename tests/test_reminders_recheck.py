@@ -8,19 +8,17 @@ from typing import Any
 
 import psycopg
 
-from crm import reminder_dispatch as rd
+from crm.reminders import dispatch as rd
 from db.customers import CustomerInput, update_customer
 from db.reminders import queue_due
 from sandbox.testing import RunningSandbox
 from tests.test_reminders_support import (
-    add_reminders,
     days,
     email_posts,
     gateway,
     mailbox,
-    make_invoice,
+    queued_overdue_invoice,
     reminders_of,
-    set_send_at,
     test_now,
 )
 
@@ -34,12 +32,8 @@ def opt_out(db: Conn, customer_id: int, email: str = "pat@example.com") -> None:
 
 
 def queued_reminders(db: Conn, now: Any, n: int = 2) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    inv = make_invoice(db, due=(now - days(7)).date())
-    rows = add_reminders(db, inv["invoice_id"], (now - days(7)).date(), offsets=(7, 14, 30)[:n + 1])
-    for i, row in enumerate(rows[:n]):
-        set_send_at(db, row["id"], now + timedelta(hours=3 + i))
-    assert queue_due(db, now) == n
-    return inv, rows
+    return queued_overdue_invoice(db, now, *(timedelta(hours=3 + i) for i in range(n)),
+                                  offsets=(7, 14, 30)[:n + 1])
 
 
 def test_opting_out_cancels_queued_reminders_and_stops_those_resend_holds(

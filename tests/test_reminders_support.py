@@ -16,10 +16,10 @@ from typing import Any
 
 import psycopg
 
-from crm.reminder_schedule import plan_reminders
-from crm.resend_gateway import ResendGateway, resend_target
-from crm.settings import load_settings
-from db.reminders import insert_planned
+from crm.config.settings import load_settings
+from crm.email.resend_gateway import ResendGateway, resend_target
+from crm.reminders.schedule import plan_reminders
+from db.reminders import insert_planned, queue_due
 from db.stripe_events import apply_event
 from sandbox.signing import svix_headers
 from sandbox.testing import RunningSandbox
@@ -62,6 +62,19 @@ def add_reminders(db: Conn, invoice_id: int, due: date, offsets: tuple[int, ...]
     with db.transaction():
         insert_planned(db, invoice_id, plan_reminders(due, offsets, hour, tz))
     return reminders_of(db, invoice_id)
+
+
+def queued_overdue_invoice(db: Conn, now: datetime, *send_in: timedelta,
+                           offsets: tuple[int, ...] = (7, 14, 30)) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The reminder tests' common start: an open invoice due a week before `now` with its
+    reminders planned; the first len(send_in) come due at now + each and are queued, as the
+    pg_cron job would queue them (every one of them, or this fails)."""
+    inv = make_invoice(db, due=(now - days(7)).date())
+    rows = add_reminders(db, inv["invoice_id"], (now - days(7)).date(), offsets=offsets)
+    for row, delay in zip(rows, send_in, strict=False):
+        set_send_at(db, row["id"], now + delay)
+    assert queue_due(db, now) == len(send_in)
+    return inv, rows
 
 
 def reminders_of(db: Conn, invoice_id: int) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from crm import reminder_dispatch as rd
+from crm.reminders import dispatch as rd
 from db.reminders import queue_due
 from sandbox.testing import RunningSandbox
 from tests.test_reminders_support import (
@@ -33,7 +33,7 @@ Conn = psycopg.Connection[dict[str, Any]]
 
 @pytest.fixture
 def resend_hook(db: Conn, sidecar_server: Any) -> Iterator[httpx.Client]:
-    from crm.settings import save_setting
+    from crm.config.settings import save_setting
     from webhook.resend_route import SECRETS
 
     save_setting(db, "resend.webhook_secret", WEBHOOK_SECRET)

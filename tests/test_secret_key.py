@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from crm.settings import load_settings, save_setting
+from crm.config.settings import load_settings, save_setting
 from tests import stripe_payloads as sp
 from tests.fixtures.sidecar import TEST_SECRET, Sidecar, SidecarLog, seed_invoice, snapshot
 from tests.test_reminders_support import WEBHOOK_SECRET, resend_event, signed, test_now

@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from crm.send_invoice import SendOptions, SendRefused, SimulatedCrash, send_invoice
+from crm.send.workflow import SendOptions, SendRefused, SimulatedCrash, send_invoice
 from ops.demo_setup import connect_sandbox
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sandbox import BUSINESS_FROM
@@ -98,7 +98,7 @@ def test_a_send_killed_after_finalize_resumes_though_the_webhook_already_opened_
 
 def test_demo_wiring_registers_the_sidecar_at_the_sandbox_once(db: Conn, fresh_sandbox: RunningSandbox,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
     from tests.send_helpers import stripe_client
 
     monkeypatch.setenv("SANDBOX_URL", fresh_sandbox.base_url)

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.send_invoice import SendOptions, SendRefused, resend_invoice_email, send_invoice, void_invoice
-from crm.settings import save_setting
+from crm.config.settings import save_setting
+from crm.send.workflow import SendOptions, SendRefused, resend_invoice_email, send_invoice, void_invoice
 from sandbox.testing import RunningSandbox
 from tests.fixtures.workflow import STAFF, MakeInvoice
 from tests.send_helpers import assert_exactly_one_of_each, sandbox_objects, stripe_client

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.send_invoice import SendOptions, SendRefused, SimulatedCrash, send_invoice
-from crm.send_result import SendResult
+from crm.send.result import SendResult
+from crm.send.workflow import SendOptions, SendRefused, SimulatedCrash, send_invoice
 from sandbox.testing import RunningSandbox
 from tests.fixtures.workflow import STAFF
 from tests.send_helpers import assert_exactly_one_of_each

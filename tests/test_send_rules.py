@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from crm import idempotency
-from crm import invoice_rules as rules
-from crm.email_templates import invoice_tags, render_invoice_email
+from crm.email.invoice_email import invoice_tags, render_invoice_email
+from crm.send import idempotency, rules
 
 TODAY = date(2026, 3, 10)
 LINES = [rules.Line("Service call", 1, 8900), rules.Line("Filter", 3, 2500)]

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.send_invoice import SendRefused, send_invoice
+from crm.send.workflow import SendRefused, send_invoice
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sandbox import BUSINESS_FROM, BUSINESS_NAME
 from tests.fixtures.workflow import DEFAULT_TOTAL, STAFF, MakeInvoice
@@ -77,16 +77,18 @@ def test_send_creates_customer_invoice_and_email_and_opens_the_invoice(db: Conn,
         ("email", "succeeded"), ("complete", "succeeded")]
 
 
-def test_new_customer_takes_four_stripe_calls_and_one_email(crm_sandbox: RunningSandbox, draft_invoice: int) -> None:
+def test_new_customer_takes_four_stripe_writes_one_read_and_one_email(crm_sandbox: RunningSandbox,
+                                                                     draft_invoice: int) -> None:
     assert send_invoice(draft_invoice, STAFF).ok
     stripe_calls = crm_sandbox.control.requests(service="stripe")
     assert [(r["method"], r["path"].split("/")[-1] if "/in_" in r["path"] else r["path"]) for r in stripe_calls] == [
-        ("POST", "/v1/customers"), ("POST", "/v1/invoices"), ("POST", "add_lines"), ("POST", "finalize")]
-    assert all(r["idempotency_key"] for r in stripe_calls)
+        ("POST", "/v1/customers"), ("POST", "/v1/invoices"), ("POST", "add_lines"), ("POST", "finalize"),
+        ("GET", "/v1/invoice_payments")]  # the default payment Stripe made at finalize
+    assert all(r["idempotency_key"] for r in stripe_calls if r["method"] == "POST")
     assert len(crm_sandbox.control.requests(service="resend")) == 1
 
 
-def test_returning_customer_takes_three_stripe_calls_and_one_email(db: Conn, crm_sandbox: RunningSandbox,
+def test_returning_customer_takes_three_stripe_writes_and_one_email(db: Conn, crm_sandbox: RunningSandbox,
                                                                   make_invoice: MakeInvoice) -> None:
     first = make_invoice()
     assert send_invoice(first, STAFF).ok
@@ -94,7 +96,8 @@ def test_returning_customer_takes_three_stripe_calls_and_one_email(db: Conn, crm
     second = make_invoice(customer_id=customer_id)
     since = max(r["time"] for r in crm_sandbox.control.requests())
     assert send_invoice(second, STAFF).ok
-    stripe_calls = [r for r in crm_sandbox.control.requests(service="stripe") if r["time"] > since]
+    stripe_calls = [r for r in crm_sandbox.control.requests(service="stripe") if r["time"] > since
+                    and r["method"] == "POST"]
     resend_calls = [r for r in crm_sandbox.control.requests(service="resend") if r["time"] > since]
     assert len(stripe_calls) == 3, stripe_calls
     assert not any(r["path"] == "/v1/customers" for r in stripe_calls)

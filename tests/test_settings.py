@@ -7,8 +7,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from crm.secrets_store import mask
-from crm.settings import load_settings, save_setting, secret_hints
+from crm.config.secrets_store import mask
+from crm.config.settings import load_settings, save_setting, secret_hints
 
 KEY = "sk_test_51Habcdefghijklmnop4242"
 
@@ -55,7 +55,7 @@ def test_mask(secret: str, shown: str) -> None:
 
 
 def test_a_deployment_without_crm_secret_key_refuses_to_store_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    from crm import secrets_store
+    from crm.config import secrets_store
 
     monkeypatch.delenv("CRM_SECRET_KEY")
     monkeypatch.delenv("CRM_EMBEDDED_DATABASE", raising=False)
@@ -65,7 +65,7 @@ def test_a_deployment_without_crm_secret_key_refuses_to_store_secrets(monkeypatc
 
 
 def test_the_embedded_database_uses_a_local_key_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    from crm import secrets_store
+    from crm.config import secrets_store
 
     monkeypatch.delenv("CRM_SECRET_KEY")
     monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path))

@@ -14,9 +14,9 @@ import httpx
 import psycopg
 import pytest
 
-from crm.send_invoice import send_invoice
-from crm.settings import load_settings
-from crm.statements import StatementRefused, build_statement, send_statement
+from crm.config.settings import load_settings
+from crm.email.statements import StatementRefused, build_statement, send_statement
+from crm.send.workflow import send_invoice
 from sandbox.testing import RunningSandbox
 from tests.fixtures.sandbox import BUSINESS_FROM
 from tests.fixtures.workflow import STAFF, MakeInvoice
@@ -128,7 +128,7 @@ def test_statement_lines_days_overdue_and_totals(db: Conn, crm_sandbox: RunningS
     expected = sum(int(r["amount_due_cents"]) for r in due) - 1000
     assert statement.totals() == {"usd": expected}
     assert all(ln.pay_url and ln.pay_url.startswith(crm_sandbox.base_url) for ln in statement.lines)
-    from crm.email_templates import render_statement_page
+    from crm.email.invoice_email import render_statement_page
 
     page = render_statement_page(statement)
     assert "30" in page and statement.total_label() in page and "<script" not in page

@@ -1,4 +1,4 @@
-"""The one list of Stripe event types (crm/stripe_event_types.py) against what the SQL
+"""The one list of Stripe event types (crm/stripe/event_types.py) against what the SQL
 dispatcher acts on, and against what the Settings page registers at Stripe."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 
-from crm.settings import load_settings
-from crm.stripe_event_types import HANDLED_EVENT_TYPES
+from crm.config.settings import load_settings
+from crm.stripe.event_types import HANDLED_EVENT_TYPES
 from sandbox.testing import RunningSandbox
 from tests.send_helpers import stripe_client
 from ui.settings_actions import register_webhook
@@ -44,8 +44,8 @@ def test_an_endpoint_registered_before_a_type_was_added_is_reported_and_updated_
     """An endpoint without invoice_payment.paid and payment_intent.payment_failed (registered by an
     older version) loses refunds and declines: its state says so, and registering again fixes it in
     place, with the same signing secret."""
-    from crm.settings import store_registered_webhook_secret
-    from crm.stripe_endpoint import endpoint_state
+    from crm.config.settings import store_registered_webhook_secret
+    from crm.stripe.endpoint import endpoint_state
 
     url = "http://127.0.0.1:9/webhooks/stripe"
     old = [t for t in HANDLED_EVENT_TYPES if t not in ("invoice_payment.paid", "payment_intent.payment_failed")]
@@ -65,3 +65,10 @@ def test_an_endpoint_registered_before_a_type_was_added_is_reported_and_updated_
     assert sorted(endpoints[0].enabled_events) == sorted(HANDLED_EVENT_TYPES)
     assert load_settings(db).stripe_webhook_secrets("test") == [created.secret]
     assert endpoint_state(load_settings(db), "test").missing_types == []
+
+
+def test_the_payment_events_are_handled_ones() -> None:
+    """Go-live waits for one of these; each must be a type the endpoint subscribes and SQL applies."""
+    from crm.stripe.event_types import HANDLED_EVENT_TYPES, PAYMENT_EVENT_TYPES
+
+    assert set(PAYMENT_EVENT_TYPES) <= set(HANDLED_EVENT_TYPES)

@@ -1,4 +1,4 @@
-"""Webhook health (crm/webhook_health.py): a sidecar that was down while a payment was made shows
+"""Webhook health (crm/stripe/webhook_health.py): a sidecar that was down while a payment was made shows
 as a missed delivery after the next reconcile; a disabled endpoint is an emergency that one call
 re-enables. Real sidecar processes under uvicorn, the sandbox over HTTP, a real Postgres."""
 
@@ -12,10 +12,10 @@ import psycopg
 import pytest
 import uvicorn
 
-from crm.reconcile import run_reconcile
-from crm.settings import load_settings, save_setting
-from crm.stripe_endpoint import reenable, register
-from crm.webhook_health import mode_health
+from crm.config.settings import load_settings, save_setting
+from crm.stripe.endpoint import reenable, register
+from crm.stripe.reconcile import run_reconcile
+from crm.stripe.webhook_health import mode_health
 from db.embedded import free_port
 from sandbox.testing import RunningSandbox
 from tests.reconcile_helpers import deliveries_settled, open_invoice, status_of, wait_until

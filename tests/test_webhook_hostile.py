@@ -32,7 +32,7 @@ MARKER = "BODY-MARKER-7f3a"  # put in bodies; must never show up in the log
 @pytest.fixture
 def hooks(sidecar: Sidecar) -> Sidecar:
     """The sidecar with Stripe secrets (the `sidecar` fixture) and the Resend secret stored."""
-    from crm.settings import save_setting
+    from crm.config.settings import save_setting
     from webhook.resend_route import SECRETS
 
     save_setting(sidecar.db, "resend.webhook_secret", WEBHOOK_SECRET)

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from crm.stripe_event_rules import (
+from crm.stripe.event_rules import (
     INVOICE_STATUS_MOVES,
     event_problem,
     invoice_status_may_move,
     mode_of,
-    refund_state,
 )
+from db.queries_invoices import REFUND_STATE
 from tests import stripe_payloads as sp
 
 STATUSES = ["draft", "sending", "open", "paid", "void", "uncollectible"]
@@ -41,10 +41,10 @@ def test_mode_of() -> None:
     assert (mode_of(True), mode_of(False)) == ("live", "test")
 
 
-def test_refund_state() -> None:
-    assert refund_state(10_000, 0) == "none"
-    assert refund_state(10_000, 2_500) == "partial"
-    assert refund_state(10_000, 10_000) == "full"
+def test_refund_state_is_one_sql_expression_for_the_list_and_the_invoice_page(db: Any) -> None:
+    rows = db.execute("SELECT " + REFUND_STATE + " AS state FROM (VALUES (10000, 0, 1), (10000, 2500, 2), "
+                      "(10000, 10000, 3)) AS i(amount_paid_cents, amount_refunded_cents, n) ORDER BY n").fetchall()
+    assert [r["state"] for r in rows] == [None, "partially refunded", "fully refunded"]
 
 
 def test_a_current_event_shape_has_no_problem() -> None:

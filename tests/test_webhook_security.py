@@ -120,7 +120,7 @@ def test_rotation_from_the_environment_accepts_old_and_new(sidecar: Sidecar, mon
 
 
 def test_a_secret_saved_in_settings_works_without_waiting_for_the_cache(sidecar: Sidecar) -> None:
-    from crm.settings import save_setting
+    from crm.config.settings import save_setting
     from webhook.signing_secrets import SECRETS
 
     SECRETS.get()

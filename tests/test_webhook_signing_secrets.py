@@ -9,8 +9,8 @@ from typing import Any
 
 import psycopg
 
-from crm import webhook_secrets as ws
-from crm.settings import load_settings, remove_webhook_secret, save_setting, store_registered_webhook_secret
+from crm.config.settings import load_settings, remove_webhook_secret, save_setting, store_registered_webhook_secret
+from crm.stripe import webhook_secrets as ws
 from tests.fixtures.sidecar import TEST_SECRET, Sidecar, seed_invoice
 from tests.test_webhook_security import paid_for
 

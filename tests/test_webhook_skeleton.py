@@ -22,7 +22,7 @@ from tests.test_reminders_support import WEBHOOK_SECRET, resend_event, signed, t
 @pytest.fixture
 def hooks(sidecar: Sidecar) -> Sidecar:
     """The sidecar with Stripe's secrets (the `sidecar` fixture) and Resend's stored."""
-    from crm.settings import save_setting
+    from crm.config.settings import save_setting
     from webhook.resend_route import SECRETS
 
     save_setting(sidecar.db, "resend.webhook_secret", WEBHOOK_SECRET)
@@ -82,7 +82,7 @@ def test_webhook_skeleton_a_dropped_connection_is_retried_on_both_routes(hooks: 
 def test_webhook_skeleton_a_secret_saved_in_settings_works_at_once_on_both_routes(hooks: Sidecar) -> None:
     """After a rotation the new secret verifies on the next delivery, on both routes; the
     cache lifetime (WEBHOOK_SECRETS_TTL_S) is one setting for both (Resend's waited 30 s)."""
-    from crm.settings import save_setting
+    from crm.config.settings import save_setting
     from webhook.resend_route import SECRETS as RESEND_SECRETS
     from webhook.signing_secrets import SECRETS
 

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from crm.secrets_store import UNDECRYPTABLE
-from crm.settings import save_setting
+from crm.config.secrets_store import UNDECRYPTABLE
+from crm.config.settings import save_setting
 from tests.test_reminders_support import WEBHOOK_SECRET
 
 PAGES = ["pages/invoices.py", "pages/jobs.py", "pages/customers.py", "pages/activity.py",
@@ -48,7 +48,7 @@ def test_wrong_key_every_page_renders_and_says_what_to_do(app_as: Callable[..., 
 @pytest.mark.usefixtures("wrong_key")
 def test_wrong_key_settings_lets_the_owner_re_enter_the_webhook_secret(
         db: psycopg.Connection[Any], app_as: Callable[..., Any]) -> None:
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
 
     at = app_as("owner", "pages/settings.py")
     fresh = "whsec_" + "cmUtZW50ZXJlZC1yZXNlbmQtc2VjcmV0LTAxMjM0NQ=="

@@ -7,7 +7,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from crm.collections import AGING_BUCKETS
+from crm.money.collections import AGING_BUCKETS
 from db.queries_collections import FUNNEL_STAGES
 
 

@@ -1,5 +1,5 @@
 """Settings → Go live, step by step: the checklist with each step's result and its action, and
-the switch to live mode. The steps, checks and rules are crm/golive.py's; this only shows them.
+the switch to live mode. The steps, checks and rules are crm/golive/steps.py's; this only shows them.
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from datetime import datetime
 
 import streamlit as st
 
-from crm import golive
-from crm import integrations as rules
-from crm.auth import Session
-from crm.settings import Settings
+from crm.config import integrations as rules
+from crm.config.settings import Settings
+from crm.golive import steps as golive
+from crm.users.auth import Session
 from db.pool import connection
 from ui import settings_actions as actions
 from ui.widgets import clock, flash

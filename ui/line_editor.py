@@ -10,11 +10,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from crm.invoice_lines import parse_lines, price_text
-from crm.money import UnsupportedCurrency
-from crm.money import currency as currency_info
-from db.drafts import NotADraft, draft_lines, replace_lines
+from crm.money.amounts import UnsupportedCurrency
+from crm.money.amounts import currency as currency_info
+from crm.records import edits
+from crm.send.lines import parse_lines, price_text
 from db.pool import connection
+from db.queries_invoices import draft_lines
 from ui.widgets import flash, money
 
 
@@ -64,9 +65,8 @@ def render(invoice_id: int, currency: str, actor: str) -> None:
             st.caption("Nothing was saved.")
             return
         try:
-            with connection() as conn:
-                replace_lines(conn, invoice_id, parsed.lines, parsed.total_cents, actor)
-        except NotADraft as exc:
+            edits.save_draft_lines(invoice_id, parsed.lines, parsed.total_cents, actor)
+        except edits.NotADraft as exc:
             st.error(str(exc))
             return
         st.session_state.pop(editor_key(invoice_id), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from crm.secrets_store import UNDECRYPTABLE, WHAT_TO_DO
+from crm.config.secrets_store import UNDECRYPTABLE, WHAT_TO_DO
 from ui.widgets import settings
 
 

@@ -1,6 +1,6 @@
 """Send via Stripe, resend, void: confirmation, progress while it runs, the result.
 
-crm.send_invoice is imported inside the handlers: the pages load even where the send
+crm.send.workflow is imported inside the handlers: the pages load even where the send
 workflow is not installed, and the import cost is paid only when someone sends.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from crm.auth import Session
+from crm.users.auth import Session
 from ui.widgets import money
 
 STEP_LABELS = {
@@ -29,7 +29,7 @@ def _result_key(invoice_id: int) -> str:
 
 
 def _run_send(invoice_id: int, session: Session) -> None:
-    from crm.send_invoice import SendRefused, send_invoice
+    from crm.send.workflow import SendRefused, send_invoice
 
     with st.status("Sending via Stripe…", expanded=True) as box:
         def progress(step: str) -> None:
@@ -97,7 +97,7 @@ def open_invoice_actions(invoice: dict[str, Any], session: Session) -> None:
         st.code(invoice["hosted_invoice_url"], language=None, wrap_lines=True)
     left, right = st.columns(2)
     if left.button("Resend email", key=f"resend_{invoice_id}", icon=":material/forward_to_inbox:"):
-        from crm.send_invoice import SendRefused, resend_invoice_email
+        from crm.send.workflow import SendRefused, resend_invoice_email
 
         try:
             with st.spinner("Sending the email again…"):
@@ -109,7 +109,7 @@ def open_invoice_actions(invoice: dict[str, Any], session: Session) -> None:
     with right.popover("Void invoice", icon=":material/block:"):
         st.write("Voiding cancels the pay link and any pending reminders. It cannot be undone.")
         if st.button("Void it", key=f"void_{invoice_id}", type="primary"):
-            from crm.send_invoice import SendRefused, void_invoice
+            from crm.send.workflow import SendRefused, void_invoice
 
             try:
                 void_invoice(invoice_id, actor=session.email)

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from crm.auth import Session, session_still_valid
-from crm.client_address import client_address, configured_proxies, server_trusted_hosts
+from crm.users.auth import Session, session_still_valid
+from crm.users.client_address import client_address, configured_proxies, server_trusted_hosts
 from db.pool import connection
 from ui.secret_key_banner import warn_if_undecryptable
 
@@ -45,7 +45,7 @@ def ended_by_account_change() -> bool:
 
 def client_source() -> str:
     """Where this browser connects from, for login throttling ('unknown' when Streamlit cannot
-    tell). Forwarded headers count only from CRM_TRUSTED_PROXIES (crm/client_address.py)."""
+    tell). Forwarded headers count only from CRM_TRUSTED_PROXIES (crm/users/client_address.py)."""
     try:
         address = st.context.ip_address
         forwarded = st.context.headers.get_all("X-Forwarded-For")

@@ -1,21 +1,20 @@
 """The Settings page's calls out: register (or re-enable) the Stripe webhook endpoint, webhook
 health (cached briefly), check the sending domain, send a test email. Each action returns an
-Outcome to show; secrets never appear in it. The go-live rules are in crm/golive.py."""
+Outcome to show; secrets never appear in it. The go-live rules are in crm/golive/steps.py."""
 
 from __future__ import annotations
 
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from crm.integrations import email_domain
-from crm.settings import Settings
+from crm.config.integrations import email_domain
+from crm.config.settings import Settings
 from db.pool import connection
 
 if TYPE_CHECKING:
-    from crm.webhook_health import ModeHealth
+    from crm.stripe.webhook_health import ModeHealth
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ def bare_address(value: str) -> str:
 
 def register_webhook(settings: Settings, url: str, user_id: int | None, mode: str | None = None) -> Outcome:
     """Register (or update in place) the sidecar's endpoint for `mode` (default: the current mode)."""
-    from crm.stripe_endpoint import register
+    from crm.stripe.endpoint import register
 
     result = register(settings, mode or settings.stripe_mode, url, user_id)
     forget_webhook_health()
@@ -40,7 +39,7 @@ def register_webhook(settings: Settings, url: str, user_id: int | None, mode: st
 
 
 def reenable_webhook(settings: Settings, mode: str) -> Outcome:
-    from crm.stripe_endpoint import reenable
+    from crm.stripe.endpoint import reenable
 
     result = reenable(settings, mode)
     forget_webhook_health()
@@ -62,8 +61,8 @@ def forget_webhook_health() -> None:
 def webhook_health(settings: Settings) -> list[ModeHealth]:
     import streamlit as st
 
-    from crm.golive import fingerprints
-    from crm.webhook_health import health
+    from crm.golive.steps import fingerprints
+    from crm.stripe.webhook_health import health
 
     key = (settings.stripe_mode, tuple(sorted(fingerprints(settings).items())))
     cached = st.session_state.get(_HEALTH_KEY)
@@ -77,7 +76,7 @@ def webhook_health(settings: Settings) -> list[ModeHealth]:
 
 
 def check_domain(settings: Settings) -> Outcome:
-    from crm.resend_gateway import EmailError, ResendGateway, resend_target
+    from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
 
     domain = email_domain(str(settings["email.from"]))
     if not domain:
@@ -92,22 +91,7 @@ def check_domain(settings: Settings) -> Outcome:
 
 
 def send_test_email(settings: Settings, to: str) -> Outcome:
-    from crm.resend_gateway import EmailError, ResendGateway, resend_target
-    from db.test_emails import record_test_email
+    from crm.golive.checks import send_test_email as send
 
-    key = f"test-email-{uuid.uuid4()}"
-    subject = f"Test email from {settings['business.name']}"
-    params = {"from": str(settings["email.from"]), "to": [to], "subject": subject,
-              "text": "This is a test email from your CRM: sending works.",
-              "html": "<p>This is a test email from your CRM: sending works.</p>"}
-    if settings["email.reply_to"]:
-        params["reply_to"] = str(settings["email.reply_to"])
-    target = resend_target(settings)
-    try:
-        email_id = ResendGateway(target, attempts=2).send(params, key)
-    except EmailError as exc:
-        return Outcome(False, f"Resend refused the test email: {exc}")
-    with connection() as conn:
-        record_test_email(conn, email_id, key, str(settings["email.from"]), to, subject)
-    where = " (SANDBOX: see the sandbox's mailbox page)" if target.sandboxed else ""
-    return Outcome(True, f"Test email sent to {to}: id {email_id}{where}.")
+    ok, message = send(settings, to)
+    return Outcome(ok, message)

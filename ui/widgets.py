@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 import streamlit as st
 
-from crm.money import format_cents
-from crm.settings import Settings, load_settings
+from crm.config.settings import Settings, load_settings
+from crm.money.amounts import format_cents
 from db.pool import connection
 
 LIVE_REFRESH = "3s"  # the invoice list and tiles rerun this often (payment visible within ~5 s)
@@ -174,13 +174,3 @@ def pager(key: str, total: int, page_size: int = PAGE_SIZE) -> int:
     page = st.number_input(f"Page (of {pages}, {total} rows)", min_value=1, max_value=pages, value=1, step=1,
                            key=key)
     return (int(page) - 1) * page_size
-
-
-def field_errors(errors: dict[str, str | None]) -> bool:
-    """Show each message; True when there were any (and so nothing may be saved)."""
-    found = False
-    for message in errors.values():
-        if message:
-            st.error(message)
-            found = True
-    return found

@@ -36,8 +36,8 @@ async def readyz(request: Request) -> JSONResponse:
     the stored secrets (with a wrong or lost key every webhook would be refused)."""
 
     def check() -> tuple[bool, str]:
-        from crm.secrets_store import UNDECRYPTABLE
-        from crm.settings import load_settings
+        from crm.config.secrets_store import UNDECRYPTABLE
+        from crm.config.settings import load_settings
         from db.pool import get_pool
         from db.status import migrations_current
 

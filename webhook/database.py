@@ -24,7 +24,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolTimeout
 
-from crm.secrets_store import SecretKeyError
+from crm.config.secrets_store import SecretKeyError
 from db.pool import get_pool
 from webhook.signing_secrets import SecretsCache, db_timeout_s
 

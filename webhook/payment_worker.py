@@ -1,5 +1,5 @@
 """The sidecar's payment details worker: Stripe fees and net from balance transactions,
-payments' missing payment intents, and decline reasons (crm/payment_details.py), one pass
+payments' missing payment intents, and decline reasons (crm/money/payment_details.py), one pass
 per period (PAYMENT_DETAILS_INTERVAL_S, 30 s by default). Never on the webhook's path:
 the route records what the event says and answers; this fetches what it does not say.
 """
@@ -13,7 +13,7 @@ from db.config import env_int
 
 
 def payment_details_pass() -> dict[str, Any]:
-    from crm.payment_details import payment_details_pass as one_pass
+    from crm.money.payment_details import payment_details_pass as one_pass
 
     return dict(one_pass())
 

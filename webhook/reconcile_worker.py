@@ -17,7 +17,7 @@ ACTOR = "worker"
 
 def reconcile_pass() -> dict[str, Any]:
     """One run; raises when it failed, so the runner records the error in crm.worker_runs."""
-    from crm.reconcile import run_reconcile
+    from crm.stripe.reconcile import run_reconcile
 
     report = run_reconcile(ACTOR)
     if report.skipped:

@@ -97,7 +97,7 @@ def verify_svix(body: bytes, headers: Mapping[str, str], secrets: list[str]) -> 
 def _load_secrets() -> tuple[str, ...]:
     """The webhook secret from settings (env RESEND_WEBHOOK_SECRET wins), comma-separated
     during a rotation."""
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
     from db.pool import get_pool
 
     with get_pool().connection(timeout=db_timeout_s()) as conn:

@@ -39,7 +39,7 @@ class SigningSecrets:
 
 
 def load_from_database(timeout_s: float) -> SigningSecrets:
-    from crm.settings import load_settings
+    from crm.config.settings import load_settings
     from db.pool import get_pool
 
     with get_pool().connection(timeout=timeout_s) as conn:
@@ -79,10 +79,6 @@ class SecretsCache(Generic[T]):
             return self._value
         finally:
             self._lock.release()
-
-    def age_s(self) -> float | None:
-        with self._lock:
-            return None if self._value is None else self._clock() - self._loaded_at
 
     def clear(self) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from crm.stripe_event_rules import event_problem, mode_of
+from crm.stripe.event_rules import event_problem, mode_of
 from db.stripe_events import apply_event
 from webhook.database import Conn
 from webhook.request_input import Answer, parse_json
@@ -70,7 +70,6 @@ class StripeWebhook(WebhookProvider[SigningSecrets, str, tuple[dict[str, Any], s
 
 
 STRIPE = StripeWebhook()
-stripe_webhook = STRIPE.endpoint
 
 
 def _safe_label(value: object) -> str | None:

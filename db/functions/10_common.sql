@@ -38,3 +38,19 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+
+-- The one INSERT into crm.audit_log: every audit row, from SQL and from the named queries in
+-- db/*.py (db/audit.py), is written here. p_at only for loading history (the demo seed).
+CREATE OR REPLACE FUNCTION crm.write_audit(p_entity text, p_entity_id bigint, p_from text, p_to text,
+                                           p_actor_type text, p_actor text, p_detail jsonb DEFAULT '{}',
+                                           p_event_id text DEFAULT NULL, p_at timestamptz DEFAULT now())
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id,
+                               detail, created_at)
+    VALUES (p_entity, p_entity_id, p_from, p_to, p_actor_type, p_actor, p_event_id, coalesce(p_detail, '{}'),
+            coalesce(p_at, now()));
+END;
+$$;

@@ -22,9 +22,8 @@ CREATE OR REPLACE FUNCTION crm.write_invoice_audit(p_invoice_id bigint, p_from t
 RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
-    VALUES ('invoice', p_invoice_id, p_from, p_to, 'stripe_event', p_event_id, p_event_id,
-            jsonb_build_object('event_type', p_type) || p_detail);
+    PERFORM crm.write_audit('invoice', p_invoice_id, p_from, p_to, 'stripe_event', p_event_id,
+                            jsonb_build_object('event_type', p_type) || p_detail, p_event_id);
 END;
 $$;
 
@@ -43,6 +42,25 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+
+
+-- Every Stripe event handler that names one invoice starts here: the invoice row locked for
+-- this transaction, or the outcome to answer instead: 'unmatched' (p_unmatched says what
+-- was looked for) when there is no such invoice, 'rejected' when it was sent in the other
+-- mode (crm.mode_refusal).
+CREATE OR REPLACE FUNCTION crm.lock_event_invoice(p_id bigint, p_mode text, p_unmatched text,
+                                                  OUT inv crm.invoices, OUT refusal jsonb)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_id IS NULL THEN
+        refusal := jsonb_build_object('outcome', 'unmatched', 'detail', p_unmatched);
+        RETURN;
+    END IF;
+    SELECT * INTO inv FROM crm.invoices WHERE id = p_id FOR UPDATE;
+    refusal := crm.mode_refusal(inv, p_mode);
+END;
+$$;
+
 
 -- The CRM invoice a Stripe invoice id names, else the one its metadata names (the Send
 -- workflow sets metadata.crm_invoice_id) provided that invoice is not linked to another
@@ -66,7 +84,7 @@ $$;
 
 -- Brings recorded payments up to the amount Stripe says is paid. A rise with no
 -- InvoicePayment seen yet is recorded under the event id; the InvoicePayment event
--- later takes its place (crm.record_invoice_payment), so the sum never double counts.
+-- later takes its place (crm.apply_stripe_invoice_payment), so the sum never double counts.
 -- The caller raises invoices.amount_paid_cents (crm.apply_stripe_invoice_event, in the
 -- same UPDATE as any status change: one row version per event, not two).
 CREATE OR REPLACE FUNCTION crm.record_amount_paid(p_invoice_id bigint, p_amount_paid bigint, p_event_id text,

@@ -30,9 +30,9 @@ BEGIN
     END IF;
     UPDATE crm.jobs SET status = 'completed', completed_at = now(), completed_by_event_id = p_event_id
      WHERE id = p_job_id;
-    INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
-    VALUES ('job', p_job_id, v_status, 'completed', p_actor_type, p_actor, p_event_id,
-            jsonb_build_object('reason', 'every non-void invoice is paid') || coalesce(p_detail, '{}'));
+    PERFORM crm.write_audit('job', p_job_id, v_status, 'completed', p_actor_type, p_actor,
+                            jsonb_build_object('reason', 'every non-void invoice is paid') || coalesce(p_detail, '{}'),
+                            p_event_id);
     RETURN true;
 END;
 $$;
@@ -46,7 +46,7 @@ LANGUAGE sql AS $$
 $$;
 
 
--- A user voided an invoice of the job (crm/send_followups.py, in the void's transaction).
+-- A user voided an invoice of the job (crm/send/followups.py, in the void's transaction).
 CREATE OR REPLACE FUNCTION crm.complete_job_after_void(p_job_id bigint, p_invoice_id bigint, p_actor text)
 RETURNS boolean
 LANGUAGE sql AS $$

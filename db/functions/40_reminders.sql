@@ -60,12 +60,11 @@ BEGIN
           FROM target t WHERE r.id = t.id AND t.status = 'scheduled'
         RETURNING r.id, 'scheduled'::text AS from_status, 'scheduled'::text AS to_status
     ), audit AS (
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-        SELECT 'reminder', id, from_status, to_status, 'user', p_actor,
-               jsonb_build_object('cancel_reason', 'opted_out',
-                                  'resend_cancel', CASE WHEN from_status = 'scheduled' THEN 'requested' END)
+        SELECT crm.write_audit('reminder', id, from_status, to_status, 'user', p_actor,
+                               jsonb_build_object('cancel_reason', 'opted_out',
+                                                  'resend_cancel', CASE WHEN from_status = 'scheduled'
+                                                                        THEN 'requested' END))
           FROM (SELECT * FROM cancelled UNION ALL SELECT * FROM flagged) s
-        RETURNING 1
     )
     SELECT count(*) INTO v_count FROM audit;
     RETURN v_count;
@@ -78,6 +77,7 @@ RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     v_queued integer;
+    v_audited integer;  -- read so the audit rows are written (a CTE runs only when read)
 BEGIN
     -- pg_cron and a sidecar (or two sidecars) may overlap: one run at a time is enough.
     IF NOT pg_try_advisory_xact_lock(hashtext('crm.queue_due_reminders')) THEN
@@ -99,11 +99,12 @@ BEGIN
            SET status = 'cancelled', cancel_reason = t.invoice_status, cancelled_at = p_now
           FROM target t WHERE r.id = t.id
         RETURNING r.id, t.old_status, t.invoice_status
+    ), audit AS (
+        SELECT crm.write_audit('reminder', id, old_status, 'cancelled', 'system', 'queue_due_reminders',
+                               jsonb_build_object('cancel_reason', invoice_status))
+          FROM done
     )
-    INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-    SELECT 'reminder', id, old_status, 'cancelled', 'system', 'queue_due_reminders',
-           jsonb_build_object('cancel_reason', invoice_status)
-      FROM done;
+    SELECT count(*) INTO v_audited FROM audit;
 
     -- Opted out after the rows were made: cancelled as each comes due, so the timeline says why.
     WITH target AS (
@@ -119,11 +120,12 @@ BEGIN
            SET status = 'cancelled', cancel_reason = 'opted_out', cancelled_at = p_now
           FROM target t WHERE r.id = t.id
         RETURNING r.id
+    ), audit AS (
+        SELECT crm.write_audit('reminder', id, 'pending', 'cancelled', 'system', 'queue_due_reminders',
+                               '{"cancel_reason": "opted_out"}')
+          FROM done
     )
-    INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-    SELECT 'reminder', id, 'pending', 'cancelled', 'system', 'queue_due_reminders',
-           '{"cancel_reason": "opted_out"}'::jsonb
-      FROM done;
+    SELECT count(*) INTO v_audited FROM audit;
 
     WITH locked AS (
         SELECT r.id, r.invoice_id, r.sequence, r.send_at
@@ -149,25 +151,42 @@ BEGIN
           FROM ranked k WHERE r.id = k.id AND (k.rn = 1 OR NOT k.overdue)
         RETURNING r.id
     ), audit AS (
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-        SELECT 'reminder', id, 'pending', 'cancelled', 'system', 'queue_due_reminders',
-               '{"cancel_reason": "superseded"}'::jsonb FROM superseded
+        SELECT crm.write_audit('reminder', id, 'pending', 'cancelled', 'system', 'queue_due_reminders',
+                               '{"cancel_reason": "superseded"}'), false AS queued
+          FROM superseded
         UNION ALL
-        SELECT 'reminder', id, 'pending', 'queued', 'system', 'queue_due_reminders', '{}'::jsonb FROM queued
+        SELECT crm.write_audit('reminder', id, 'pending', 'queued', 'system', 'queue_due_reminders'), true
+          FROM queued
     )
-    SELECT count(*) INTO v_queued FROM queued;
+    SELECT count(*) FILTER (WHERE queued) INTO v_queued FROM audit;
     RETURN v_queued;
 END;
 $$;
 
 
--- The entry point pg_cron and the sidecar call (same signature as the 0002 stub): a hand-off
--- window of one day, so a reminder sits at Resend with scheduled_at for about a day and a
--- late payment is stopped by Resend's cancel API.
+-- The one home of the hand-off window: a reminder sits at Resend with scheduled_at for about
+-- a day, so a late payment is stopped by Resend's cancel API.
+CREATE OR REPLACE FUNCTION crm.reminder_handoff_window()
+RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT interval '1 day';
+$$;
+
+
+-- How often the queueing function runs: pg_cron's schedule. The sidecar's fallback worker runs
+-- at the same period (db/reminders.QUEUE_PERIOD_S; a test holds the two equal).
+CREATE OR REPLACE FUNCTION crm.reminder_queue_schedule()
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT '*/5 * * * *';
+$$;
+
+
+-- The entry point pg_cron and the sidecar call (same signature as the 0002 stub).
 CREATE OR REPLACE FUNCTION crm.queue_due_reminders(p_now timestamptz DEFAULT now())
 RETURNS integer
 LANGUAGE sql AS $$
-    SELECT crm.queue_due_reminders_within(p_now, interval '1 day');
+    SELECT crm.queue_due_reminders_within(p_now, crm.reminder_handoff_window());
 $$;
 
 
@@ -199,11 +218,12 @@ BEGIN
     END IF;
     IF to_regprocedure('cron.schedule_in_database(text,text,text,text,text,boolean)') IS NOT NULL THEN
         -- pg_cron lets only a superuser name the role; anyone else schedules as itself.
-        PERFORM cron.schedule_in_database('crm-queue-due-reminders', '*/5 * * * *',
+        PERFORM cron.schedule_in_database('crm-queue-due-reminders', crm.reminder_queue_schedule(),
                                           'SELECT crm.queue_due_reminders(now())', current_database(),
                                           CASE WHEN v_superuser THEN v_owner END);
     ELSE  -- pg_cron before 1.4: the job runs in cron.database_name as the role scheduling it
-        PERFORM cron.schedule('crm-queue-due-reminders', '*/5 * * * *', 'SELECT crm.queue_due_reminders(now())');
+        PERFORM cron.schedule('crm-queue-due-reminders', crm.reminder_queue_schedule(),
+                              'SELECT crm.queue_due_reminders(now())');
     END IF;
     RETURN 'scheduled';
 END;
@@ -221,6 +241,21 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 
+-- A reminder row locked for this transaction with its email record first: the lock order
+-- everywhere is email_messages, then reminders, then invoices. All fields NULL when there is none.
+CREATE OR REPLACE FUNCTION crm.lock_reminder(p_reminder_id bigint)
+RETURNS crm.reminders
+LANGUAGE plpgsql AS $$
+DECLARE
+    r crm.reminders%ROWTYPE;
+BEGIN
+    PERFORM 1 FROM crm.email_messages WHERE reminder_id = p_reminder_id FOR UPDATE;
+    SELECT * INTO r FROM crm.reminders WHERE id = p_reminder_id FOR UPDATE;
+    RETURN r;
+END;
+$$;
+
+
 -- Resend accepted a reminder (p_resend_id): record it, unless another dispatcher took the
 -- claim over. A reminder cancelled while it was being handed off keeps its Resend id and
 -- is flagged for the cancel worker, so it is stopped at Resend too.
@@ -232,14 +267,12 @@ DECLARE
     r crm.reminders%ROWTYPE;
     v_invoice_status text;
 BEGIN
-    -- Lock order everywhere: email_messages, then reminders, then invoices.
-    PERFORM 1 FROM crm.email_messages WHERE reminder_id = p_reminder_id FOR UPDATE;
-    SELECT * INTO r FROM crm.reminders WHERE id = p_reminder_id FOR UPDATE;
-    IF NOT FOUND OR r.claim_token IS DISTINCT FROM p_token THEN
+    r := crm.lock_reminder(p_reminder_id);
+    IF r.id IS NULL OR r.claim_token IS DISTINCT FROM p_token THEN
         RETURN 'claim_lost';
     END IF;
     -- A bank debit on its way counts as not open here: the email is stopped and its slot kept.
-    SELECT CASE WHEN status = 'open' AND processing_payment_intent_id IS NOT NULL THEN 'processing' ELSE status END
+    SELECT crm.invoice_processing_status(status, processing_payment_intent_id)
       INTO v_invoice_status FROM crm.invoices WHERE id = r.invoice_id;
 
     IF r.status = 'queued' AND v_invoice_status = 'open' THEN
@@ -247,9 +280,8 @@ BEGIN
            SET status = 'scheduled', resend_id = p_resend_id, handed_off_at = p_now, claim_token = NULL,
                claimed_until = NULL, attempts = 0, last_error = NULL
          WHERE id = p_reminder_id;
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-        VALUES ('reminder', p_reminder_id, 'queued', 'scheduled', 'system', 'reminder_dispatcher',
-                jsonb_build_object('resend_id', p_resend_id));
+        PERFORM crm.write_audit('reminder', p_reminder_id, 'queued', 'scheduled', 'system', 'reminder_dispatcher',
+                                jsonb_build_object('resend_id', p_resend_id));
     ELSIF r.status IN ('queued', 'cancelled') THEN
         UPDATE crm.reminders
            SET status = 'cancelled', resend_id = p_resend_id, handed_off_at = p_now, claim_token = NULL,
@@ -257,9 +289,8 @@ BEGIN
                cancel_reason = coalesce(cancel_reason, crm.reminder_cancel_reason(v_invoice_status)),
                cancelled_at = coalesce(cancelled_at, p_now)
          WHERE id = p_reminder_id;
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-        VALUES ('reminder', p_reminder_id, r.status, 'cancelled', 'system', 'reminder_dispatcher',
-                jsonb_build_object('resend_id', p_resend_id, 'resend_cancel', 'requested'));
+        PERFORM crm.write_audit('reminder', p_reminder_id, r.status, 'cancelled', 'system', 'reminder_dispatcher',
+                                jsonb_build_object('resend_id', p_resend_id, 'resend_cancel', 'requested'));
         IF r.status = 'queued' AND v_invoice_status = 'processing' THEN
             PERFORM crm.replace_reminder(p_reminder_id);
         END IF;
@@ -288,9 +319,8 @@ DECLARE
     r crm.reminders%ROWTYPE;
     v_invoice_status text;
 BEGIN
-    PERFORM 1 FROM crm.email_messages WHERE reminder_id = p_reminder_id FOR UPDATE;
-    SELECT * INTO r FROM crm.reminders WHERE id = p_reminder_id FOR UPDATE;
-    IF NOT FOUND OR r.resend_cancel IS DISTINCT FROM 'requested' THEN
+    r := crm.lock_reminder(p_reminder_id);
+    IF r.id IS NULL OR r.resend_cancel IS DISTINCT FROM 'requested' THEN
         RETURN 'not_requested';
     END IF;
     IF p_outcome = 'failed' THEN
@@ -307,9 +337,8 @@ BEGIN
          WHERE id = p_reminder_id;
         UPDATE crm.email_messages SET status = 'cancelled'
          WHERE reminder_id = p_reminder_id AND status IN ('pending', 'scheduled');
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-        VALUES ('reminder', p_reminder_id, r.status, 'cancelled', 'system', 'reminder_cancel',
-                jsonb_build_object('resend_id', r.resend_id, 'resend_cancel', 'done'));
+        PERFORM crm.write_audit('reminder', p_reminder_id, r.status, 'cancelled', 'system', 'reminder_cancel',
+                                jsonb_build_object('resend_id', r.resend_id, 'resend_cancel', 'done'));
         RETURN 'done';
     ELSIF p_outcome = 'too_late' THEN
         UPDATE crm.reminders
@@ -323,10 +352,9 @@ BEGIN
            AND status IN ('pending', 'queued');
         UPDATE crm.email_messages SET status = 'sent', sent_at = coalesce(sent_at, p_now)
          WHERE reminder_id = p_reminder_id AND status IN ('pending', 'scheduled', 'cancelled');
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-        VALUES ('reminder', p_reminder_id, r.status, 'sent', 'system', 'reminder_cancel',
-                jsonb_build_object('resend_id', r.resend_id, 'resend_cancel', 'too_late',
-                                   'note', 'Resend had already sent it when the cancel arrived'));
+        PERFORM crm.write_audit('reminder', p_reminder_id, r.status, 'sent', 'system', 'reminder_cancel',
+                                jsonb_build_object('resend_id', r.resend_id, 'resend_cancel', 'too_late',
+                                                   'note', 'Resend had already sent it when the cancel arrived'));
         RETURN 'too_late';
     END IF;
     RAISE EXCEPTION 'unknown cancel outcome %', p_outcome USING ERRCODE = '22023';
@@ -373,10 +401,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r crm.reminders%ROWTYPE;
 BEGIN
-    -- Lock order everywhere: email_messages, then reminders, then invoices.
-    PERFORM 1 FROM crm.email_messages WHERE reminder_id = p_reminder_id FOR UPDATE;
-    SELECT * INTO r FROM crm.reminders WHERE id = p_reminder_id FOR UPDATE;
-    IF NOT FOUND OR r.resend_cancel IS DISTINCT FROM 'requested' THEN
+    r := crm.lock_reminder(p_reminder_id);
+    IF r.id IS NULL OR r.resend_cancel IS DISTINCT FROM 'requested' THEN
         RETURN 'not_requested';
     END IF;
     IF p_outcome = 'replayed' THEN
@@ -391,10 +417,9 @@ BEGIN
            SET resend_id = p_resend_id, handed_off_at = coalesce(handed_off_at, p_now), claim_token = NULL,
                claimed_until = NULL
          WHERE id = p_reminder_id;
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-        VALUES ('reminder', p_reminder_id, r.status, r.status, 'system', 'reminder_cancel',
-                jsonb_build_object('resend_id', p_resend_id, 'resend_cancel', 'requested',
-                                   'note', 'hand-off was never recorded; replayed the stored request to learn the id'));
+        PERFORM crm.write_audit('reminder', p_reminder_id, r.status, r.status, 'system', 'reminder_cancel',
+                                jsonb_build_object('resend_id', p_resend_id, 'resend_cancel', 'requested',
+                                                   'note', 'hand-off was never recorded; replayed the stored request to learn the id'));
         -- After the reminder row, as in crm.record_reminder_handoff: adopting early webhook
         -- events may mark the reminder sent.
         UPDATE crm.email_messages
@@ -413,9 +438,8 @@ BEGIN
          WHERE id = p_reminder_id;
         UPDATE crm.email_messages SET error = left(p_note, 500)
          WHERE reminder_id = p_reminder_id AND p_outcome = 'possibly_sent';
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-        VALUES ('reminder', p_reminder_id, r.status, r.status, 'system', 'reminder_cancel',
-                jsonb_build_object('resend_cancel', p_outcome, 'note', p_note));
+        PERFORM crm.write_audit('reminder', p_reminder_id, r.status, r.status, 'system', 'reminder_cancel',
+                                jsonb_build_object('resend_cancel', p_outcome, 'note', p_note));
         RETURN p_outcome;
     END IF;
     RAISE EXCEPTION 'unknown outcome %', p_outcome USING ERRCODE = '22023';
@@ -472,11 +496,11 @@ BEGIN
                    claimed_until = NULL
              WHERE id = r.id;
         END IF;
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-        VALUES ('reminder', r.id, r.status, CASE WHEN r.status = 'scheduled' THEN 'scheduled' ELSE 'cancelled' END,
-                'system', 'requeue_invoice_reminders',
-                jsonb_build_object('cancel_reason', p_reason, 'resend_cancel', 'requested',
-                                   'replaced_by', crm.replace_reminder(r.id)));
+        PERFORM crm.write_audit('reminder', r.id, r.status,
+                                CASE WHEN r.status = 'scheduled' THEN 'scheduled' ELSE 'cancelled' END, 'system',
+                                'requeue_invoice_reminders',
+                                jsonb_build_object('cancel_reason', p_reason, 'resend_cancel', 'requested',
+                                                   'replaced_by', crm.replace_reminder(r.id)));
     END LOOP;
     RETURN v_ids;
 END;

@@ -140,6 +140,7 @@ RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_inv crm.invoices;
+    v_lock record;
     v_stripe_invoice text := coalesce(p_obj #>> '{invoice,id}', p_obj ->> 'invoice');
     v_intent text := coalesce(p_obj #>> '{payment,payment_intent,id}', p_obj #>> '{payment,payment_intent}');
     v_charge text := coalesce(p_obj #>> '{payment,charge,id}', p_obj #>> '{payment,charge}');
@@ -153,13 +154,11 @@ DECLARE
 BEGIN
     PERFORM crm.lock_stripe_payment(ARRAY[v_intent, v_charge]);
     v_id := crm.find_invoice_for_stripe(v_stripe_invoice, p_obj #> '{invoice,metadata}');
-    IF v_id IS NULL THEN
-        RETURN jsonb_build_object('outcome', 'unmatched', 'detail', 'no CRM invoice for ' || coalesce(v_stripe_invoice, '?'));
+    v_lock := crm.lock_event_invoice(v_id, p_mode, 'no CRM invoice for ' || coalesce(v_stripe_invoice, '?'));
+    IF v_lock.refusal IS NOT NULL THEN
+        RETURN v_lock.refusal;
     END IF;
-    SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
-    IF crm.mode_refusal(v_inv, p_mode) IS NOT NULL THEN
-        RETURN crm.mode_refusal(v_inv, p_mode);
-    END IF;
+    v_inv := v_lock.inv;
     v_linked := crm.link_payment_intent(v_intent, v_id, p_mode, p_obj ->> 'id');
     IF p_obj ->> 'status' IS DISTINCT FROM 'paid' OR v_amount <= 0 THEN
         v_replayed := CASE WHEN v_linked THEN crm.replay_unmatched_events(p_mode, v_intent) ELSE 0 END;
@@ -196,9 +195,8 @@ BEGIN
     UPDATE crm.invoices
        SET amount_paid_cents = (SELECT sum(amount_cents) FROM crm.payments WHERE invoice_id = v_id)
      WHERE id = v_id AND amount_paid_cents < (SELECT sum(amount_cents) FROM crm.payments WHERE invoice_id = v_id);
-    INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
-    VALUES ('payment', v_payment_id, NULL, 'paid', 'stripe_event', p_event_id, p_event_id,
-            jsonb_build_object('invoice_id', v_id, 'amount_cents', v_amount));
+    PERFORM crm.write_audit('payment', v_payment_id, NULL, 'paid', 'stripe_event', p_event_id,
+                            jsonb_build_object('invoice_id', v_id, 'amount_cents', v_amount), p_event_id);
     -- Refunds (and disputes) that arrived before their payment apply now, in this transaction.
     v_replayed := crm.replay_unmatched_events(p_mode, v_intent, v_charge);
     RETURN jsonb_build_object('outcome', 'applied', 'invoice_id', v_id, 'job_id', v_inv.job_id,
@@ -260,9 +258,9 @@ BEGIN
                 p_refund ->> 'reason', p_refund ->> 'payment_intent', v_txn)
         ON CONFLICT (stripe_refund_id) DO NOTHING
         RETURNING id INTO v_new_id;
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
-        VALUES ('refund', v_new_id, NULL, v_status, 'stripe_event', p_event_id, p_event_id,
-                jsonb_build_object('invoice_id', p_payment.invoice_id, 'amount_cents', v_amount));
+        PERFORM crm.write_audit('refund', v_new_id, NULL, v_status, 'stripe_event', p_event_id,
+                                jsonb_build_object('invoice_id', p_payment.invoice_id, 'amount_cents', v_amount),
+                                p_event_id);
     ELSE
         IF v_txn IS NOT NULL AND v_old.stripe_balance_transaction_id IS NULL THEN
             UPDATE crm.refunds SET stripe_balance_transaction_id = v_txn WHERE id = v_old.id;
@@ -272,9 +270,9 @@ BEGIN
         END IF;
         UPDATE crm.refunds SET status = v_status, amount_cents = v_amount, stripe_event_id = p_event_id
          WHERE id = v_old.id;
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
-        VALUES ('refund', v_old.id, v_old.status, v_status, 'stripe_event', p_event_id, p_event_id,
-                jsonb_build_object('invoice_id', p_payment.invoice_id, 'amount_cents', v_amount));
+        PERFORM crm.write_audit('refund', v_old.id, v_old.status, v_status, 'stripe_event', p_event_id,
+                                jsonb_build_object('invoice_id', p_payment.invoice_id, 'amount_cents', v_amount),
+                                p_event_id);
     END IF;
     IF v_status IN ('failed', 'canceled') THEN
         UPDATE crm.payments
@@ -348,10 +346,10 @@ BEGIN
     PERFORM crm.refresh_amount_refunded(v_inv.id);
     IF NOT v_changed AND (SELECT amount_refunded_cents FROM crm.invoices WHERE id = v_inv.id)
                          IS DISTINCT FROM v_inv.amount_refunded_cents THEN
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
-        VALUES ('invoice', v_inv.id, v_inv.status, v_inv.status, 'stripe_event', p_event_id, p_event_id,
-                jsonb_build_object('event_type', p_type, 'amount_refunded_cents',
-                                   (SELECT amount_refunded_cents FROM crm.invoices WHERE id = v_inv.id)));
+        PERFORM crm.write_audit('invoice', v_inv.id, v_inv.status, v_inv.status, 'stripe_event', p_event_id,
+                                jsonb_build_object('event_type', p_type, 'amount_refunded_cents',
+                                                   (SELECT amount_refunded_cents FROM crm.invoices WHERE id = v_inv.id)),
+                                p_event_id);
         v_changed := true;
     END IF;
     RETURN jsonb_build_object(
@@ -390,6 +388,7 @@ DECLARE
     v_charge text := coalesce(p_obj #>> '{last_payment_error,charge}', p_obj ->> 'latest_charge', '');
     v_id bigint;
     v_inv crm.invoices;
+    v_lock record;
     v_failure_id bigint;
     v_text text;
     v_result jsonb;
@@ -399,15 +398,12 @@ BEGIN
     IF v_id IS NULL THEN
         v_id := crm.find_invoice_for_payment_intent(p_obj, p_mode);
     END IF;
-    IF v_id IS NULL THEN
-        RETURN jsonb_build_object('outcome', 'unmatched',
-                                  'detail', 'no CRM invoice known for ' || coalesce(v_intent, '?')
-                                            || ' yet: applied when its invoice payment is seen');
+    v_lock := crm.lock_event_invoice(v_id, p_mode, 'no CRM invoice known for ' || coalesce(v_intent, '?')
+                                                 || ' yet: applied when its invoice payment is seen');
+    IF v_lock.refusal IS NOT NULL THEN
+        RETURN v_lock.refusal;
     END IF;
-    SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
-    IF crm.mode_refusal(v_inv, p_mode) IS NOT NULL THEN
-        RETURN crm.mode_refusal(v_inv, p_mode);
-    END IF;
+    v_inv := v_lock.inv;
     IF jsonb_typeof(v_error) = 'object' THEN
         INSERT INTO crm.payment_failures (invoice_id, mode, stripe_payment_intent_id, stripe_charge_id, code,
                                           decline_code, message, stripe_event_id, failed_at)
@@ -419,7 +415,8 @@ BEGIN
          WHERE id = v_id AND decline_lookup_at IS NOT NULL;
     END IF;
 
-    v_result := crm.apply_stripe_payment_intent_event(p_event_id, 'payment_intent.payment_failed', p_obj, p_mode);
+    v_result := crm.apply_stripe_payment_intent_event(p_event_id, 'payment_intent.payment_failed', p_obj, p_mode,
+                                                      p_created);
     IF v_result ->> 'outcome' IS DISTINCT FROM 'unmatched' THEN
         RETURN v_result || CASE WHEN v_failure_id IS NOT NULL
             THEN jsonb_build_object('outcome', 'applied', 'detail', 'decline recorded; ' || coalesce(v_result ->> 'detail', ''))

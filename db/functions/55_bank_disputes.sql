@@ -1,7 +1,17 @@
 -- Money beyond Paid: bank debits on their way (payment_intent.processing, then the payment
 -- or payment_intent.payment_failed) and disputes (charge.dispute.*). Both states are
--- derived: an open invoice with processing_payment_intent_id set is Processing; an invoice
+-- derived: an open invoice with processing_payment_intent_id set is Processing (the
+-- attempt crm.refresh_invoice_processing picks from crm.payment_attempts); an invoice
 -- with an open crm.disputes row is Disputed (crm.invoice_display_status).
+
+-- The one home of 'processing': an open invoice with a bank debit on its way; otherwise
+-- the stored status. What reminders and event handlers go by.
+CREATE OR REPLACE FUNCTION crm.invoice_processing_status(p_status text, p_processing_pi text)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_status = 'open' AND p_processing_pi IS NOT NULL THEN 'processing' ELSE p_status END;
+$$;
+
 
 -- The status the dashboard shows: the stored one, or a derived one (processing, disputed,
 -- overdue) on top of it.
@@ -11,50 +21,52 @@ RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE
         WHEN p_open_disputes > 0 AND p_status IN ('open', 'paid') THEN 'disputed'
-        WHEN p_status = 'open' AND p_processing_pi IS NOT NULL THEN 'processing'
-        WHEN p_status = 'open' AND p_due_date < p_today THEN 'overdue'
-        ELSE p_status
+        WHEN p_status = 'open' AND p_processing_pi IS NULL AND p_due_date < p_today THEN 'overdue'
+        ELSE crm.invoice_processing_status(p_status, p_processing_pi)
     END;
 $$;
 
 
 -- The CRM invoice a PaymentIntent pays. Since API 2025-03-31 a PaymentIntent names no
--- invoice, so: the payment already recorded for it, the invoice it is processing on, else
--- an invoice of the PaymentIntent's customer, in this mode, that Stripe's description names
--- ("Payment for Invoice ABCD-0001"), else that customer's only open invoice with exactly
--- the PaymentIntent's amount remaining.
+-- invoice, so only what Stripe told us links them: the invoice's default payment intent,
+-- recorded right after finalize (crm.payment_intent_links, like any InvoicePayment's), the
+-- payment recorded for it, or an attempt already seen. Stripe's description text and the
+-- amount are never guessed from.
 CREATE OR REPLACE FUNCTION crm.find_invoice_for_payment_intent(p_obj jsonb, p_mode text)
 RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(
+        (SELECT invoice_id FROM crm.payment_intent_links WHERE stripe_payment_intent_id = p_obj ->> 'id'),
+        (SELECT invoice_id FROM crm.payments WHERE stripe_payment_intent_id = p_obj ->> 'id' ORDER BY id LIMIT 1),
+        (SELECT invoice_id FROM crm.payment_attempts WHERE stripe_payment_intent_id = p_obj ->> 'id'
+          ORDER BY id LIMIT 1),
+        (SELECT id FROM crm.invoices WHERE processing_payment_intent_id = p_obj ->> 'id' ORDER BY id LIMIT 1));
+$$;
+
+
+-- Which attempt the invoice is Processing on, from its attempts alone: one still processing
+-- that no other attempt started after (Stripe starts no new attempt on a payment intent
+-- while one is processing, so a later attempt means this one is over, whatever the delivery
+-- order). A tie goes to the processing one. The invoice's processing_* columns follow.
+CREATE OR REPLACE FUNCTION crm.refresh_invoice_processing(p_invoice_id bigint)
+RETURNS crm.payment_attempts
+LANGUAGE plpgsql AS $$
 DECLARE
-    v_pi text := p_obj ->> 'id';
-    v_id bigint;
-    v_customer bigint;
-    v_count bigint;
+    v_cur crm.payment_attempts;
 BEGIN
-    SELECT invoice_id INTO v_id FROM crm.payments WHERE stripe_payment_intent_id = v_pi;
-    IF v_id IS NULL THEN
-        SELECT id INTO v_id FROM crm.invoices WHERE processing_payment_intent_id = v_pi ORDER BY id LIMIT 1;
-    END IF;
-    IF v_id IS NOT NULL OR p_obj ->> 'customer' IS NULL THEN
-        RETURN v_id;
-    END IF;
-    SELECT id INTO v_customer FROM crm.customers
-     WHERE CASE p_mode WHEN 'live' THEN stripe_customer_id_live ELSE stripe_customer_id_test END = p_obj ->> 'customer';
-    IF v_customer IS NULL THEN
-        RETURN NULL;
-    END IF;
-    SELECT id INTO v_id FROM crm.invoices
-     WHERE customer_id = v_customer AND mode = p_mode AND stripe_invoice_number IS NOT NULL
-       AND stripe_invoice_number = substring(p_obj ->> 'description' FROM '(\S+)$')
-     ORDER BY id LIMIT 1;
-    IF v_id IS NOT NULL THEN
-        RETURN v_id;
-    END IF;
-    SELECT min(id), count(*) INTO v_id, v_count FROM crm.invoices
-     WHERE customer_id = v_customer AND mode = p_mode AND status = 'open'
-       AND amount_due_cents - amount_paid_cents = crm.jsonb_cents(p_obj -> 'amount');
-    RETURN CASE WHEN v_count = 1 THEN v_id END;
+    SELECT a.* INTO v_cur FROM crm.payment_attempts a
+     WHERE a.invoice_id = p_invoice_id AND a.status = 'processing'
+       AND NOT EXISTS (SELECT 1 FROM crm.payment_attempts b
+                        WHERE b.invoice_id = a.invoice_id AND b.started_at > a.started_at)
+     ORDER BY a.started_at DESC, a.id DESC LIMIT 1;
+    UPDATE crm.invoices
+       SET processing_payment_intent_id = v_cur.stripe_payment_intent_id,
+           processing_charge_id = nullif(v_cur.stripe_charge_id, ''),
+           processing_amount_cents = v_cur.amount_cents, processing_since = v_cur.started_at
+     WHERE id = p_invoice_id AND status = 'open'
+       AND (processing_payment_intent_id IS DISTINCT FROM v_cur.stripe_payment_intent_id
+            OR processing_charge_id IS DISTINCT FROM nullif(v_cur.stripe_charge_id, ''));
+    RETURN v_cur;
 END;
 $$;
 
@@ -63,90 +75,133 @@ $$;
 -- its reminders pause (those already built are cancelled and kept for later).
 -- payment_intent.payment_failed: the debit (or a card) failed; the invoice is open again,
 -- flagged for staff with Stripe's reason, and its reminders resume.
+-- Both are decided per attempt (crm.payment_attempts) by Stripe's event time, so a late
+-- processing event never revives an attempt that failed or was overtaken, and a failure
+-- ends only its own attempt.
 CREATE OR REPLACE FUNCTION crm.apply_stripe_payment_intent_event(p_event_id text, p_type text, p_obj jsonb,
-                                                                 p_mode text)
+                                                                 p_mode text, p_created timestamptz DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_pi text := p_obj ->> 'id';
-    v_id bigint := crm.find_invoice_for_payment_intent(p_obj, p_mode);
+    v_at timestamptz := coalesce(p_created, now());
+    v_processing boolean := p_type = 'payment_intent.processing';
+    v_charge text := coalesce(CASE WHEN v_processing THEN p_obj ->> 'latest_charge'
+                                   ELSE coalesce(p_obj #>> '{last_payment_error,charge}', p_obj ->> 'latest_charge')
+                              END, '');
+    -- a nonsensical amount is left out rather than refused: the attempt's state still counts
+    v_amount bigint := CASE WHEN crm.jsonb_cents(p_obj -> 'amount') > 0 THEN crm.jsonb_cents(p_obj -> 'amount') END;
+    v_id bigint;
     v_inv crm.invoices;
-    v_resend text[] := '{}';
-    v_error text;
+    v_lock record;
+    v_attempt crm.payment_attempts;
+    v_cur crm.payment_attempts;
+    v_was boolean;
+    v_now boolean;
     v_shown text;
+    v_error text;
+    v_resend text[] := '{}';
 BEGIN
-    IF v_id IS NULL THEN
-        RETURN jsonb_build_object('outcome', 'unmatched', 'detail', 'no CRM invoice for ' || coalesce(v_pi, '?'));
+    PERFORM crm.lock_stripe_payment(ARRAY[v_pi]);
+    v_id := crm.find_invoice_for_payment_intent(p_obj, p_mode);
+    v_lock := crm.lock_event_invoice(v_id, p_mode, 'no CRM invoice for ' || coalesce(v_pi, '?'));
+    IF v_lock.refusal IS NOT NULL THEN
+        RETURN v_lock.refusal;
     END IF;
-    SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
-    IF crm.mode_refusal(v_inv, p_mode) IS NOT NULL THEN
-        RETURN crm.mode_refusal(v_inv, p_mode);
-    END IF;
-    v_shown := CASE WHEN v_inv.processing_payment_intent_id IS NOT NULL THEN 'processing' ELSE v_inv.status END;
-
-    IF p_type = 'payment_intent.processing' THEN
-        IF v_inv.status <> 'open' OR v_inv.processing_payment_intent_id IS NOT DISTINCT FROM v_pi
-           OR p_obj ->> 'status' IS DISTINCT FROM 'processing'
-           OR EXISTS (SELECT 1 FROM crm.payments WHERE stripe_payment_intent_id = v_pi) THEN
-            RETURN jsonb_build_object('outcome', 'ignored', 'invoice_id', v_id, 'job_id', v_inv.job_id,
-                                      'detail', format('nothing to change (invoice is %s)', v_shown));
-        END IF;
-        UPDATE crm.invoices
-           SET processing_payment_intent_id = v_pi, processing_amount_cents = crm.jsonb_cents(p_obj -> 'amount'),
-               processing_since = now()
-         WHERE id = v_id;
-        PERFORM crm.write_invoice_audit(v_id, 'open', 'processing', p_event_id, p_type,
-            jsonb_build_object('payment_intent', v_pi, 'amount_cents', crm.jsonb_cents(p_obj -> 'amount'),
-                               'payment_method_types', p_obj -> 'payment_method_types'));
-        v_resend := crm.requeue_invoice_reminders(v_id, 'payment_processing');
-        RETURN jsonb_build_object('outcome', 'applied', 'invoice_id', v_id, 'job_id', v_inv.job_id,
-                                  'from_status', 'open', 'to_status', 'open', 'resend_ids_to_cancel', to_jsonb(v_resend),
-                                  'detail', 'bank payment processing; reminders paused');
-    END IF;
-
-    -- payment_intent.payment_failed
+    v_inv := v_lock.inv;
+    v_shown := crm.invoice_processing_status(v_inv.status, v_inv.processing_payment_intent_id);
+    v_was := v_shown = 'processing';
     IF v_inv.status NOT IN ('open', 'uncollectible')
+       OR (v_processing AND (v_inv.status <> 'open' OR p_obj ->> 'status' IS DISTINCT FROM 'processing'))
        OR EXISTS (SELECT 1 FROM crm.payments WHERE stripe_payment_intent_id = v_pi) THEN
         RETURN jsonb_build_object('outcome', 'ignored', 'invoice_id', v_id, 'job_id', v_inv.job_id,
                                   'detail', format('nothing to change (invoice is %s)', v_shown));
     END IF;
-    v_error := left(coalesce(p_obj #>> '{last_payment_error,message}', 'The payment failed')
-                    || coalesce(' (' || coalesce(p_obj #>> '{last_payment_error,decline_code}',
-                                                 p_obj #>> '{last_payment_error,code}') || ')', ''), 500);
-    UPDATE crm.invoices
-       SET last_payment_error = v_error, attention = 'payment_failed', attention_detail = v_error,
-           processing_payment_intent_id = CASE WHEN processing_payment_intent_id = v_pi THEN NULL
-                                               ELSE processing_payment_intent_id END,
-           processing_amount_cents = CASE WHEN processing_payment_intent_id = v_pi THEN NULL
-                                          ELSE processing_amount_cents END,
-           processing_since = CASE WHEN processing_payment_intent_id = v_pi THEN NULL ELSE processing_since END
+
+    IF v_processing THEN
+        INSERT INTO crm.payment_attempts AS a (invoice_id, mode, stripe_payment_intent_id, stripe_charge_id, status,
+                                               amount_cents, started_at, status_at, stripe_event_id)
+        VALUES (v_id, p_mode, v_pi, v_charge, 'processing', v_amount, v_at, v_at,
+                p_event_id)
+        ON CONFLICT (stripe_payment_intent_id, stripe_charge_id)
+            DO UPDATE SET started_at = least(a.started_at, excluded.started_at),
+                          amount_cents = coalesce(a.amount_cents, excluded.amount_cents)
+        RETURNING * INTO v_attempt;
+    ELSE
+        INSERT INTO crm.payment_attempts AS a (invoice_id, mode, stripe_payment_intent_id, stripe_charge_id, status,
+                                               amount_cents, started_at, status_at, stripe_event_id)
+        VALUES (v_id, p_mode, v_pi, v_charge, 'failed', v_amount, v_at, v_at, p_event_id)
+        ON CONFLICT (stripe_payment_intent_id, stripe_charge_id)
+            DO UPDATE SET status = 'failed', status_at = excluded.status_at, stripe_event_id = excluded.stripe_event_id
+            WHERE a.status = 'processing';
+        SELECT * INTO v_attempt FROM crm.payment_attempts
+         WHERE stripe_payment_intent_id = v_pi AND stripe_charge_id = v_charge;
+        -- A debit recorded before its charge was known (migration 0020) ends with it.
+        UPDATE crm.payment_attempts SET status = 'failed', status_at = v_at, stripe_event_id = p_event_id
+         WHERE stripe_payment_intent_id = v_pi AND stripe_charge_id = '' AND status = 'processing'
+           AND started_at <= v_at;
+    END IF;
+    v_cur := crm.refresh_invoice_processing(v_id);
+    v_now := v_inv.status = 'open' AND v_cur.id IS NOT NULL;
+
+    IF v_processing THEN
+        IF v_now AND NOT v_was THEN
+            PERFORM crm.write_invoice_audit(v_id, 'open', 'processing', p_event_id, p_type,
+                jsonb_build_object('payment_intent', v_pi, 'charge', nullif(v_charge, ''),
+                                   'amount_cents', v_attempt.amount_cents,
+                                   'payment_method_types', p_obj -> 'payment_method_types'));
+            v_resend := crm.requeue_invoice_reminders(v_id, 'payment_processing');
+            RETURN jsonb_build_object('outcome', 'applied', 'invoice_id', v_id, 'job_id', v_inv.job_id,
+                                      'from_status', 'open', 'to_status', 'open',
+                                      'resend_ids_to_cancel', to_jsonb(v_resend),
+                                      'detail', 'bank payment processing; reminders paused');
+        END IF;
+        RETURN jsonb_build_object('outcome', 'ignored', 'invoice_id', v_id, 'job_id', v_inv.job_id,
+                                  'detail', CASE WHEN v_cur.id = v_attempt.id THEN 'attempt already processing'
+                                                 ELSE format('stale: attempt %s failed or was overtaken',
+                                                             coalesce(nullif(v_charge, ''), v_pi)) END);
+    END IF;
+
+    -- payment_intent.payment_failed: the decline is shown whatever the order (staff see every
+    -- failure), but it ends only its own attempt: a later one still processing stays so.
+    v_error := crm.decline_text(p_obj #>> '{last_payment_error,code}', p_obj #>> '{last_payment_error,decline_code}',
+                                coalesce(p_obj #>> '{last_payment_error,message}', 'The payment failed'));
+    UPDATE crm.invoices SET last_payment_error = v_error, attention = 'payment_failed', attention_detail = v_error
      WHERE id = v_id;
-    PERFORM crm.write_invoice_audit(v_id, v_shown,
-        CASE WHEN v_inv.processing_payment_intent_id = v_pi THEN v_inv.status ELSE v_shown END, p_event_id, p_type,
-        jsonb_build_object('payment_intent', v_pi, 'payment_error', v_error));
+    PERFORM crm.write_invoice_audit(v_id, v_shown, CASE WHEN v_now THEN 'processing' ELSE v_inv.status END,
+        p_event_id, p_type,
+        jsonb_build_object('payment_intent', v_pi, 'charge', nullif(v_charge, ''), 'payment_error', v_error));
     RETURN jsonb_build_object('outcome', 'applied', 'invoice_id', v_id, 'job_id', v_inv.job_id,
                               'from_status', v_inv.status, 'to_status', v_inv.status,
-                              'detail', CASE WHEN v_inv.processing_payment_intent_id = v_pi
-                                             THEN 'bank payment failed; reminders resume' ELSE 'payment failed' END);
+                              'detail', CASE WHEN v_was AND NOT v_now THEN 'bank payment failed; reminders resume'
+                                             WHEN v_now THEN 'an earlier attempt failed; the later one is still processing'
+                                             ELSE 'payment failed' END);
 END;
 $$;
 
 
--- The debit settled: its payment is recorded (invoice_payment.paid, or reconcile).
+-- The debit settled: its payment is recorded (invoice_payment.paid, or reconcile); the
+-- payment intent's attempts still processing succeeded with it.
 CREATE OR REPLACE FUNCTION crm.clear_processing_on_payment() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_was boolean;
 BEGIN
-    UPDATE crm.invoices
-       SET processing_payment_intent_id = NULL, processing_amount_cents = NULL, processing_since = NULL
-     WHERE id = NEW.invoice_id AND processing_payment_intent_id = NEW.stripe_payment_intent_id;
-    IF FOUND AND (SELECT status = 'open' AND amount_due_cents > (SELECT sum(amount_cents) FROM crm.payments p
-                                                                  WHERE p.invoice_id = NEW.invoice_id)
+    UPDATE crm.payment_attempts SET status = 'succeeded', status_at = now()
+     WHERE stripe_payment_intent_id = NEW.stripe_payment_intent_id AND status = 'processing';
+    SELECT processing_payment_intent_id = NEW.stripe_payment_intent_id INTO v_was
+      FROM crm.invoices WHERE id = NEW.invoice_id;
+    PERFORM crm.refresh_invoice_processing(NEW.invoice_id);
+    IF v_was AND (SELECT status = 'open' AND processing_payment_intent_id IS NULL
+                         AND amount_due_cents > (SELECT sum(amount_cents) FROM crm.payments p
+                                                  WHERE p.invoice_id = NEW.invoice_id)
                     FROM crm.invoices WHERE id = NEW.invoice_id) THEN
         -- Settled for part of the invoice: it is open for the rest (paid in full, invoice.paid says so).
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, stripe_event_id, detail)
-        VALUES ('invoice', NEW.invoice_id, 'processing', 'open', 'stripe_event', coalesce(NEW.stripe_event_id, 'system'),
-                NEW.stripe_event_id, jsonb_build_object('payment_intent', NEW.stripe_payment_intent_id,
-                                                        'settled_cents', NEW.amount_cents));
+        PERFORM crm.write_audit('invoice', NEW.invoice_id, 'processing', 'open', 'stripe_event',
+                                coalesce(NEW.stripe_event_id, 'system'),
+                                jsonb_build_object('payment_intent', NEW.stripe_payment_intent_id,
+                                                   'settled_cents', NEW.amount_cents),
+                                NEW.stripe_event_id);
     END IF;
     RETURN NULL;
 END;
@@ -165,6 +220,7 @@ CREATE OR REPLACE FUNCTION crm.clear_processing_when_closed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     NEW.processing_payment_intent_id := NULL;
+    NEW.processing_charge_id := NULL;
     NEW.processing_amount_cents := NULL;
     NEW.processing_since := NULL;
     RETURN NEW;
@@ -291,3 +347,19 @@ $$;
 CREATE OR REPLACE TRIGGER disputes_touch
     BEFORE UPDATE ON crm.disputes
     FOR EACH ROW EXECUTE FUNCTION crm.touch_updated_at();
+
+
+-- The invoice's default payment intent, recorded by the Send right after finalize: every
+-- payment_intent.* event for it is matched by it exactly. Events that came first (the
+-- customer paid within the moment) were recorded unmatched and are applied now.
+CREATE OR REPLACE FUNCTION crm.record_default_payment_intent(p_invoice_id bigint, p_mode text, p_intent text,
+                                                             p_invoice_payment_id text)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF crm.link_payment_intent(p_intent, p_invoice_id, p_mode, p_invoice_payment_id) THEN
+        RETURN crm.replay_unmatched_events(p_mode, p_intent);
+    END IF;
+    RETURN 0;
+END;
+$$;

@@ -14,6 +14,7 @@ RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_inv crm.invoices;
+    v_lock record;
     v_id bigint := crm.find_invoice_for_stripe(p_obj ->> 'id', p_obj -> 'metadata');
     v_target text;
     v_to text;
@@ -24,13 +25,11 @@ DECLARE
     v_job_completed boolean := false;
     v_error text;
 BEGIN
-    IF v_id IS NULL THEN
-        RETURN jsonb_build_object('outcome', 'unmatched', 'detail', 'no CRM invoice for ' || coalesce(p_obj ->> 'id', '?'));
+    v_lock := crm.lock_event_invoice(v_id, p_mode, 'no CRM invoice for ' || coalesce(p_obj ->> 'id', '?'));
+    IF v_lock.refusal IS NOT NULL THEN
+        RETURN v_lock.refusal;
     END IF;
-    SELECT * INTO v_inv FROM crm.invoices WHERE id = v_id FOR UPDATE;
-    IF crm.mode_refusal(v_inv, p_mode) IS NOT NULL THEN
-        RETURN crm.mode_refusal(v_inv, p_mode);
-    END IF;
+    v_inv := v_lock.inv;
 
     -- Late events still fill what is missing; nothing already set is overwritten.
     UPDATE crm.invoices
@@ -180,7 +179,8 @@ BEGIN
         WHEN v_type IN ('charge.refunded', 'refund.created', 'refund.updated', 'refund.failed')
             THEN crm.apply_stripe_refund_event(v_id, v_type, v_obj, p_mode, crm.jsonb_epoch(p_event -> 'created'))
         WHEN v_type = 'payment_intent.processing'
-            THEN crm.apply_stripe_payment_intent_event(v_id, v_type, v_obj, p_mode)
+            THEN crm.apply_stripe_payment_intent_event(v_id, v_type, v_obj, p_mode,
+                                                       crm.jsonb_epoch(p_event -> 'created'))
         -- The decline is recorded (crm.payment_failures), then the invoice follows
         -- crm.apply_stripe_payment_intent_event's rules (bank debits).
         WHEN v_type = 'payment_intent.payment_failed'

@@ -54,9 +54,8 @@ BEGIN
                      THEN v_detail ELSE error END
      WHERE id = p_message_id;
     IF v_new IS NOT NULL AND crm.email_status_rank(v_new) > crm.email_status_rank(m.status) THEN
-        INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-        VALUES ('email', p_message_id, m.status, v_new, 'resend_event', p_svix_id,
-                jsonb_build_object('resend_id', m.resend_id, 'type', p_type));
+        PERFORM crm.write_audit('email', p_message_id, m.status, v_new, 'resend_event', p_svix_id,
+                                jsonb_build_object('resend_id', m.resend_id, 'type', p_type));
     END IF;
 
     -- A customer who never got the invoice or its reminder is something staff must fix.
@@ -71,10 +70,10 @@ BEGIN
                    attention_detail = left(format('%s email to %s: %s', initcap(m.kind), m.to_address, v_detail), 500)
              WHERE id = m.invoice_id AND attention IS DISTINCT FROM 'total_mismatch';
             IF FOUND THEN
-                INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-                VALUES ('invoice', m.invoice_id, v_invoice_status, v_invoice_status, 'resend_event', p_svix_id,
-                        jsonb_build_object('attention', v_attention, 'email_message_id', p_message_id,
-                                           'resend_id', m.resend_id));
+                PERFORM crm.write_audit('invoice', m.invoice_id, v_invoice_status, v_invoice_status,
+                                        'resend_event', p_svix_id,
+                                        jsonb_build_object('attention', v_attention, 'email_message_id', p_message_id,
+                                                           'resend_id', m.resend_id));
             END IF;
         END IF;
     END IF;
@@ -91,11 +90,10 @@ BEGIN
                    resend_cancel = CASE WHEN resend_cancel = 'requested' THEN 'too_late' ELSE resend_cancel END,
                    next_attempt_at = CASE WHEN resend_cancel = 'requested' THEN NULL ELSE next_attempt_at END
              WHERE id = r.id;
-            INSERT INTO crm.audit_log (entity, entity_id, from_status, to_status, actor_type, actor, detail)
-            VALUES ('reminder', r.id, r.status, 'sent', 'resend_event', p_svix_id,
-                    jsonb_build_object('resend_id', m.resend_id, 'type', p_type,
-                                       'resend_cancel', CASE WHEN r.resend_cancel = 'requested'
-                                                             THEN 'too_late' END));
+            PERFORM crm.write_audit('reminder', r.id, r.status, 'sent', 'resend_event', p_svix_id,
+                                    jsonb_build_object('resend_id', m.resend_id, 'type', p_type,
+                                                       'resend_cancel', CASE WHEN r.resend_cancel = 'requested'
+                                                                             THEN 'too_late' END));
         END IF;
     END IF;
 END;

@@ -18,145 +18,110 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 
-CREATE OR REPLACE FUNCTION crm.collections_note_invoice() RETURNS trigger
+-- The one trigger function behind every roll-up trigger below: the times whose local days a
+-- changed row counts on, before and after the change, go to crm.collections_changes. Each
+-- table's trigger says (WHEN) which changes matter; this says which times they move. A plpgsql
+-- CASE per table, not an SQL one: a record's fields are looked up only on the branch taken.
+CREATE OR REPLACE FUNCTION crm.collections_note() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_at timestamptz[] := '{}';
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO crm.collections_changes (at)
-        SELECT DISTINCT t FROM unnest(ARRAY[NEW.sent_at, NEW.paid_at]) t WHERE t IS NOT NULL;
-    ELSIF TG_OP = 'UPDATE' THEN
-        -- 'Paid after its first reminder' is counted on the day of that reminder. One
-        -- statement: this runs inside every webhook event that pays an invoice.
-        INSERT INTO crm.collections_changes (at)
-        SELECT DISTINCT t FROM unnest(ARRAY[OLD.sent_at, OLD.paid_at, NEW.sent_at, NEW.paid_at,
-            CASE WHEN OLD.paid_at IS DISTINCT FROM NEW.paid_at THEN
-                (SELECT min(r.sent_at) FROM crm.reminders r WHERE r.invoice_id = NEW.id AND r.status = 'sent')
-            END]) t
-         WHERE t IS NOT NULL;
-    ELSE
-        INSERT INTO crm.collections_changes (at)
-        SELECT DISTINCT t FROM unnest(ARRAY[OLD.sent_at, OLD.paid_at]) t WHERE t IS NOT NULL;
-    END IF;
+    CASE TG_TABLE_NAME
+    WHEN 'invoices' THEN
+        IF TG_OP <> 'INSERT' THEN
+            v_at := ARRAY[OLD.sent_at, OLD.paid_at];
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            v_at := v_at || ARRAY[NEW.sent_at, NEW.paid_at];
+        END IF;
+        -- 'Paid after its first reminder' is counted on the day of that reminder.
+        IF TG_OP = 'UPDATE' AND OLD.paid_at IS DISTINCT FROM NEW.paid_at THEN
+            v_at := v_at || (SELECT min(r.sent_at) FROM crm.reminders r WHERE r.invoice_id = NEW.id AND r.status = 'sent');
+        END IF;
+    WHEN 'payments' THEN
+        v_at := CASE TG_OP WHEN 'INSERT' THEN ARRAY[NEW.paid_at] WHEN 'DELETE' THEN ARRAY[OLD.paid_at]
+                           ELSE ARRAY[OLD.paid_at, NEW.paid_at] END;
+    WHEN 'refunds' THEN
+        -- A refund counts on the day it was made.
+        v_at := CASE TG_OP WHEN 'INSERT' THEN ARRAY[NEW.created_at] WHEN 'DELETE' THEN ARRAY[OLD.created_at]
+                           ELSE ARRAY[OLD.created_at, NEW.created_at] END;
+    WHEN 'disputes' THEN
+        -- A dispute lost (or no longer lost) counts on the day it closed: the money went back then.
+        IF TG_OP <> 'INSERT' AND OLD.status = 'lost' THEN
+            v_at := ARRAY[OLD.closed_at];
+        END IF;
+        IF TG_OP <> 'DELETE' AND NEW.status = 'lost' THEN
+            v_at := v_at || NEW.closed_at;
+        END IF;
+    WHEN 'reminders' THEN
+        -- A reminder that went out (or stopped counting as sent).
+        IF TG_OP = 'UPDATE' AND OLD.status = 'sent' THEN
+            v_at := ARRAY[OLD.sent_at];
+        END IF;
+        IF NEW.status = 'sent' THEN
+            v_at := v_at || NEW.sent_at;
+        END IF;
+    WHEN 'email_messages' THEN
+        -- An invoice email's tracking moves its invoice's send day in the funnel.
+        v_at := ARRAY(SELECT i.sent_at FROM crm.invoices i WHERE i.id = NEW.invoice_id);
+    END CASE;
+    INSERT INTO crm.collections_changes (at) SELECT DISTINCT t FROM unnest(v_at) t WHERE t IS NOT NULL;
     RETURN NULL;
 END;
 $$;
 
 CREATE OR REPLACE TRIGGER invoices_collections_insert AFTER INSERT ON crm.invoices
     FOR EACH ROW WHEN (NEW.sent_at IS NOT NULL OR NEW.paid_at IS NOT NULL)
-    EXECUTE FUNCTION crm.collections_note_invoice();
+    EXECUTE FUNCTION crm.collections_note();
 CREATE OR REPLACE TRIGGER invoices_collections_update AFTER UPDATE ON crm.invoices
     FOR EACH ROW WHEN (OLD.sent_at IS DISTINCT FROM NEW.sent_at OR OLD.paid_at IS DISTINCT FROM NEW.paid_at
                        OR ((OLD.status IS DISTINCT FROM NEW.status
                             OR OLD.amount_due_cents IS DISTINCT FROM NEW.amount_due_cents)
                            AND (NEW.sent_at IS NOT NULL OR NEW.paid_at IS NOT NULL)))
-    EXECUTE FUNCTION crm.collections_note_invoice();
+    EXECUTE FUNCTION crm.collections_note();
 CREATE OR REPLACE TRIGGER invoices_collections_delete AFTER DELETE ON crm.invoices
     FOR EACH ROW WHEN (OLD.sent_at IS NOT NULL OR OLD.paid_at IS NOT NULL)
-    EXECUTE FUNCTION crm.collections_note_invoice();
-
-
-CREATE OR REPLACE FUNCTION crm.collections_note_payment() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO crm.collections_changes (at) VALUES (OLD.paid_at);
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.paid_at IS DISTINCT FROM OLD.paid_at) THEN
-        INSERT INTO crm.collections_changes (at) VALUES (NEW.paid_at);
-    END IF;
-    RETURN NULL;
-END;
-$$;
+    EXECUTE FUNCTION crm.collections_note();
 
 CREATE OR REPLACE TRIGGER payments_collections_insert AFTER INSERT OR DELETE ON crm.payments
-    FOR EACH ROW EXECUTE FUNCTION crm.collections_note_payment();
+    FOR EACH ROW EXECUTE FUNCTION crm.collections_note();
 CREATE OR REPLACE TRIGGER payments_collections_update AFTER UPDATE ON crm.payments
     FOR EACH ROW WHEN (OLD.paid_at IS DISTINCT FROM NEW.paid_at OR OLD.amount_cents IS DISTINCT FROM NEW.amount_cents
                        OR OLD.fee_cents IS DISTINCT FROM NEW.fee_cents)
-    EXECUTE FUNCTION crm.collections_note_payment();
-
-
--- An invoice email's tracking moves its invoice's send day in the funnel.
-CREATE OR REPLACE FUNCTION crm.collections_note_email() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO crm.collections_changes (at)
-    SELECT i.sent_at FROM crm.invoices i WHERE i.id = NEW.invoice_id AND i.sent_at IS NOT NULL;
-    RETURN NULL;
-END;
-$$;
+    EXECUTE FUNCTION crm.collections_note();
 
 CREATE OR REPLACE TRIGGER email_messages_collections_insert AFTER INSERT ON crm.email_messages
     FOR EACH ROW WHEN (NEW.kind = 'invoice' AND NEW.invoice_id IS NOT NULL)
-    EXECUTE FUNCTION crm.collections_note_email();
+    EXECUTE FUNCTION crm.collections_note();
 CREATE OR REPLACE TRIGGER email_messages_collections_update AFTER UPDATE ON crm.email_messages
     FOR EACH ROW WHEN (NEW.kind = 'invoice' AND NEW.invoice_id IS NOT NULL
                        AND (OLD.delivered_at IS DISTINCT FROM NEW.delivered_at
                             OR OLD.first_opened_at IS DISTINCT FROM NEW.first_opened_at
                             OR OLD.first_clicked_at IS DISTINCT FROM NEW.first_clicked_at))
-    EXECUTE FUNCTION crm.collections_note_email();
-
-
--- A dispute lost (or no longer lost) changes the day it closed: the money went back then.
-CREATE OR REPLACE FUNCTION crm.collections_note_dispute() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status = 'lost' AND OLD.closed_at IS NOT NULL THEN
-        INSERT INTO crm.collections_changes (at) VALUES (OLD.closed_at);
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status = 'lost' AND NEW.closed_at IS NOT NULL THEN
-        INSERT INTO crm.collections_changes (at) VALUES (NEW.closed_at);
-    END IF;
-    RETURN NULL;
-END;
-$$;
+    EXECUTE FUNCTION crm.collections_note();
 
 CREATE OR REPLACE TRIGGER disputes_collections AFTER INSERT OR UPDATE OR DELETE ON crm.disputes
-    FOR EACH ROW EXECUTE FUNCTION crm.collections_note_dispute();
+    FOR EACH ROW EXECUTE FUNCTION crm.collections_note();
 
-
--- A refund made, changed (its status, its fee) or removed changes the day it was made.
-CREATE OR REPLACE FUNCTION crm.collections_note_refund() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO crm.collections_changes (at) VALUES (OLD.created_at);
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO crm.collections_changes (at) VALUES (NEW.created_at);
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
+-- A refund made, changed (its status, its fee) or removed.
 CREATE OR REPLACE TRIGGER refunds_collections_insert AFTER INSERT OR DELETE ON crm.refunds
-    FOR EACH ROW EXECUTE FUNCTION crm.collections_note_refund();
+    FOR EACH ROW EXECUTE FUNCTION crm.collections_note();
 CREATE OR REPLACE TRIGGER refunds_collections_update AFTER UPDATE ON crm.refunds
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.amount_cents IS DISTINCT FROM NEW.amount_cents
                        OR OLD.fee_cents IS DISTINCT FROM NEW.fee_cents OR OLD.created_at IS DISTINCT FROM NEW.created_at)
-    EXECUTE FUNCTION crm.collections_note_refund();
-
-
--- A reminder that went out (or stopped counting as sent) changes its day.
-CREATE OR REPLACE FUNCTION crm.collections_note_reminder() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'UPDATE' AND OLD.status = 'sent' AND OLD.sent_at IS NOT NULL THEN
-        INSERT INTO crm.collections_changes (at) VALUES (OLD.sent_at);
-    END IF;
-    IF NEW.status = 'sent' AND NEW.sent_at IS NOT NULL THEN
-        INSERT INTO crm.collections_changes (at) VALUES (NEW.sent_at);
-    END IF;
-    RETURN NULL;
-END;
-$$;
+    EXECUTE FUNCTION crm.collections_note();
 
 CREATE OR REPLACE TRIGGER reminders_collections_insert AFTER INSERT ON crm.reminders
-    FOR EACH ROW WHEN (NEW.status = 'sent') EXECUTE FUNCTION crm.collections_note_reminder();
+    FOR EACH ROW WHEN (NEW.status = 'sent') EXECUTE FUNCTION crm.collections_note();
 CREATE OR REPLACE TRIGGER reminders_collections_update AFTER UPDATE ON crm.reminders
     FOR EACH ROW WHEN ((OLD.status IS DISTINCT FROM NEW.status OR OLD.sent_at IS DISTINCT FROM NEW.sent_at)
                        AND (OLD.status = 'sent' OR NEW.status = 'sent'))
-    EXECUTE FUNCTION crm.collections_note_reminder();
+    EXECUTE FUNCTION crm.collections_note();
+
+-- The per-table functions this one replaced (their triggers now name crm.collections_note).
+DROP FUNCTION IF EXISTS crm.collections_note_invoice(), crm.collections_note_payment(), crm.collections_note_email(),
+    crm.collections_note_dispute(), crm.collections_note_refund(), crm.collections_note_reminder();
 
 
 -- The roll-up rows of every local day (in p_tz) from p_from to p_until (local midnights).

@@ -4,7 +4,7 @@
 -- known account (the demo owner) locked out, and a locked account answered differently from a
 -- wrong password (account enumeration). Failures are now counted per source: the pair
 -- (client address, email) and the client address alone, so a stranger elsewhere can never
--- delay the owner's own logins. crm/auth.py decides the delay; this table only records.
+-- delay the owner's own logins. crm/users/auth.py decides the delay; this table only records.
 CREATE TABLE crm.login_throttle (
     source_key      text PRIMARY KEY CHECK (length(source_key) BETWEEN 1 AND 400),
     failures        integer NOT NULL CHECK (failures > 0),

@@ -1,0 +1,1 @@
+"""Dashboard users: login and sessions, password hashing, and what an owner does to users."""
