@@ -15,6 +15,7 @@ import re
 _EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
                     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})")
 _MARKUP = re.compile(r"[<>]")
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # CR, LF and the other control characters
 MAX_NAME = 200
 MAX_TEXT = 2000
 
@@ -40,6 +41,13 @@ def name_error(value: str, what: str = "Name") -> str | None:
         return f"{what} is too long (at most {MAX_NAME} characters)."
     if _MARKUP.search(text):
         return f"{what} cannot contain < or > (no HTML)."
+    return header_error(text, what)
+
+
+def header_error(value: str, what: str) -> str | None:
+    """A value that ends up in an email header (from, reply-to, subject) is one line."""
+    if _LINE_BREAKS.search(value.strip()):
+        return f"{what} must be one line (no line breaks or control characters)."
     return None
 
 

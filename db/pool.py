@@ -4,7 +4,9 @@ Each process (dashboard, sidecar, CLI) opens its pool lazily, sized by DB_POOL_M
 DB_POOL_MAX; the sidecar's background workers have a pool of their own
 (DB_WORKER_POOL_MAX), so a busy dispatcher never takes a connection a webhook needs. A
 caller waits at most DB_POOL_TIMEOUT_S for a connection and then gets PoolTimeout (the
-sidecar answers 503, the dashboard says the database is busy): nothing hangs.
+sidecar answers 503, the dashboard says the database is busy): nothing hangs. Every pool
+checks a connection before handing it out (`check_before_use`), so connections that died
+with a restarted server are replaced, not handed to the first requests after the restart.
 db.config.connection_budget adds them up. Rows come back as dicts. Prepared statements are
 switched off for Supabase's transaction-mode pooler, which hands each transaction to
 whichever server connection is free, where a statement prepared on another is missing.
@@ -12,12 +14,14 @@ whichever server connection is free, where a statement prepared on another is mi
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -37,6 +41,26 @@ def connect_kwargs() -> dict[str, Any]:
     return kwargs
 
 
+def check_before_use(conn: Conn) -> None:
+    """psycopg_pool's `check`, run on every connection before the pool hands it out: a connection
+    that died with a restarted or failed-over server is dropped and replaced, so the first
+    request after a restart succeeds instead of failing on it.
+
+    Cheap where it can be: an idle connection's socket has nothing to read unless the server
+    said something (the FATAL it sends when it shuts down, then end of file), so a poll with a
+    zero timeout costs no round trip on the request path (the Stripe route is benchmarked).
+    When there is something to read, or the connection is not in a good state, psycopg_pool's
+    own check runs (an empty query) and raises if the connection is dead. A server that
+    vanished without a word is caught by the sidecar's retry (webhook/database.py)."""
+    if conn.closed or conn.pgconn.status != pq.ConnStatus.OK:
+        ConnectionPool.check_connection(conn)
+        return
+    poller = select.poll()
+    poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        ConnectionPool.check_connection(conn)
+
+
 def _named_pool(name: str) -> ConnectionPool[Conn]:
     with _lock:
         pool = _pools.get(name)
@@ -50,10 +74,9 @@ def _named_pool(name: str) -> ConnectionPool[Conn]:
                 max_size=max_size,
                 kwargs=connect_kwargs(),
                 timeout=cfg.pool_timeout_s,
-                # Workers check a connection before using it (one empty round trip): nothing else
-                # drops their pool's connections that died with a restarted server. The request
-                # path skips it and checks the pool after an OperationalError (webhook/database.py).
-                check=ConnectionPool.check_connection if workers else None,
+                # Every pool checks a connection before handing it out (check_before_use): the
+                # dashboard's, the sidecar's request pool and its workers'.
+                check=check_before_use,
                 open=True,
                 name=name,
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from db.pool import Conn
+from db.reminders import queue_job_state
 
 STRIPE_OUTCOMES = ("applied", "duplicate", "ignored", "unmatched", "rejected")
 EMAIL_KINDS = ("invoice", "reminder", "statement", "test")
@@ -97,7 +98,8 @@ def reminders(conn: Conn, status: str | None = None, limit: int = 100, offset: i
 
 
 def health(conn: Conn) -> dict[str, Any]:
-    """When webhooks last arrived, by source and mode, and what the workers last did."""
+    """When webhooks last arrived, by source and mode, what the workers last did, and the state
+    of pg_cron's queue job (db.reminders.queue_job_state)."""
     row = conn.execute(
         """
         SELECT (SELECT max(received_at) FROM crm.stripe_events WHERE source = 'webhook' AND mode = 'test')
@@ -111,4 +113,4 @@ def health(conn: Conn) -> dict[str, Any]:
     workers = conn.execute(
         "SELECT worker, last_run_at, last_ok_at, last_error FROM crm.worker_runs ORDER BY worker"
     ).fetchall()
-    return {**row, "workers": workers}
+    return {**row, "workers": workers, "queue_job": queue_job_state(conn)}

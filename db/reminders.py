@@ -70,6 +70,19 @@ def pg_cron_installed(conn: Conn) -> bool:
     return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone() is not None
 
 
+QUEUE_JOB = "crm-queue-due-reminders"
+
+
+def queue_job_state(conn: Conn) -> str:
+    """The pg_cron queue job here: 'active', 'inactive', 'missing', or 'no pg_cron'."""
+    if not pg_cron_installed(conn):
+        return "no pg_cron"
+    row = conn.execute("SELECT bool_or(active) AS active FROM cron.job WHERE jobname = %s "
+                       "AND database = current_database()", (QUEUE_JOB,)).fetchone()
+    active = _first(row) if row is not None else None
+    return "missing" if active is None else ("active" if active else "inactive")
+
+
 # The invoice is locked (KEY SHARE) with its reminder, not later by the email record's foreign
 # key: a payment holds its invoice FOR UPDATE and then cancels the reminders, so taking the
 # invoice after the reminder deadlocked with it (two sidecars' soak through the pooler). An

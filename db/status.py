@@ -9,6 +9,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from db.migrate import applied, discover, stale_functions
+from db.reminders import queue_job_state
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class DatabaseStatus:
     functions_stale: list[str]  # db/functions files the database does not hold as written
     pg_cron_jobs: list[str] | None  # None: pg_cron not installed in this database
     pg_cron_failures: list[str]  # failed runs of this database's jobs in the last day, newest first
+    queue_job: str  # db.reminders.queue_job_state: 'active', 'inactive', 'missing' or 'no pg_cron'
     tables_without_rls: list[str]
 
 
@@ -66,5 +68,6 @@ def database_status(conn: psycopg.Connection[Any]) -> DatabaseStatus:
         functions_stale=[f.key for f in stale_functions(conn)],
         pg_cron_jobs=jobs,
         pg_cron_failures=failures,
+        queue_job=queue_job_state(conn),
         tables_without_rls=no_rls,
     )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crm.config.settings import Settings, load_settings, sandbox_url
+from crm.reminders.queue_job import problem as queue_job_problem
 
 
 def _golive(conn: Any, settings: Settings, line: Callable[[bool | None, str], None]) -> None:
@@ -68,6 +69,9 @@ def run_doctor() -> int:
                        "(on Supabase, enable pg_cron in Database -> Extensions, then run migrate)")
         else:
             line(bool(status.pg_cron_jobs), "pg_cron jobs: " + ("; ".join(status.pg_cron_jobs) or "none"))
+            cron_problem = queue_job_problem(status.queue_job)
+            if cron_problem:
+                line(False, cron_problem)
             if status.pg_cron_failures:
                 n = len(status.pg_cron_failures)
                 line(False, f"pg_cron: {n} failed run{'s' if n > 1 else ''} in the last day "

@@ -12,6 +12,7 @@ from crm.texts.phone import display as phone_display
 from crm.texts.send import TextRefused, text_pay_link
 from db.pool import connection
 from db.queries_collect import collect_view, next_job
+from ui.open_record import no_such, parse_id
 from ui.qr import qr_svg
 from ui.session import require_login
 from ui.widgets import clock, money, settings
@@ -22,7 +23,12 @@ current = settings()
 tz = clock(current).tz
 
 if "invoice" in st.query_params:
-    st.session_state["collect_invoice"] = int(st.query_params["invoice"])
+    linked = parse_id(st.query_params["invoice"])
+    if linked is None:
+        st.session_state.pop("collect_invoice", None)
+        st.warning(no_such("invoice"))
+    else:
+        st.session_state["collect_invoice"] = linked
 invoice_id = st.session_state.get("collect_invoice")
 if not invoice_id:
     st.title("Collect")
@@ -32,7 +38,8 @@ st.query_params["invoice"] = str(invoice_id)
 with connection() as conn:
     view = collect_view(conn, int(invoice_id))
 if view is None:
-    st.warning(f"There is no invoice {invoice_id}.")
+    st.session_state.pop("collect_invoice", None)
+    st.warning(no_such("invoice", int(invoice_id)))
     st.stop()
 
 st.title(view["customer_name"])

@@ -13,6 +13,7 @@ from crm.texts.phone import phone_error, to_e164
 from crm.validation import email_error, name_error, text_error
 from db import customers as c
 from db.pool import connection
+from ui.open_record import not_found, open_id
 from ui.session import require_login
 from ui.widgets import PAGE_SIZE, clock, frame, money, pager, settings, show_flash, table
 
@@ -93,12 +94,12 @@ with st.expander("New customer", icon=":material/person_add:"):
         st.session_state["open_customer"] = new_id
         st.rerun()
 
-customer_id = st.session_state.get("open_customer")
+customer_id = open_id("customer")
 if customer_id:
     with connection() as conn:
         customer = c.get_customer(conn, int(customer_id))
     if customer is None:
-        st.warning(f"There is no customer {customer_id}.")
+        not_found("customer", int(customer_id))
         st.stop()
     st.divider()
     head, close = st.columns([4, 1])

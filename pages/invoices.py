@@ -16,6 +16,7 @@ from db.pool import connection
 from ui import cash_payment, line_editor, refund_panel, scroll, send_panel, timeline_text
 from ui.collect_link import collect_button
 from ui.invoice_view import LIST_COLUMN_WIDTHS, filter_label, invoice_title, list_row, remaining_cents
+from ui.open_record import not_found, open_id
 from ui.session import require_login
 from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, plural, settings, show_flash, table
 
@@ -172,9 +173,7 @@ with left, st.expander("New draft from a job", icon=":material/add:"):
             st.session_state["_flash"] = ("success", f"Draft #{new_id} created: add its lines below.")
             st.rerun()
 
-if "invoice" in st.query_params and "open_invoice" not in st.session_state:
-    st.session_state["open_invoice"] = int(st.query_params["invoice"])
-invoice_id = st.session_state.get("open_invoice")
+invoice_id = open_id("invoice")
 
 
 def close_invoice() -> None:
@@ -192,7 +191,7 @@ if invoice_id:
     with connection() as conn:
         invoice = q.get_invoice(conn, int(invoice_id), clock(current).today)
     if invoice is None:
-        st.warning(f"There is no invoice {invoice_id}.")
+        not_found("invoice", int(invoice_id))
         st.stop()
     scroll.into_view_once("invoice", int(invoice["id"]))
     live_header(int(invoice["id"]), str(invoice["shown_status"]))

@@ -12,6 +12,7 @@ from crm.validation import name_error, text_error
 from db import jobs as j
 from db.customers import customer_choices
 from db.pool import connection
+from ui.open_record import not_found, open_id
 from ui.session import require_login
 from ui.widgets import PAGE_SIZE, clock, frame, money, pager, settings, show_flash, table
 
@@ -76,14 +77,14 @@ with st.expander("New job", icon=":material/add:"):
             else:
                 st.caption("Nothing was saved.")
 
-job_id = st.session_state.get("open_job")
+job_id = open_id("job")
 if job_id:
     with connection() as conn:
         job = j.get_job(conn, int(job_id))
         invoices = j.job_invoices(conn, int(job_id))
         completion = j.job_completion(conn, int(job_id))
     if job is None:
-        st.warning(f"There is no job {job_id}.")
+        not_found("job", int(job_id))
         st.stop()
     st.divider()
     head, close = st.columns([4, 1])

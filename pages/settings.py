@@ -11,9 +11,10 @@ from crm.config import integrations as rules
 from crm.config.secrets_store import mask
 from crm.config.settings import SPECS, UNDECRYPTABLE_HINT, remove_webhook_secret, save_setting, secret_hints
 from crm.reminders.emails import parse_tones, tone_error
+from crm.reminders.queue_job import problem as queue_job_problem
 from crm.stripe import webhook_secrets
 from crm.stripe.event_types import HANDLED_EVENT_TYPES
-from crm.validation import email_error, name_error
+from crm.validation import email_error, header_error, name_error
 from db import queries_activity
 from db.pool import connection
 from ui import golive_panel, settings_health, texts_settings
@@ -52,6 +53,8 @@ def save(values: dict[str, object], message: str, clear: tuple[str, ...] = ()) -
 
 
 now = clock(current)
+if queue_job_problem(health["queue_job"]):
+    st.warning(queue_job_problem(health["queue_job"]))  # reminders are at stake: above every section
 business_tab, payments_tab, email_tab, texts_tab, reminders_tab, golive_tab, advanced_tab = st.tabs(
     ["Business", "Payments", "Email", "Texts", "Reminders", "Go live", "Advanced"],
     # In the URL (?section=Payments): a save's rerun or a reload stays in the same section.
@@ -159,8 +162,9 @@ with email_tab:
         save_email = st.form_submit_button("Save email settings")
     if save_email:
         errors = {key_msg: rules.resend_key_error(api_key) if api_key.strip() else None,
-                  from_msg: email_error(actions.bare_address(from_address)),
-                  reply_msg: email_error(reply_to, required=False),
+                  from_msg: header_error(from_address, "From address")
+                  or email_error(actions.bare_address(from_address)),
+                  reply_msg: header_error(reply_to, "Reply-to") or email_error(reply_to, required=False),
                   hook_msg: None if not resend_hook.strip() or resend_hook.strip().startswith("whsec_")
                   else "A Resend (Svix) webhook secret starts with whsec_."}
         for slot, message in errors.items():
@@ -221,7 +225,9 @@ with golive_tab:
 with advanced_tab:
     st.subheader("Webhook endpoints")
     settings_health.webhook_details(current, now)
-    stored_secrets = current.stripe_webhook_secret_entries(mode)
+    # Undecryptable: nothing to list; the Payments section says so and takes a new one.
+    stored_secrets = ([] if f"stripe.{mode}.webhook_secrets" in current.undecryptable
+                      else current.stripe_webhook_secret_entries(mode))
     if stored_secrets and current.sources[f"stripe.{mode}.webhook_secrets"] != "env":
         st.write(f"Signing secrets stored for {mode} mode")
         origin = "sandbox" if current.stripe_sandboxed else "stripe"

@@ -136,6 +136,19 @@ def pg_cron(database_url: str) -> None:
 
 
 @pytest.fixture
+def queue_job_active(db: psycopg.Connection[dict[str, Any]]) -> Iterator[None]:
+    """pg_cron's queue job active, as deployed, for a test that runs `crm doctor` expecting it
+    to pass (doctor fails on an inactive job); switched off again afterwards, as the session
+    keeps it (it must not run against test data)."""
+    cron = db.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone()
+    if cron:
+        db.execute("UPDATE cron.job SET active = true WHERE database = current_database()")
+    yield
+    if cron:
+        db.execute("UPDATE cron.job SET active = false WHERE database = current_database()")
+
+
+@pytest.fixture
 def scratch_database(pg_server: PgServer) -> Iterator[str]:
     """An empty database of its own (no migrations), dropped afterwards."""
     name = f"scratch_{os.getpid()}_{free_port()}"

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import psycopg
+import pytest
 
 
 def _crm(*args: str, url: str) -> subprocess.CompletedProcess[str]:
@@ -25,6 +26,7 @@ def test_migrate_twice_from_the_cli(scratch_database: str) -> None:
     assert second.stdout.strip() == "database is up to date"
 
 
+@pytest.mark.usefixtures("queue_job_active")
 def test_doctor_on_a_migrated_database(db: psycopg.Connection[Any], database_url: str) -> None:
     result = _crm("doctor", url=database_url)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -168,6 +168,7 @@ def test_golive_test_invoice_paid_but_found_only_by_reconcile_is_not_green(
     assert not result.ok and "never arrived" in result.detail
 
 
+@pytest.mark.usefixtures("queue_job_active")
 def test_golive_doctor_prints_the_checklist(db: Conn, database_url: str, golive_sandbox: RunningSandbox) -> None:
     golive.check_step("stripe_test_key", load_settings(db))
     save_setting(db, "stripe.test.webhook_secrets", "whsec_doctor_test_0123456789")

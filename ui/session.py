@@ -1,5 +1,8 @@
 """The logged-in session in Streamlit's session_state, with expiry and role checks.
 
+Every page calls require_login (or require_owner) first, so it is also where every page gets
+the banner about stored secrets that CRM_SECRET_KEY cannot decrypt.
+
 Every rerun re-checks the session against the user row (crm.auth.session_still_valid): a
 user disabled, or whose password or role changed, is logged out at the next click. A reloaded
 page (a new Streamlit session) resumes from the httpOnly cookie (crm.web_sessions) while its
@@ -20,6 +23,7 @@ from crm.users.client_address import client_address, configured_proxies, server_
 from db import dashboard_sessions
 from db.pool import connection
 from ui import auth_routes
+from ui.secret_key_banner import warn_if_undecryptable
 
 _KEY = "crm_session"
 _ENDED_KEY = "crm_session_ended"
@@ -122,6 +126,7 @@ def require_login() -> Session:
         st.error("Please log in.")
         st.stop()
     assert session is not None
+    warn_if_undecryptable()  # every page says what to do about a wrong CRM_SECRET_KEY
     return session
 
 

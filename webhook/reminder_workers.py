@@ -1,4 +1,5 @@
-"""The sidecar's reminder workers: queue (only without pg_cron), dispatch, cancel at Resend.
+"""The sidecar's reminder workers: queue (whenever pg_cron's job is not there and active),
+dispatch, cancel at Resend.
 
 Each is one pass of a function in crm/reminders/dispatch.py with a pooled connection, the
 Resend gateway built from current settings, and the wall clock as `now`. webhook/workers.py
@@ -7,7 +8,6 @@ wraps REMINDER_WORKERS (name, interval in seconds, pass) into its Worker entries
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -15,24 +15,21 @@ from typing import Any
 from db.config import env_int
 from db.reminders import QUEUE_PERIOD_S
 
-_cron_lock = threading.Lock()
-_cron_installed: bool | None = None
-
 
 def queue_fallback_pass() -> dict[str, Any]:
-    """Runs crm.queue_due_reminders where pg_cron does not (checked once, at the first pass)."""
-    global _cron_installed
+    """Runs crm.queue_due_reminders unless pg_cron's job is there and active (checked each pass:
+    a job dropped or switched off after the sidecar started must not stop reminders)."""
     from crm.reminders.dispatch import queue_due
+    from crm.reminders.queue_job import sidecar_queues
     from db import reminders
     from db.pool import worker_connection
 
     with worker_connection() as conn:
-        with _cron_lock:
-            if _cron_installed is None:
-                _cron_installed = reminders.pg_cron_installed(conn)
-        if _cron_installed:
+        state = reminders.queue_job_state(conn)
+        conn.commit()
+        if not sidecar_queues(state):
             return {"skipped": "pg_cron runs crm.queue_due_reminders in the database"}
-        return {"queued": queue_due(conn, datetime.now(UTC))}
+        return {"queued": queue_due(conn, datetime.now(UTC)), "pg_cron_job": state}
 
 
 def dispatch_pass() -> dict[str, Any]:

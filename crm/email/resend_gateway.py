@@ -27,6 +27,7 @@ import resend
 from resend.exceptions import ResendError
 
 from crm.config.settings import Settings, sandbox_url
+from crm.email.header_values import flattened
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -120,6 +121,7 @@ class ResendGateway:
 
     def send(self, params: dict[str, Any], idempotency_key: str) -> str:
         """Send (or schedule, with params['scheduled_at']); returns Resend's email id."""
+        params = flattened(params)  # header values are one line, whoever built the request
         result = self._call(lambda: resend.Emails.send(params, {"idempotency_key": idempotency_key}))  # type: ignore[arg-type, typeddict-item]
         return str(result["id"])
 

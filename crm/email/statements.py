@@ -14,11 +14,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from email.utils import formataddr, parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from crm.config.settings import Settings, load_settings
+from crm.email.header_values import flattened, from_header
 from crm.email.invoice_email import render_statement_email, statement_tags
 from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.money.amounts import format_cents
@@ -143,9 +143,8 @@ def statement_key(install_id: str, statement: Statement) -> str:
 
 def email_params(statement: Statement, settings: Settings) -> dict[str, Any]:
     rendered = render_statement_email(statement)
-    name, address = parseaddr(str(settings["email.from"]))
     params: dict[str, Any] = {
-        "from": formataddr((name or statement.business_name, address)),
+        "from": from_header(str(settings["email.from"]), statement.business_name),
         "to": [str(statement.customer_email)],
         "subject": rendered.subject,
         "html": rendered.html,
@@ -154,7 +153,7 @@ def email_params(statement: Statement, settings: Settings) -> dict[str, Any]:
     }
     if settings["email.reply_to"]:
         params["reply_to"] = str(settings["email.reply_to"])
-    return params
+    return flattened(params)
 
 
 def send_statement(customer_id: int, actor: str, *, now: datetime | None = None,

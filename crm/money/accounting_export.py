@@ -9,12 +9,12 @@ range as CSV files laid out for QuickBooks Online's import (Settings → Import 
 
 Dates are the business's local dates (MM/DD/YYYY, QuickBooks' US format); money is a decimal
 string in the currency's units made from integer minor units (crm.money.amounts.decimal_amount),
-without symbols or separators. docs/FEATURES.md lists every column and what fills it.
+without symbols or separators. Text a spreadsheet would evaluate is neutralised
+(crm/money/csv_cells.py). docs/FEATURES.md lists every column and what fills it.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import zipfile
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from crm.money.amounts import decimal_amount
+from crm.money.csv_cells import csv_text
 from db import queries_export as q
 from db.pool import Conn
 
@@ -100,14 +101,6 @@ def _local(value: datetime, tz: str) -> str:
     return f"{value.astimezone(ZoneInfo(tz)):{DATE_FORMAT}}"
 
 
-def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def _add(totals: dict[str, int], currency: str, cents: int) -> None:
     totals[currency] = totals.get(currency, 0) + cents
 
@@ -144,7 +137,7 @@ def build_export(conn: Conn, start: date, end: date, tz: str) -> ExportResult:
             "ItemAmount": decimal_amount(int(ln["amount_cents"]), ln["currency"]), "Currency": ln["currency"].upper(),
         })
     res.files["invoices.csv"], res.counts["invoices.csv"], res.totals["invoices.csv"] = (
-        _csv(INVOICE_COLUMNS, rows), len(invoices), totals)
+        csv_text(INVOICE_COLUMNS, rows), len(invoices), totals)
 
     pay_rows: list[dict[str, Any]] = []
     fee_rows: list[dict[str, Any]] = []
@@ -168,9 +161,9 @@ def build_export(conn: Conn, start: date, end: date, tz: str) -> ExportResult:
             fee_rows += _entry(f"FEE-{p['id']}", day, FEES, CLEARING, int(p["fee_cents"]), cur,
                                f"Stripe fee on the payment of invoice {p['number']}")
     res.files["payments.csv"], res.counts["payments.csv"], res.totals["payments.csv"] = (
-        _csv(JOURNAL_COLUMNS, pay_rows), len(payments), pay_totals)
+        csv_text(JOURNAL_COLUMNS, pay_rows), len(payments), pay_totals)
     res.files["fees.csv"], res.counts["fees.csv"], res.totals["fees.csv"] = (
-        _csv(JOURNAL_COLUMNS, fee_rows), fee_entries, fee_totals)
+        csv_text(JOURNAL_COLUMNS, fee_rows), fee_entries, fee_totals)
     if unknown_fees:
         res.notes.append(f"{unknown_fees} payment(s) without a Stripe fee recorded yet: not in fees.csv.")
 
@@ -184,7 +177,7 @@ def build_export(conn: Conn, start: date, end: date, tz: str) -> ExportResult:
                            cur, f"Refund on invoice {r['number']} ({r['stripe_refund_id']})"
                            + (f": {r['reason']}" if r["reason"] else ""), debit_name=r["customer"])
     res.files["refunds.csv"], res.counts["refunds.csv"], res.totals["refunds.csv"] = (
-        _csv(JOURNAL_COLUMNS, ref_rows), len(refunds), ref_totals)
+        csv_text(JOURNAL_COLUMNS, ref_rows), len(refunds), ref_totals)
 
     dis_rows: list[dict[str, Any]] = []
     dis_totals: dict[str, int] = {}
@@ -202,7 +195,7 @@ def build_export(conn: Conn, start: date, end: date, tz: str) -> ExportResult:
             dis_rows += _entry(f"DSPW-{d['id']}", _local(d["at"], tz), CLEARING, CHARGEBACKS, cents, cur,
                                f"Dispute {d['stripe_dispute_id']} won on invoice {d['number']}", credit_name=name)
     res.files["disputes.csv"], res.counts["disputes.csv"], res.totals["disputes.csv"] = (
-        _csv(JOURNAL_COLUMNS, dis_rows), len(moves), dis_totals)
+        csv_text(JOURNAL_COLUMNS, dis_rows), len(moves), dis_totals)
     if not q.disputes_available(conn):
         res.notes.append("disputes.csv is empty: this database has no disputes table yet.")
     return res

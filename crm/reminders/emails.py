@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from crm.email.header_values import flattened
 from crm.money.amounts import format_cents
 
 TONES = ("upcoming", "gentle", "firm", "final")
@@ -127,4 +128,4 @@ def resend_params(email: ReminderEmail, *, from_address: str, to_address: str, r
     }
     if reply_to:
         params["reply_to"] = reply_to
-    return params
+    return flattened(params)

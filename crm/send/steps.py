@@ -16,10 +16,10 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import formataddr, parseaddr
 from typing import Any
 
 from crm.config.settings import Settings
+from crm.email.header_values import flattened, from_header
 from crm.email.invoice_email import invoice_tags, render_invoice_email
 from crm.email.resend_gateway import EmailError, ResendGateway, resend_target
 from crm.send import idempotency
@@ -260,14 +260,13 @@ def skipped_email(status: str) -> StepResult:
 
 def email_params(a: Attempt, inv: Row) -> dict[str, Any]:
     business = str(a.settings["business.name"])
-    name, address = parseaddr(str(a.settings["email.from"]))
     rendered = render_invoice_email(
         business_name=business, customer_name=str(inv["customer_name"]),
         number=str(inv["stripe_invoice_number"]), amount_cents=total_cents(a.lines),
         currency=str(inv["currency"]), due=inv["due_date"], pay_url=str(inv["hosted_invoice_url"]),
         pdf_url=str(inv["invoice_pdf_url"]), lines=a.lines, memo=str(inv["memo"] or ""))
     params: dict[str, Any] = {
-        "from": formataddr((name or business, address)),
+        "from": from_header(str(a.settings["email.from"]), business),
         "to": [str(inv["customer_email"])],
         "subject": rendered.subject,
         "html": rendered.html,
@@ -276,7 +275,7 @@ def email_params(a: Attempt, inv: Row) -> dict[str, Any]:
     }
     if a.settings["email.reply_to"]:
         params["reply_to"] = str(a.settings["email.reply_to"])
-    return params
+    return flattened(params)
 
 
 def step_email(a: Attempt, inv: Row, key: str) -> StepResult:
