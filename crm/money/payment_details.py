@@ -34,7 +34,7 @@ from db.driver import Conn
 from db.pool import worker_pool
 from db.stripe_events import apply_event
 
-log = logging.getLogger("crm.money.amounts.payment_details")
+log = logging.getLogger("crm.money.payment_details")
 
 MAX_BACKOFF_S = 3600.0
 MAX_DECLINE_LOOKUPS = 8

@@ -12,7 +12,7 @@ function, so a repair is audited, deduplicated and never moves an invoice backwa
 InvoicePayments the CRM lacks (synthetic `invoice_payment.paid`), and per payment the
 charge's `amount_refunded` against the CRM's refunded amount (its refunds listed and
 applied as synthetic `refund.updated`, and a synthetic `charge.refunded`); (5) one pass
-of crm.money.amounts.payment_details (fees, missing payment intents, decline reasons). A Send left
+of crm.money.payment_details (fees, missing payment intents, decline reasons). A Send left
 `sending` after its lease ran out is reported, not re-run: the owner resumes it with Send
 (the workflow resumes from its recorded steps).
 
@@ -120,7 +120,7 @@ class ReconcileReport:
     # Unmatched events re-applied because what they name is now known (outcome -> count).
     replayed: dict[str, int] = field(default_factory=dict)
     money_checked: int = 0
-    details: dict[str, int] = field(default_factory=dict)  # crm.money.amounts.payment_details pass counts
+    details: dict[str, int] = field(default_factory=dict)  # crm.money.payment_details pass counts
 
     event_errors: int = 0
 
