@@ -99,9 +99,8 @@ async def faults(request: Request) -> Response:
 
 async def fault_delete(request: Request) -> Response:
     sb = _sb(request)
-    before = len(sb.faults.rules)
-    sb.faults.rules = [r for r in sb.faults.rules if r.id != request.path_params["fault_id"]]
-    return JSONResponse({"deleted": before != len(sb.faults.rules)})
+    fault_id = request.path_params["fault_id"]
+    return JSONResponse({"deleted": sb.faults.remove(lambda rule: rule.id == fault_id)})
 
 
 async def requests_log(request: Request) -> Response:

@@ -2,16 +2,19 @@
 
 A rule matches on service, HTTP method and path (shell-style wildcards allowed).
 Rules with a ``status`` or ``timeout_s`` are consumed one hit at a time when they
-have ``times``; rules with only ``latency_ms`` slow down every matching call.
+have ``times``; rules with only ``latency_ms`` slow down every matching call. A ``hold``
+rule keeps every matching call waiting until the rule is deleted or the faults are
+cleared: a test that needs a call to be in flight waits on a condition, not on a clock.
 ``phase: "after"`` runs the real handler first and then answers with the fault,
 which is how a response lost on the wire looks to a client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 _ids = itertools.count(1)
@@ -35,7 +38,9 @@ class FaultRule:
     phase: str = "before"
     message: str | None = None
     should_retry: bool | None = None
+    hold: bool = False
     hits: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     @property
     def is_latency_only(self) -> bool:
@@ -51,7 +56,9 @@ class FaultRule:
         return self.times is None or self.times > 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("released")
+        return out
 
 
 @dataclass
@@ -63,6 +70,14 @@ class FaultPlan:
     message: str | None = None
     should_retry: bool | None = None
     rule_id: str | None = None
+    holds: list[asyncio.Event] = field(default_factory=list)
+
+    async def delay(self) -> None:
+        """The added latency, a hang, and every hold until it is released."""
+        if self.latency_s or self.hang_s:
+            await asyncio.sleep(self.latency_s + self.hang_s)
+        for held in self.holds:
+            await held.wait()
 
 
 class FaultBook:
@@ -71,7 +86,7 @@ class FaultBook:
 
     def add(self, spec: dict[str, Any]) -> FaultRule:
         known = {"service", "method", "path", "status", "times", "timeout_s", "latency_ms",
-                 "phase", "message", "should_retry"}
+                 "phase", "message", "should_retry", "hold"}
         unknown = set(spec) - known
         if unknown:
             raise FaultSpecError(f"unknown fault fields: {sorted(unknown)}")
@@ -92,15 +107,23 @@ class FaultBook:
             path=spec.get("path"), status=status, times=times,
             timeout_s=float(spec.get("timeout_s") or 0.0),
             latency_ms=int(spec.get("latency_ms") or 0), phase=phase,
-            message=spec.get("message"), should_retry=spec.get("should_retry"),
+            message=spec.get("message"), should_retry=spec.get("should_retry"), hold=bool(spec.get("hold")),
         )
-        if rule.is_latency_only and not rule.latency_ms:
-            raise FaultSpecError("a fault needs status, timeout_s or latency_ms")
+        if rule.is_latency_only and not rule.latency_ms and not rule.hold:
+            raise FaultSpecError("a fault needs status, timeout_s, latency_ms or hold")
         self.rules.append(rule)
         return rule
 
     def clear(self) -> None:
-        self.rules.clear()
+        self.remove(lambda _rule: True)
+
+    def remove(self, which: Any) -> bool:
+        """Delete the rules `which(rule)` picks, releasing the calls they hold."""
+        gone = [r for r in self.rules if which(r)]
+        self.rules = [r for r in self.rules if not which(r)]
+        for rule in gone:
+            rule.released.set()
+        return bool(gone)
 
     def plan(self, service: str, method: str, path: str) -> FaultPlan:
         """Decide what happens to this request, consuming one hit of the first error rule."""
@@ -110,6 +133,8 @@ class FaultBook:
             if not rule.matches(service, method, path):
                 continue
             plan.latency_s += rule.latency_ms / 1000.0
+            if rule.hold:
+                plan.holds.append(rule.released)
             if rule.is_latency_only:
                 rule.hits += 1
                 continue

@@ -7,7 +7,6 @@ raises the matching exception class (422 validation_error -> ValidationError,
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -193,8 +192,7 @@ async def dispatch(request: Request) -> Response:
         return _json(status, body, headers)
 
     plan = sb.faults.plan("resend", method, sub)
-    if plan.latency_s or plan.hang_s:
-        await asyncio.sleep(plan.latency_s + plan.hang_s)
+    await plan.delay()
 
     def fault_response() -> Response:
         assert plan.status is not None

@@ -8,7 +8,6 @@ Stripe's JSON shapes and headers (``Request-Id``, ``Idempotency-Key``,
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -205,8 +204,7 @@ async def _dispatch(request: Request) -> Response:
         return _json(status, body, headers)
 
     plan = sb.faults.plan("stripe", method, path)
-    if plan.latency_s or plan.hang_s:
-        await asyncio.sleep(plan.latency_s + plan.hang_s)
+    await plan.delay()
 
     def fault_response() -> Response:
         assert plan.status is not None

@@ -9,7 +9,6 @@ Account SID and auth token; form-encoded bodies; Twilio's JSON error bodies.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -131,8 +130,7 @@ async def dispatch(request: Request) -> Response:
     pairs = parse_qsl(raw, keep_blank_values=True)
     form = dict(pairs)
     plan = sb.faults.plan("twilio", method, sub)
-    if plan.latency_s or plan.hang_s:
-        await asyncio.sleep(plan.latency_s + plan.hang_s)
+    await plan.delay()
     status: int
     body: Obj
     try:

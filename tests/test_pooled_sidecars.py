@@ -131,11 +131,16 @@ def test_pooled_reconcile_run_lock_holds_across_two_sidecars(
     (Direct connections hide it: closing the connection releases a session lock.)
     """
     invoices = [open_invoice(pooled_db, pooled_sandbox) for _ in range(3)]
-    pooled_sandbox.control.add_fault(service="stripe", path="/v1/events", latency_ms=4000)  # a run lasts >4 s
+    # The run that takes the lock is held at Stripe's events list until the other sidecar has
+    # skipped: the overlap is a condition, not a race between two start-ups and a clock.
+    pooled_sandbox.control.add_fault(service="stripe", path="/v1/events", hold=True)
 
     a, b = sidecar_processes(2, WEBHOOK_RUN_WORKERS="1", **{**QUIET_WORKERS, "RECONCILE_INTERVAL_S": "3600"})
 
-    wait_until(lambda: len(passes(a, "reconcile")) + len(passes(b, "reconcile")) == 2, timeout=60,
+    wait_until(lambda: any("skipped" in p for sc in (a, b) for p in passes(sc, "reconcile")), timeout=120,
+               what="one sidecar's start-up reconcile skipped while the other's run is held")
+    pooled_sandbox.control.clear_faults()  # releases the held run
+    wait_until(lambda: len(passes(a, "reconcile")) + len(passes(b, "reconcile")) == 2, timeout=120,
                what="both sidecars' start-up reconcile passes")
     outcomes = sorted("skipped" if "skipped" in p else "ran" for sc in (a, b) for p in passes(sc, "reconcile"))
     assert outcomes == ["ran", "skipped"], (a.log(), b.log())
@@ -145,7 +150,6 @@ def test_pooled_reconcile_run_lock_holds_across_two_sidecars(
         left = admin.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
     assert left == (0,), "an advisory lock outlived its run on a pooled server connection"
 
-    pooled_sandbox.control.clear_faults()
     from crm.stripe.reconcile import run_reconcile
 
     for _ in range(3):  # this process through the pooler too: never refused once the run is over
