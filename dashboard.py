@@ -13,6 +13,7 @@ import psycopg
 import streamlit as st
 from psycopg_pool import PoolTimeout
 
+from ui.plain import plain
 from ui.scroll import close_sidebar_on_phone
 from ui.session import current_session, logout
 
@@ -50,7 +51,7 @@ else:
     ]
     page = st.navigation({"Work": work, "Owner": owner} if session.is_owner else {"Work": work})
     with st.sidebar:
-        st.caption(f"{session.name or session.email} · {session.role}")
+        st.caption(f"{plain(session.name or session.email)} · {session.role}")
         if st.button("Log out"):
             logout()
             st.rerun()

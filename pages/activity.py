@@ -8,6 +8,7 @@ import streamlit as st
 from crm.stripe.reconcile import latest_runs, run_reconcile
 from db import queries_activity as q
 from db.pool import connection
+from ui.plain import plain
 from ui.reconcile_text import reconcile_summary
 from ui.session import require_login
 from ui.widgets import clock, frame, settings, table
@@ -113,4 +114,4 @@ with reconcile_tab:
                 st.write(f"Invoice #{missing['invoice_id']} ({missing['stripe_invoice_id']}) is unknown to Stripe "
                          "in this mode.")
             for error in detail.get("errors", []):
-                st.write(f"Error: {error}")
+                st.write(f"Error: {plain(error)}")

@@ -13,6 +13,7 @@ from crm.texts.send import TextRefused, text_pay_link
 from db.pool import connection
 from db.queries_collect import collect_view, next_job
 from ui.open_record import no_such, parse_id
+from ui.plain import plain
 from ui.qr import qr_svg
 from ui.session import require_login
 from ui.widgets import clock, money, settings
@@ -42,8 +43,8 @@ if view is None:
     st.warning(no_such("invoice", int(invoice_id)))
     st.stop()
 
-st.title(view["customer_name"])
-st.caption(f"Invoice {view['stripe_invoice_number'] or '#' + str(view['id'])} · "
+st.title(plain(view["customer_name"]))
+st.caption(f"Invoice {plain(view['stripe_invoice_number'] or '#' + str(view['id']))} · "
            f"total {money(view['amount_due_cents'], view['currency'])}")
 
 
@@ -57,18 +58,18 @@ def live_status(invoice_id: int) -> None:
         if row["status"] == "paid" else None
     state = collect_state(row, tz, card)
     box = {"paid": st.success, "declined": st.error, "processing": st.warning}.get(state.kind, st.info)
-    box(f"**{state.headline}**", icon={"paid": ":material/check_circle:", "declined": ":material/error:",
+    box(f"**{plain(state.headline)}**", icon={"paid": ":material/check_circle:", "declined": ":material/error:",
                                        "processing": ":material/hourglass_top:"}.get(state.kind,
                                                                                       ":material/schedule:"))
     if state.detail:
-        st.caption(state.detail)
+        st.caption(plain(state.detail))
     if row["text_status"]:
-        note = f"Text to {phone_display(row['text_to'])}: {row['text_status']}"
-        st.caption(note + (f" — {row['text_error']}" if row["text_error"] else ""))
+        note = f"Text to {plain(phone_display(row['text_to']))}: {plain(row['text_status'])}"
+        st.caption(note + (f" — {plain(row['text_error'])}" if row["text_error"] else ""))
     if state.kind == "paid":
         with connection() as conn:
             nxt = next_job(conn, row["job_id"])
-        label = f"Next job: {nxt['title']} ({nxt['customer_name']})" if nxt else "Back to jobs"
+        label = f"Next job: {plain(nxt['title'])} ({plain(nxt['customer_name'])})" if nxt else "Back to jobs"
         if st.button(label, key="collect_next_job", type="primary", icon=":material/arrow_forward:",
                      width="stretch"):
             if nxt:
@@ -92,16 +93,16 @@ phone = st.text_input("Customer's mobile", value=phone_display(view["customer_ph
                       key=f"collect_phone_{invoice_id}")
 phone_msg = st.empty()
 if view["texts_off"]:
-    st.caption(f"Texts are off for this customer ({view['texts_off_reason']}). Email it instead.")
+    st.caption(f"Texts are off for this customer ({plain(view['texts_off_reason'])}). Email it instead.")
 text_col, email_col = st.columns(2)
 if text_col.button("Text it", key="collect_text", type="primary", icon=":material/sms:", width="stretch"):
     try:
         with st.spinner("Texting…"):
             result = text_pay_link(int(invoice_id), phone, session.email)
     except TextRefused as exc:
-        (phone_msg if exc.field == "phone" else st).error(str(exc))
+        (phone_msg if exc.field == "phone" else st).error(plain(exc))
     else:
-        (st.success if result.ok else st.error)(result.message)
+        (st.success if result.ok else st.error)(plain(result.message))  # may carry Twilio's words
 if email_col.button("Email it", key="collect_email", icon=":material/mail:", width="stretch"):
     from crm.send.followups import resend_invoice_email
     from crm.send.result import SendRefused
@@ -110,6 +111,6 @@ if email_col.button("Email it", key="collect_email", icon=":material/mail:", wid
         with st.spinner("Emailing…"):
             emailed = resend_invoice_email(int(invoice_id), actor=session.email)
     except SendRefused as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
     else:
-        (st.success if emailed.ok else st.error)(emailed.message)
+        (st.success if emailed.ok else st.error)(plain(emailed.message))

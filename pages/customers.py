@@ -14,6 +14,7 @@ from crm.validation import email_error, name_error, text_error
 from db import customers as c
 from db.pool import connection
 from ui.open_record import not_found, open_id
+from ui.plain import plain
 from ui.session import require_login
 from ui.widgets import PAGE_SIZE, clock, frame, money, pager, settings, show_flash, table
 
@@ -55,7 +56,7 @@ def customer_form(key: str, existing: dict | None = None) -> edits.CustomerInput
     }
     for slot, message in errors.items():
         if message:
-            slot.error(message)
+            slot.error(plain(message))  # may quote what was typed
     if any(errors.values()):
         st.caption("Nothing was saved.")
         return None
@@ -90,7 +91,7 @@ with st.expander("New customer", icon=":material/person_add:"):
     data = customer_form("new_customer")
     if data is not None:
         new_id = edits.create_customer(data, session.email)
-        st.session_state["_flash"] = ("success", f"Customer {data.name} created (#{new_id}).")
+        st.session_state["_flash"] = ("success", f"Customer {plain(data.name)} created (#{new_id}).")
         st.session_state["open_customer"] = new_id
         st.rerun()
 
@@ -103,17 +104,18 @@ if customer_id:
         st.stop()
     st.divider()
     head, close = st.columns([4, 1])
-    head.subheader(customer["name"])
+    head.subheader(plain(customer["name"]))
     if close.button("Close", key="close_customer", icon=":material/close:"):
         st.session_state.pop("open_customer", None)
         st.rerun()
-    st.caption(" · ".join(x for x in (customer["email"] or "no email", phone_display(customer["phone"]),
-                                      customer["address"]) if x))
+    st.caption(" · ".join(plain(x) for x in (customer["email"] or "no email", phone_display(customer["phone"]),
+                                             customer["address"]) if x))
     if customer["phone_unparsed"]:
-        st.warning(f"The phone “{customer['phone_unparsed']}” could not be read as a number: edit it to text them.")
+        st.warning(f"The phone “{plain(customer['phone_unparsed'])}” could not be read as a number: edit it to "
+                   "text them.")
     if customer["texts_off"]:
         off, back = st.columns([3, 1])
-        off.error(f"Texts off: {customer['texts_off_reason'] or 'turned off'}"
+        off.error(f"Texts off: {plain(customer['texts_off_reason'] or 'turned off')}"
                   f" on {customer['texts_off_at']:%Y-%m-%d}. Email is unaffected; reminders go by email.",
                   icon=":material/sms_failed:")
         if back.button("Texts back on", key=f"texts_on_{customer_id}",
@@ -128,7 +130,7 @@ if customer_id:
         data = customer_form(f"edit_customer_{customer_id}", customer)
         if data is not None:
             edits.update_customer(int(customer_id), data, session.email)
-            st.session_state["_flash"] = ("success", f"Customer {data.name} saved.")
+            st.session_state["_flash"] = ("success", f"Customer {plain(data.name)} saved.")
             st.rerun()
 
     st.markdown("**Statement** (open invoices)")
@@ -149,15 +151,15 @@ if customer_id:
         send_col, print_col = st.columns(2)
         if send_col.button("Email statement", key=f"email_statement_{customer_id}", type="primary",
                            icon=":material/outgoing_mail:",
-                           help=f"One email to {customer['email'] or 'the customer'} listing every open invoice "
+                           help=f"One email to {plain(customer['email'] or 'the customer')} listing every open invoice "
                                 "with its pay link."):
             try:
                 with st.spinner("Emailing the statement…"):
                     result = send_statement(int(customer_id), session.email)
             except StatementRefused as exc:
-                st.error(str(exc))
+                st.error(plain(exc))  # names the customer
             else:
-                (st.success if result.ok else st.error)(result.message)
+                (st.success if result.ok else st.error)(plain(result.message))
         print_col.download_button("Printable statement", render_statement_page(statement),
                                   file_name=f"statement-{customer_id}-{now.today:%Y-%m-%d}.html",
                                   mime="text/html", icon=":material/print:", key=f"print_statement_{customer_id}",

@@ -17,6 +17,7 @@ from ui import cash_payment, line_editor, refund_panel, scroll, send_panel, time
 from ui.collect_link import collect_button
 from ui.invoice_view import LIST_COLUMN_WIDTHS, filter_label, invoice_title, list_row, remaining_cents
 from ui.open_record import not_found, open_id
+from ui.plain import plain
 from ui.session import require_login
 from ui.widgets import LIVE_REFRESH, PAGE_SIZE, clock, frame, money, pager, plural, settings, show_flash, table
 
@@ -32,7 +33,8 @@ with connection() as conn:
     customers = customer_choices(conn)
 names = {int(c["id"]): c["name"] for c in customers}
 # One collapsed control, so a phone's first screen shows invoices, not five stacked filters.
-with st.expander(filter_label(st.session_state.to_dict(), names), icon=":material/filter_list:"):
+with st.expander(filter_label(st.session_state.to_dict(), {i: plain(n) for i, n in names.items()}),
+                 icon=":material/filter_list:"):
     cols = st.columns([1.2, 2, 1.2, 1.2, 1])
     status = cols[0].selectbox("Status", ["all", *q.STATUS_FILTERS], key="inv_status")
     customer_id = cols[1].selectbox("Customer", [None, *names],
@@ -98,8 +100,9 @@ def live_header(invoice_id: int, shown_status: str) -> None:
         st.rerun(scope="app")
     status = invoice["shown_status"]
     st.subheader(invoice_title(invoice, status))
-    st.caption(f"{invoice['customer']} <{invoice['customer_email'] or 'no email'}> · job #{invoice['job_id']} "
-               f"{invoice['job_title']} · {invoice['kind']} · due {invoice['due_date'] or '—'}"
+    st.caption(f"{plain(invoice['customer'])} <{plain(invoice['customer_email'] or 'no email')}> · job "
+               f"#{invoice['job_id']} {plain(invoice['job_title'])} · {invoice['kind']} · "
+               f"due {invoice['due_date'] or '—'}"
                + (f" · Stripe {invoice['mode']} mode" if invoice["mode"] else "")
                + (" · demo data (not at Stripe)" if invoice.get("demo") and not invoice["stripe_invoice_id"]
                   else ""))
@@ -127,7 +130,8 @@ def live_header(invoice_id: int, shown_status: str) -> None:
     for d in disputes:
         due = clock(current).show(d["evidence_due_by"]) or "—"
         if d["open"]:
-            st.error(f"Disputed: {money(d['amount_cents'], d['currency'])} at stake ({d['reason'] or 'no reason'}, "
+            st.error(f"Disputed: {money(d['amount_cents'], d['currency'])} at stake "
+                     f"({plain(d['reason'] or 'no reason')}, "
                      f"{d['status'].replace('_', ' ')}). Evidence due by {due} — answer it in Stripe's Dashboard.",
                      icon=":material/gavel:")
         else:
@@ -141,10 +145,10 @@ def live_header(invoice_id: int, shown_status: str) -> None:
                     {"paid_at": "Paid at", "amount": "Amount", "fee": "Stripe fee", "payment": "Payment"},
                     clock(current).tz), key="invoice_payments")
     if invoice["attention"]:
-        st.warning(f"Needs attention: {invoice['attention']} — {invoice['attention_detail'] or ''}")
+        st.warning(f"Needs attention: {plain(invoice['attention'])} — {plain(invoice['attention_detail'])}")
     for d in declines:
-        st.error(f"Payment declined {d['failed_at']:%Y-%m-%d %H:%M}: {d['message'] or 'no message'} "
-                 f"(code {d['code'] or '—'}, decline code {d['decline_code'] or '—'})")
+        st.error(f"Payment declined {d['failed_at']:%Y-%m-%d %H:%M}: {plain(d['message'] or 'no message')} "
+                 f"(code {plain(d['code'] or '—')}, decline code {plain(d['decline_code'] or '—')})")
 
 
 more, pages_slot = st.columns([1, 1])

@@ -13,6 +13,7 @@ from db import jobs as j
 from db.customers import customer_choices
 from db.pool import connection
 from ui.open_record import not_found, open_id
+from ui.plain import plain
 from ui.session import require_login
 from ui.widgets import PAGE_SIZE, clock, frame, money, pager, settings, show_flash, table
 
@@ -66,7 +67,7 @@ with st.expander("New job", icon=":material/add:"):
             errors = {title_msg: name_error(title, "Title"), desc_msg: text_error(description, "Description")}
             for slot, message in errors.items():
                 if message:
-                    slot.error(message)
+                    slot.error(plain(message))  # may quote what was typed
             if not any(errors.values()):
                 scheduled = datetime.combine(when, time(8), clock(current).local.tzinfo) if when else None
                 new_id = edits.create_job(edits.JobInput(int(job_customer), title, description, site or None,
@@ -88,19 +89,19 @@ if job_id:
         st.stop()
     st.divider()
     head, close = st.columns([4, 1])
-    head.subheader(f"Job #{job['id']} · {job['title']} · {job['status'].replace('_', ' ')}")
+    head.subheader(f"Job #{job['id']} · {plain(job['title'])} · {job['status'].replace('_', ' ')}")
     if close.button("Close", key="close_job", icon=":material/close:"):
         st.session_state.pop("open_job", None)
         st.rerun()
-    st.caption(f"{job['customer']} · site {job['site_address'] or '—'} · scheduled "
+    st.caption(f"{plain(job['customer'])} · site {plain(job['site_address'] or '—')} · scheduled "
                f"{now.show(job['scheduled_for']) or '—'}")
     if job["status"] == "completed":
         how = ("when its last invoice was paid" if job["completed_by_event_id"]
-               else f"by {completion['actor'] if completion else 'staff'}")
+               else f"by {plain(completion['actor'] if completion else 'staff')}")
         st.success(f"Completed {now.show(job['completed_at'])} ({now.tz_label}) {how}.")
         if session.is_owner and job["completed_by_event_id"]:
             with st.expander("Details"):
-                st.caption(f"Completed by Stripe event {job['completed_by_event_id']}.")
+                st.caption(f"Completed by Stripe event {plain(job['completed_by_event_id'])}.")
     with st.form(f"edit_job_{job_id}"):
         new_title = st.text_input("Title", value=job["title"])
         title_msg = st.empty()
@@ -113,7 +114,7 @@ if job_id:
         errors = {title_msg: name_error(new_title, "Title"), desc_msg: text_error(new_desc, "Description")}
         for slot, message in errors.items():
             if message:
-                slot.error(message)
+                slot.error(plain(message))  # may quote what was typed
         if any(errors.values()):
             st.caption("Nothing was saved.")
         else:

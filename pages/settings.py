@@ -19,6 +19,7 @@ from db import queries_activity
 from db.pool import connection
 from ui import golive_panel, settings_health, texts_settings
 from ui import settings_actions as actions
+from ui.plain import plain
 from ui.session import require_owner
 from ui.widgets import clock, settings, show_flash
 
@@ -83,7 +84,7 @@ with business_tab:
         errors = {business_msg: name_error(business, "Business name"), currency_msg: rules.currency_error(currency)}
         for slot, message in errors.items():
             if message:
-                slot.error(message)
+                slot.error(plain(message))  # may quote what was typed
         if not any(errors.values()):
             save({"business.name": business.strip(), "business.timezone": tz,
                   "business.currency": currency.lower(), "invoice.payment_terms_days": int(terms)},
@@ -118,7 +119,7 @@ with payments_tab:
         if submitted:
             error = rules.stripe_key_error(key_mode, value)
             if error:
-                msg.error(error)
+                msg.error(plain(error))
             else:
                 save({key: value.strip()}, f"Stripe {key_mode} key saved (shown masked).",
                      clear=(f"stripe_{key_mode}_key_input",))
@@ -136,10 +137,10 @@ with payments_tab:
     if register:
         error = rules.webhook_url_error(url)
         if error:
-            url_msg.error(error)
+            url_msg.error(plain(error))
         else:
             outcome = actions.register_webhook(current, url.strip(), session.user_id, hook_mode)
-            (st.success if outcome.ok else st.error)(outcome.message)
+            (st.success if outcome.ok else st.error)(plain(outcome.message))
 
     st.subheader("Webhook health")
     st.caption("Is Stripe reaching the CRM? Per mode: the endpoint at Stripe, deliveries in the last 24 h and "
@@ -169,7 +170,7 @@ with email_tab:
                   else "A Resend (Svix) webhook secret starts with whsec_."}
         for slot, message in errors.items():
             if message:
-                slot.error(message)
+                slot.error(plain(message))  # may quote what was typed
         if not any(errors.values()):
             values: dict[str, object] = {"email.from": from_address.strip(), "email.reply_to": reply_to.strip()}
             if api_key.strip():
@@ -180,7 +181,7 @@ with email_tab:
     left, right = st.columns(2)
     if left.button("Check sending domain"):
         outcome = actions.check_domain(current)
-        (st.success if outcome.ok else st.warning)(outcome.message)
+        (st.success if outcome.ok else st.warning)(plain(outcome.message))
     with right.form("test_email"):
         to = st.text_input("Send a test email to", key="test_email_to")
         to_msg = st.empty()
@@ -188,10 +189,10 @@ with email_tab:
     if send_test:
         error = email_error(to)
         if error:
-            to_msg.error(error)
+            to_msg.error(plain(error))
         else:
             outcome = actions.send_test_email(current, to.strip())
-            (st.success if outcome.ok else st.error)(outcome.message)
+            (st.success if outcome.ok else st.error)(plain(outcome.message))
 
 
 with texts_tab:
@@ -214,7 +215,7 @@ with reminders_tab:
         errors = {offsets_msg: offsets_error, tones_msg: tone_error(tones)}
         for slot, message in errors.items():
             if message:
-                slot.error(message)
+                slot.error(plain(message))  # may quote what was typed
         if not any(errors.values()):
             save({"reminders.offsets_days": parsed, "reminders.send_hour": int(hour),
                   "reminders.tones": ",".join(parse_tones(tones))}, "Reminder settings saved.")

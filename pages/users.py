@@ -10,6 +10,7 @@ from crm.users.passwords import WeakPasswordError
 from crm.validation import email_error, text_error
 from db import users
 from db.pool import connection
+from ui.plain import plain
 from ui.session import require_owner
 from ui.widgets import clock, frame, settings, show_flash, table
 
@@ -41,11 +42,11 @@ with st.expander("Add a user", icon=":material/person_add:"):
             errors[email_msg] = "There is already a user with that email."
         for slot, message in errors.items():
             if message:
-                slot.error(message)
+                slot.error(plain(message))  # may quote what was typed
         if not any(errors.values()):
             with connection() as conn:
                 add_user(conn, session.email, email, name, role, password)
-            st.session_state["_flash"] = ("success", f"Added {email.strip().lower()} as {role}.")
+            st.session_state["_flash"] = ("success", f"Added {plain(email.strip().lower())} as {role}.")
             st.rerun()
 
 by_id = {int(p["id"]): p for p in people}
@@ -66,12 +67,12 @@ if chosen is not None:
                 except UserAdminError as exc:
                     st.error(str(exc))
                 else:
-                    st.session_state["_flash"] = ("success", f"{person['email']} disabled.")
+                    st.session_state["_flash"] = ("success", f"{plain(person['email'])} disabled.")
                     st.rerun()
         elif st.button("Enable", key="enable_user"):
             with connection() as conn:
                 set_user_active(conn, session.email, chosen, True)
-            st.session_state["_flash"] = ("success", f"{person['email']} enabled.")
+            st.session_state["_flash"] = ("success", f"{plain(person['email'])} enabled.")
             st.rerun()
     with right.form("reset_password"):
         new_pw = st.text_input("New password", type="password", key="reset_pw")
@@ -84,5 +85,5 @@ if chosen is not None:
         except WeakPasswordError as exc:
             reset_msg.error(str(exc).capitalize() + ".")
         else:
-            st.session_state["_flash"] = ("success", f"Password of {person['email']} reset; lockout cleared.")
+            st.session_state["_flash"] = ("success", f"Password of {plain(person['email'])} reset; lockout cleared.")
             st.rerun()

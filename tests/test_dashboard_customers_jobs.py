@@ -9,10 +9,11 @@ import psycopg
 
 from db.customers import CustomerInput, create_customer
 from db.jobs import JobInput, create_job
+from tests.shown import shown
 
 
 def _errors(at: Any) -> list[str]:
-    return [e.value for e in at.error]
+    return [shown(e.value) for e in at.error]
 
 
 def _fill_customer(at: Any, name: str, email: str) -> None:
@@ -68,7 +69,7 @@ def test_job_is_created_edited_and_completed_by_hand(db: psycopg.Connection[Any]
     next(b for b in at.button if b.label == "Save job").click().run()
     job = db.execute("SELECT status, completed_at FROM crm.jobs").fetchone()
     assert job is not None and job["status"] == "completed" and job["completed_at"] is not None
-    assert any("Completed" in s and "by staff@example.com" in s for s in [x.value for x in at.success])
+    assert any("Completed" in s and "by staff@example.com" in s for s in [shown(x.value) for x in at.success])
 
 
 def test_job_page_lists_the_jobs_invoices(db: psycopg.Connection[Any], app_as: Callable[..., Any]) -> None:

@@ -15,6 +15,7 @@ from crm.stripe.endpoint import register
 from sandbox.testing import RunningSandbox
 from tests.fixtures.dashboard import OWNER_EMAIL
 from tests.reconcile_helpers import wait_until
+from tests.shown import shown as read
 
 Conn = psycopg.Connection[dict[str, Any]]
 RESEND_WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
@@ -38,7 +39,7 @@ def _switch_to_live(at: Any) -> Any:
 
 
 def _texts(at: Any) -> list[str]:
-    return [e.value for e in [*at.error, *at.warning, *at.success, *at.info]]
+    return [read(e.value) for e in [*at.error, *at.warning, *at.success, *at.info]]
 
 
 def test_golive_checklist_refuses_live_with_reasons_then_allows_it(
@@ -46,7 +47,7 @@ def test_golive_checklist_refuses_live_with_reasons_then_allows_it(
     at = app_as("owner", "pages/settings.py")
     assert any(m.value.startswith("**6. Switch to live**") or "6. Switch to live" in m.value for m in at.markdown)
     at = _switch_to_live(at)
-    refusal = next(e.value for e in at.error if e.value.startswith("Live mode is refused"))
+    refusal = next(read(e.value) for e in at.error if read(e.value).startswith("Live mode is refused"))
     assert "Step 1 (Stripe test key) has not been checked." in refusal
     assert "Step 4 (Test invoice, paid) has not been checked." in refusal
     assert load_settings(db).stripe_mode == "test"
@@ -57,7 +58,7 @@ def test_golive_checklist_refuses_live_with_reasons_then_allows_it(
     save_setting(db, "resend.webhook_secret", RESEND_WEBHOOK_SECRET)
     at = app_as("owner", "pages/settings.py")
     at = _button(at, "Set up domain in Resend").click().run()
-    assert any("added acme-hvac.test with open and click tracking on" in s.value for s in at.success)
+    assert any("added acme-hvac.test with open and click tracking on" in read(s.value) for s in at.success)
     at = _button(at, "Check all steps").click().run()
     shown = _texts(at)
     assert any(t.startswith("The test key works: account Acme HVAC & Plumbing") for t in shown), shown
@@ -69,7 +70,7 @@ def test_golive_checklist_refuses_live_with_reasons_then_allows_it(
     assert not at.exception, [e.value for e in at.exception]
     assert any(t.startswith("Test invoice #") and OWNER_EMAIL in t for t in _texts(at)), _texts(at)
     at = _switch_to_live(at)
-    refusal = next(e.value for e in at.error if e.value.startswith("Live mode is refused"))
+    refusal = next(read(e.value) for e in at.error if read(e.value).startswith("Live mode is refused"))
     assert "Step 4 (Test invoice, paid) is not done" in refusal and "Step 1" not in refusal
 
     row = db.execute("SELECT stripe_invoice_id FROM crm.invoices").fetchone()
@@ -89,20 +90,21 @@ def test_webhook_health_shows_a_disabled_endpoint_as_an_emergency_and_reenables_
         db: Conn, golive_sandbox: RunningSandbox, sidecar: Any, app_as: Callable[..., Any]) -> None:
     register(load_settings(db), "test", f"{sidecar.url}/webhooks/stripe", None)
     at = app_as("owner", "pages/settings.py")
-    assert not [e for e in at.error if e.value.startswith("EMERGENCY")]
+    assert not [e for e in at.error if read(e.value).startswith("EMERGENCY")]
     assert any(m.label == "Endpoint" and m.value == "ENABLED" for m in at.metric)
 
     golive_sandbox.control.disable_webhook_endpoint(str(load_settings(db)["stripe.test.webhook_endpoint_id"]))
     at = app_as("owner", "pages/settings.py")
-    emergency = next(e.value for e in at.error if e.value.startswith("EMERGENCY"))
+    emergency = next(read(e.value) for e in at.error if read(e.value).startswith("EMERGENCY"))
     assert "Stripe has DISABLED the test webhook endpoint" in emergency
     at = _button(at, "Re-enable the test endpoint").click().run()
-    assert any(s.value.endswith("Run reconcile (Activity) to catch up on what it missed.") for s in at.success)
-    assert not [e for e in at.error if e.value.startswith("EMERGENCY")]
+    assert any(read(s.value).endswith("Run reconcile (Activity) to catch up on what it missed.") for s in at.success)
+    assert not [e for e in at.error if read(e.value).startswith("EMERGENCY")]
 
 
 def test_webhook_health_a_missing_endpoint_is_said_plainly(db: Conn, golive_sandbox: RunningSandbox,
                                                            app_as: Callable[..., Any]) -> None:
     at = app_as("owner", "pages/settings.py")
-    assert "No test-mode webhook endpoint is registered: Stripe sends the CRM nothing." in [w.value for w in at.warning]
-    assert any(c.value == "Not set up: no live-mode endpoint is registered." for c in at.caption)
+    warnings = [read(w.value) for w in at.warning]
+    assert "No test-mode webhook endpoint is registered: Stripe sends the CRM nothing." in warnings
+    assert any(read(c.value) == "Not set up: no live-mode endpoint is registered." for c in at.caption)

@@ -10,6 +10,7 @@ import psycopg
 from db import drafts
 from db.customers import CustomerInput, create_customer
 from db.jobs import JobInput, create_job
+from tests.shown import shown
 
 
 def _job(db: psycopg.Connection[Any], name: str = "Dana Diaz") -> int:
@@ -18,7 +19,7 @@ def _job(db: psycopg.Connection[Any], name: str = "Dana Diaz") -> int:
 
 
 def _texts(at: Any, kind: str) -> list[str]:
-    return [e.value for e in getattr(at, kind)]
+    return [shown(e.value) for e in getattr(at, kind)]
 
 
 def test_staff_creates_a_draft_from_a_job(db: psycopg.Connection[Any], app_as: Callable[..., Any]) -> None:

@@ -11,6 +11,7 @@ import pytest
 from crm.config.settings import load_settings
 from sandbox.testing import RunningSandbox
 from tests.fixtures.dashboard import OWNER_EMAIL
+from tests.shown import shown
 
 
 def _page_text(at: Any) -> str:
@@ -28,12 +29,12 @@ def test_stripe_key_is_saved_encrypted_and_shown_masked(db: psycopg.Connection[A
     assert "SANDBOX" in _page_text(at)
     at.text_input(key="stripe_test_key_input").input("sk_live_wrongmode123456789")
     next(b for b in at.button if b.label == "Save test key").click().run()
-    assert "A test-mode key starts with sk_test_ or rk_test_." in [e.value for e in at.error]
+    assert "A test-mode key starts with sk_test_ or rk_test_." in [shown(e.value) for e in at.error]
     assert db.execute("SELECT count(*) AS n FROM crm.secrets").fetchone() == {"n": 0}
     at.text_input(key="stripe_test_key_input").input(secret)
     next(b for b in at.button if b.label == "Save test key").click().run()
-    assert "Stripe test key saved (shown masked)." in [s.value for s in at.success]
-    assert "Test secret key: **sk_test_…4242**" in [m.value for m in at.markdown]
+    assert "Stripe test key saved (shown masked)." in [shown(s.value) for s in at.success]
+    assert "Test secret key: **sk_test_…4242**" in [shown(m.value) for m in at.markdown]
     assert secret not in _page_text(at)
     row = db.execute("SELECT ciphertext, hint FROM crm.secrets WHERE name = 'stripe.test.secret_key'").fetchone()
     assert row is not None and row["hint"] == "sk_test_…4242" and secret.encode() not in bytes(row["ciphertext"])
@@ -48,7 +49,7 @@ def test_business_settings_are_validated_then_saved(db: psycopg.Connection[Any],
     assert "Mars/Olympus" not in at.selectbox(key="business_tz").options
     at.text_input(key="business_name").input("<script>")
     next(b for b in at.button if b.label == "Save business settings").click().run()
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert "Business name cannot contain < or > (no HTML)." in errors
     assert db.execute("SELECT count(*) AS n FROM crm.settings").fetchone() == {"n": 0}
     at.text_input(key="offsets").input("30, 3, 10")
@@ -69,7 +70,7 @@ def test_reminder_settings_are_validated_before_saving(db: psycopg.Connection[An
     at.text_input(key="offsets").input("7, x")
     at.text_input(key="tones").input("gentle, shouty")
     next(b for b in at.button if b.label == "Save reminders").click().run()
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert any("unknown reminder tone(s) ['shouty']" in e for e in errors)
     assert "Offsets are whole numbers of days, separated by commas." in errors
     assert db.execute("SELECT count(*) AS n FROM crm.settings").fetchone() == {"n": 0}
@@ -79,13 +80,13 @@ def test_mode_switch_needs_confirmation(db: psycopg.Connection[Any], app_as: Cal
     at = app_as("owner", "pages/settings.py")
     next(r for r in at.radio if r.label == "Mode").set_value("live")
     next(b for b in at.button if b.label == "Switch mode").click().run()
-    assert "Tick the confirmation to switch modes." in [e.value for e in at.error]
+    assert "Tick the confirmation to switch modes." in [shown(e.value) for e in at.error]
     assert load_settings(db).stripe_mode == "test"
     next(c for c in at.checkbox if c.label == "I understand what changes").check()
     next(r for r in at.radio if r.label == "Mode").set_value("live")
     next(b for b in at.button if b.label == "Switch mode").click().run()
     # Confirmed, but the go-live checklist is not green: the core refuses (tests/test_dashboard_golive.py).
-    assert any(e.value.startswith("Live mode is refused until steps 1-5 are green.") for e in at.error)
+    assert any(shown(e.value).startswith("Live mode is refused until steps 1-5 are green.") for e in at.error)
     assert load_settings(db).stripe_mode == "test"
 
 
@@ -96,16 +97,16 @@ def test_register_webhook_and_test_email_against_the_sandbox(db: psycopg.Connect
     url_input = next(t for t in at.text_input if t.label == "Sidecar URL")
     url_input.input("http://example.com/hooks")
     next(b for b in at.button if b.label == "Register webhook endpoint").click().run()
-    assert any("Stripe only delivers to https://" in e.value for e in at.error)
+    assert any("Stripe only delivers to https://" in shown(e.value) for e in at.error)
     next(t for t in at.text_input if t.label == "Sidecar URL").input("http://127.0.0.1:9/webhooks/stripe")
     next(b for b in at.button if b.label == "Register webhook endpoint").click().run()
-    assert any(s.value.startswith("Registered we_") for s in at.success), [e.value for e in at.error]
+    assert any(shown(s.value).startswith("Registered we_") for s in at.success), [e.value for e in at.error]
     secrets = load_settings(db).stripe_webhook_secrets("test")
     assert len(secrets) == 1 and secrets[0].startswith("whsec_")
     assert secrets[0] not in _page_text(at)
     at.text_input(key="test_email_to").input("owner@example.com")
     next(b for b in at.button if b.label == "Send test email").click().run()
-    assert any(s.value.startswith("Test email sent to owner@example.com") for s in at.success)
+    assert any(shown(s.value).startswith("Test email sent to owner@example.com") for s in at.success)
     row = db.execute("SELECT kind, to_address, resend_id FROM crm.email_messages").fetchone()
     assert row is not None and row["kind"] == "test" and row["resend_id"]
 
@@ -115,7 +116,7 @@ def test_owner_adds_disables_and_resets_a_user(db: psycopg.Connection[Any], app_
     at.text_input(key="new_user_email").input("bad@")
     at.text_input(key="new_user_pw").input("short")
     next(b for b in at.button if b.label == "Add user").click().run()
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert any("is not a valid email address" in e for e in errors)
     assert "Passwords need at least 10 characters." in errors
     assert db.execute("SELECT count(*) AS n FROM crm.app_users").fetchone() == {"n": 2}

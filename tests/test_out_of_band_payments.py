@@ -25,6 +25,7 @@ from tests import money_helpers
 from tests.fixtures.workflow import MakeInvoice
 from tests.money_helpers import invoice_row, sent_invoice, settled
 from tests.reconcile_helpers import wait_until
+from tests.shown import shown
 from ui.timeline_text import timeline
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -130,7 +131,8 @@ def test_out_of_band_recorded_from_the_invoice_page(db: Conn, wired: RunningSand
     at.text_input(key=f"cash_ref_{inv['invoice_id']}").set_value("1042")
     at.button(key=f"cash_record_{inv['invoice_id']}").click().run()
     assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
-    assert any("25.00 by check recorded at Stripe" in s.value for s in at.success), [s.value for s in at.success]
+    successes = [shown(s.value) for s in at.success]
+    assert any("25.00 by check recorded at Stripe" in s for s in successes), successes
     wait_until(lambda: [(p["method"], p["amount_cents"]) for p in invoice_payments(db, inv["invoice_id"])]
                == [("out_of_band", 2_500)], what="the check recorded")
     settled(wired)

@@ -12,6 +12,7 @@ import pytest
 
 from crm.config.settings import load_settings
 from sandbox.testing import RunningSandbox
+from tests.shown import shown
 from tests.texts_helpers import point_texts_at
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -22,15 +23,15 @@ def settings_page(db: Conn, crm_sandbox: RunningSandbox, monkeypatch: pytest.Mon
                   app_as: Callable[..., Any]) -> Any:
     point_texts_at(db, crm_sandbox, monkeypatch)
     at = app_as("owner", "pages/settings.py")
-    assert any(s.value == "Text messages (Twilio)" for s in at.subheader)
+    assert any(shown(s.value) == "Text messages (Twilio)" for s in at.subheader)
     return at
 
 
 def test_twilio_settings_check_and_a2p_note(settings_page: Any) -> None:
     at = settings_page
-    assert any("A2P 10DLC" in i.value and "30034" in i.value for i in at.info)
+    assert any("A2P 10DLC" in shown(i.value) and "30034" in shown(i.value) for i in at.info)
     at.button(key="twilio_check").click().run()
-    messages = [s.value for s in at.success]
+    messages = [shown(s.value) for s in at.success]
     assert any("is active" in m for m in messages) and any("exists" in m for m in messages), messages
 
 
@@ -38,11 +39,11 @@ def test_sms_settings_send_test_text(settings_page: Any, crm_sandbox: RunningSan
     at = settings_page
     at.text_input(key="test_text_to").set_value("not a phone")
     at.button[[b.label for b in at.button].index("Send test text")].click().run()
-    assert any("not a phone number" in e.value for e in at.error)
+    assert any("not a phone number" in shown(e.value) for e in at.error)
     assert crm_sandbox.control.twilio_messages() == []
     at.text_input(key="test_text_to").set_value("(512) 555-0188")
     at.button[[b.label for b in at.button].index("Send test text")].click().run()
-    assert any(s.value == "Texted to +15125550188." for s in at.success), [e.value for e in at.error]
+    assert any(shown(s.value) == "Texted to +15125550188." for s in at.success), [e.value for e in at.error]
     assert [m["to"] for m in crm_sandbox.control.twilio_messages()] == ["+15125550188"]
 
 
@@ -52,7 +53,7 @@ def test_twilio_settings_token_encrypted_and_masked(db: Conn, settings_page: Any
     at.text_input(key="twilio_sid").set_value("AC" + "1" * 31)
     at.text_input(key="twilio_token_input").set_value(token)
     at.button[[b.label for b in at.button].index("Save text settings")].click().run()
-    assert any("32 hexadecimal" in e.value for e in at.error), "a short SID is refused next to its field"
+    assert any("32 hexadecimal" in shown(e.value) for e in at.error), "a short SID is refused next to its field"
     assert load_settings(db)["twilio.auth_token"] == ""
     at.text_input(key="twilio_sid").set_value("AC" + "1" * 32)
     at.text_input(key="twilio_token_input").set_value(token)

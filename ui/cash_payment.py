@@ -13,6 +13,7 @@ import streamlit as st
 
 from crm.money.amounts import MoneyError, decimal_amount, parse_cents
 from crm.money.cash_payments import METHODS, record_cash_payment
+from ui.plain import plain
 from ui.session import Session
 
 
@@ -34,11 +35,11 @@ def panel(invoice: dict[str, Any], session: Session) -> None:
             try:
                 cents = parse_cents(typed, currency)
             except MoneyError as exc:
-                st.error(f"Amount: {exc}")
+                st.error(f"Amount: {plain(exc)}")  # quotes what was typed
                 return
             with st.spinner("Recording it at Stripe…"):
                 outcome = record_cash_payment(invoice_id, cents, str(method), reference)
             if outcome.ok:
-                st.session_state["_flash"] = ("success", outcome.message + f" (by {session.email})")
+                st.session_state["_flash"] = ("success", plain(f"{outcome.message} (by {session.email})"))
                 st.rerun()
-            st.error(outcome.message)
+            st.error(plain(outcome.message))  # may quote Stripe

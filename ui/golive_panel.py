@@ -14,6 +14,7 @@ from crm.golive import steps as golive
 from crm.users.auth import Session
 from db.pool import connection
 from ui import settings_actions as actions
+from ui.plain import plain
 from ui.widgets import clock, flash
 
 ICON_GREEN, ICON_FAILED = ":green[:material/check_circle:]", ":red[:material/cancel:]"
@@ -55,7 +56,7 @@ def render(current: Settings, session: Session) -> None:
                                   else ICON_STALE if view.ok else ICON_FAILED)
             with st.container(border=True):
                 st.markdown(f"{icon} **{s.number}. {s.title}**" + (" · `SANDBOX`" if view.sandboxed else ""))
-                (st.success if view.green else st.info if view.ok is None else st.warning)(view.detail)
+                (st.success if view.green else st.info if view.ok is None else st.warning)(plain(view.detail))
                 checked = f"Checked {_when(view.checked_at, current)}. " if view.checked_at else ""
                 st.caption(checked + ("" if view.green else s.how))
                 cols = st.columns(3)
@@ -64,7 +65,7 @@ def render(current: Settings, session: Session) -> None:
                     st.rerun()
                 if s.key == "resend" and cols[1].button("Set up domain in Resend", key="golive_resend_setup"):
                     outcome = golive.setup_resend_domain(current)
-                    (st.success if outcome.ok else st.error)(outcome.message)
+                    (st.success if outcome.ok else st.error)(plain(outcome.message))
                     if outcome.records:
                         st.caption("Add these DNS records at your DNS host, then press Check:")
                         st.dataframe(outcome.records, hide_index=True)
@@ -73,7 +74,7 @@ def render(current: Settings, session: Session) -> None:
                         with st.spinner("Sending the test invoice through Send via Stripe…"):
                             outcome = golive.send_test_invoice(current, session.email, session.name, session.user_id,
                                                                session.email)
-                        (flash if outcome.ok else st.error)(outcome.message)
+                        (flash if outcome.ok else st.error)(plain(outcome.message))
                         if outcome.ok:
                             st.rerun()
                     pay_url = view.facts.get("pay_url")
@@ -105,8 +106,8 @@ def render(current: Settings, session: Session) -> None:
                     outcome = golive.switch_mode(new_mode, session.user_id)
                     if outcome.ok:
                         actions.forget_webhook_health()
-                        flash(outcome.message)
+                        flash(plain(outcome.message))
                         st.rerun(scope="app")
-                    confirm_msg.error(outcome.message)
+                    confirm_msg.error(plain(outcome.message))
 
     go_live()

@@ -17,6 +17,7 @@ from crm.records import edits
 from crm.send.lines import parse_lines, price_text
 from db.pool import connection
 from db.queries_invoices import draft_lines
+from ui.plain import plain
 from ui.widgets import flash, money
 
 
@@ -84,7 +85,7 @@ def render(invoice_id: int, currency: str, actor: str) -> None:
     if st.button("Save lines", key=f"save_lines_{invoice_id}"):
         if not parsed.ok:
             for message in parsed.errors:
-                st.error(message)
+                st.error(plain(message))  # quotes the typed price
             st.caption("Nothing was saved.")
             return
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ui.plain import plain
 from ui.widgets import Clock
 
 
@@ -26,5 +27,5 @@ def reconcile_summary(report: Any, now: Clock) -> str:
     text += [f"- Invoice #{i} stopped while sending: open it and press Send to finish." for i in report.stuck_sends]
     text += [f"- Invoice #{m['invoice_id']} is unknown to Stripe in {report.mode} mode." for m in
              report.missing_at_stripe]
-    text += [f"- Error: {e}" for e in report.errors]
+    text += [f"- Error: {plain(e)}" for e in report.errors]  # Stripe's words
     return "\n".join(text)

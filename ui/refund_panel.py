@@ -19,6 +19,7 @@ from crm.money.refunds import REASONS, RefundRefused, refund_invoice
 from crm.users.auth import Session
 from db import queries_refunds as q
 from db.pool import connection
+from ui.plain import plain
 from ui.widgets import clock, frame, money, table
 
 
@@ -59,7 +60,7 @@ def render(invoice: dict[str, Any], session: Session) -> None:
     currency = str(invoice["currency"])
     result: dict[str, Any] | None = st.session_state.get(_result_key(invoice_id))
     if result is not None:
-        (st.success if result["ok"] else st.error)(result["message"])
+        (st.success if result["ok"] else st.error)(plain(result["message"]))  # may quote Stripe
         if st.button("Another refund", key=f"refund_again_{invoice_id}"):
             st.session_state.pop(_result_key(invoice_id), None)
             st.session_state.pop(_press_key(invoice_id), None)
@@ -82,7 +83,7 @@ def render(invoice: dict[str, Any], session: Session) -> None:
         cents = parse_cents(amount_text, currency)
         outcome = refund_invoice(invoice_id, cents, reason, note, session, press)
     except (RefundRefused, ValueError) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))  # quotes what was typed
         return
     st.session_state[_result_key(invoice_id)] = {"ok": outcome.ok, "message": outcome.message}
     if not outcome.ok and not outcome.retryable:

@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from crm.users.auth import Session
+from ui.plain import plain
 from ui.widgets import money
 
 STEP_LABELS = {
@@ -60,13 +61,14 @@ def show_result(invoice_id: int, session: Session, pay_link: bool = True) -> Non
     if not result:
         return
     if result["ok"]:
-        st.success(f"Sent. {result['message']}")
+        st.success(f"Sent. {plain(result['message'])}")
         if result["pay_url"] and pay_link:
             st.markdown("Pay link (copy with the button on the right):")
             st.code(result["pay_url"], language=None, wrap_lines=True)
         return
     where = STEP_LABELS.get(result["failed_step"] or "", result["failed_step"] or "")
-    st.error(f"Not sent — {where}: {result['message']}" if where else f"Not sent: {result['message']}")
+    message = plain(result["message"])  # Stripe's and Resend's words, the customer's address
+    st.error(f"Not sent — {where}: {message}" if where else f"Not sent: {message}")
     if st.button("Retry send", key=f"retry_send_{invoice_id}", type="primary"):
         st.session_state.pop(_result_key(invoice_id), None)
         _run_send(invoice_id, session)
@@ -92,10 +94,10 @@ def send_button(invoice: dict[str, Any], session: Session) -> None:
 
 def confirm_text(invoice: dict[str, Any]) -> str:
     """Exactly what the email will say: the amount from the draft's lines, to whom, and when due."""
-    to = invoice.get("customer_email") or "(no email on file: Send will refuse)"
+    to = plain(invoice.get("customer_email") or "(no email on file: Send will refuse)")
     lines = int(invoice.get("line_count") or 0)
     due = invoice.get("due_date")
-    return (f"Email {invoice['customer']} ({to}) an invoice for "
+    return (f"Email {plain(invoice['customer'])} ({to}) an invoice for "
             f"**{money(invoice['amount_due_cents'], invoice['currency'])}** "
             f"({lines} line{'' if lines == 1 else 's'}"
             + (f", due {due:%b} {due.day}, {due.year}" if due else "") + ") with a pay link? Stripe finalizes "
@@ -116,9 +118,9 @@ def open_invoice_actions(invoice: dict[str, Any], session: Session) -> None:
             with st.spinner("Sending the email again…"):
                 result = resend_invoice_email(invoice_id, actor=session.email)
         except SendRefused as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         else:
-            (st.success if result.ok else st.error)(result.message)
+            (st.success if result.ok else st.error)(plain(result.message))
     with right.popover("Void invoice", icon=":material/block:"):
         st.write("Voiding cancels the pay link and any pending reminders. It cannot be undone.")
         if st.button("Void it", key=f"void_{invoice_id}", type="primary"):
@@ -127,7 +129,7 @@ def open_invoice_actions(invoice: dict[str, Any], session: Session) -> None:
             try:
                 void_invoice(invoice_id, actor=session.email)
             except SendRefused as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
             else:
                 st.session_state["_flash"] = ("success", f"Invoice {invoice_id} voided.")
                 st.rerun()

@@ -9,6 +9,7 @@ import streamlit as st
 
 from crm.config.settings import Settings
 from ui import settings_actions as actions
+from ui.plain import plain
 from ui.widgets import Clock, flash, frame, table
 
 
@@ -22,14 +23,14 @@ def webhook_summary(current: Settings, now: Clock) -> None:
         with st.container(border=True):
             st.markdown(f"**{label}**")
             for warning in mh.warnings:
-                (st.error if warning.startswith("EMERGENCY") else st.warning)(warning)
+                (st.error if warning.startswith("EMERGENCY") else st.warning)(plain(warning))
             if mh.emergency and st.button(f"Re-enable the {mh.mode} endpoint", key=f"reenable_{mh.mode}",
                                           type="primary"):
                 outcome = actions.reenable_webhook(current, mh.mode)
                 if outcome.ok:
                     flash(outcome.message + " Run reconcile (Activity) to catch up on what it missed.")
                     st.rerun()
-                st.error(outcome.message)
+                st.error(plain(outcome.message))
             if not mh.in_use and not ep.registered:
                 st.caption(f"Not set up: no {mh.mode}-mode endpoint is registered.")
                 continue
@@ -42,7 +43,7 @@ def webhook_summary(current: Settings, now: Clock) -> None:
                         else None)
             failure = mh.last_failure
             st.caption("Last failure: " + (f"{now.show(failure['received_at'], seconds=True)} {failure['type']} "
-                                           f"{failure['outcome']} ({failure['detail'] or 'no detail'})"
+                                           f"{failure['outcome']} ({plain(failure['detail'] or 'no detail')})"
                                            if failure else "none recorded") + f". Times in {now.tz_label}.")
     st.caption("Endpoint ids, subscribed events and missed deliveries: Advanced.")
 
@@ -52,7 +53,7 @@ def webhook_details(current: Settings, now: Clock) -> None:
     for mh in actions.webhook_health(current):
         ep = mh.endpoint
         if ep.registered:
-            st.caption(f"{mh.mode}: {ep.endpoint_id} → {ep.url} · {len(ep.enabled_events)} enabled events"
+            st.caption(f"{mh.mode}: {ep.endpoint_id} → {plain(ep.url)} · {len(ep.enabled_events)} enabled events"
                        + (f" · missing: {', '.join(ep.missing_types)}" if ep.missing_types else
                           " · every handled type subscribed"))
         failure = mh.last_failure

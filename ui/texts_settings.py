@@ -11,6 +11,7 @@ from crm.config.settings import SPECS, Settings, save_setting, secret_hints
 from crm.texts.setup import A2P_NOTE, check_twilio, sid_error, token_error
 from crm.users.auth import Session
 from db.pool import connection
+from ui.plain import plain
 
 
 def _token_shown(current: Settings) -> str:
@@ -42,7 +43,7 @@ def render(current: Settings, session: Session) -> None:
                   service_msg: sid_error(service, "MG", "Messaging Service SID")}
         for slot, message in errors.items():
             if message:
-                slot.error(message)
+                slot.error(plain(message))  # may quote what was typed
         if not any(errors.values()):
             with connection() as conn:
                 for key, value in (("twilio.account_sid", sid.strip()), ("twilio.messaging_service_sid",
@@ -58,7 +59,7 @@ def render(current: Settings, session: Session) -> None:
     if left.button("Check Twilio", key="twilio_check", help="Go live: the account is active and the Messaging "
                                                               "Service exists."):
         for check in check_twilio(current):
-            (st.success if check.ok else st.error)(check.message)
+            (st.success if check.ok else st.error)(plain(check.message))
     with right.form("test_text"):
         to = st.text_input("Send a test text to", key="test_text_to")
         to_msg = st.empty()
@@ -69,7 +70,7 @@ def render(current: Settings, session: Session) -> None:
         try:
             result = send_test_text(to, session.email)
         except TextRefused as exc:
-            to_msg.error(str(exc))
+            to_msg.error(plain(exc))
         else:
-            (st.success if result.ok else st.error)(result.message)
+            (st.success if result.ok else st.error)(plain(result.message))
     st.info(A2P_NOTE, icon=":material/info:")
