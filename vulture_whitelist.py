@@ -8,6 +8,7 @@ from crm.email.statements import StatementResult
 from crm.money.collections import aging_bucket
 from crm.money.refunds import RefundResult
 from crm.stripe.webhook_health import ModeHealth
+from crm.texts.send import TextResult
 from db.config import connection_budget
 from db.migrate import Migration
 from db.pgbouncer import PgBouncer
@@ -15,6 +16,7 @@ from db.production_shape import provision
 from db.queries_collections import TIME_TO_PAY_BOUNDS
 from db.queries_export import database_totals
 from ops.soak import RoundRobinProxy
+from ui.timeline_text import Entry
 from webhook.serving import GuardedH11Protocol
 
 _ = [
@@ -30,4 +32,6 @@ _ = [
     RoundRobinProxy, RoundRobinProxy.serve,  # tests/test_pooled_sidecars.py
     GuardedH11Protocol,  # named to uvicorn as a string (webhook/serving.py)
     Server.should_exit,  # uvicorn reads it to stop (ops/soak.py)
+    TextResult.already,  # tests/test_texts_send.py: a double tap finds the first text
+    Entry.ref,  # pages/invoices.py shows it in an owner's details table (vars(entry))
 ]

@@ -51,8 +51,3 @@ def is_live(conn: Conn, session_id: int, now: datetime) -> bool:
 def end(conn: Conn, session_id: int) -> None:
     conn.execute("UPDATE crm.dashboard_sessions SET ended_at = now() WHERE id = %s AND ended_at IS NULL",
                  (session_id,))
-
-
-def end_by_token(conn: Conn, token_hash: bytes) -> None:
-    conn.execute("UPDATE crm.dashboard_sessions SET ended_at = now() WHERE token_hash = %s AND ended_at IS NULL",
-                 (token_hash,))

@@ -60,18 +60,6 @@ def apply_callback(conn: Conn, sid: str, status: str, error_code: int | None, de
     return str(row["outcome"])
 
 
-def get_text(conn: Conn, text_id: int) -> dict[str, Any] | None:
-    return conn.execute("SELECT * FROM crm.text_messages WHERE id = %s", (text_id,)).fetchone()
-
-
-def invoice_texts(conn: Conn, invoice_id: int, limit: int = 20) -> list[dict[str, Any]]:
-    """An invoice's texts, newest first."""
-    return conn.execute(
-        "SELECT id, kind, to_number, status, sid, error_code, error_message, created_at, sent_at, delivered_at "
-        "FROM crm.text_messages WHERE invoice_id = %s ORDER BY created_at DESC, id DESC LIMIT %s",
-        (invoice_id, limit),
-    ).fetchall()
-
 
 def save_customer_phone(conn: Conn, customer_id: int, phone: str, actor: str) -> None:
     """A number typed on the Collect screen for a customer who had none is kept for next time."""

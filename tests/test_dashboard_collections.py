@@ -96,7 +96,7 @@ def test_owner_sees_collections(db: psycopg.Connection[Any], app_as: Callable[..
     at = app_as("owner", "pages/collections_page.py")
     labels = {m.label: m.value for m in at.metric}
     assert labels["Outstanding"].startswith("$") and labels["Outstanding"] != "$0.00"
-    assert labels["DSO"].endswith("days")
+    assert labels["Days to collect (DSO)"].endswith("days")
     assert any("DSO = outstanding receivables" in c.value for c in at.caption)
     assert not at.error
 

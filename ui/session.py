@@ -20,7 +20,6 @@ import streamlit as st
 from crm import web_sessions
 from crm.users.auth import Session, session_still_valid
 from crm.users.client_address import client_address, configured_proxies, server_trusted_hosts
-from db import dashboard_sessions
 from db.pool import connection
 from ui import auth_routes
 from ui.secret_key_banner import warn_if_undecryptable
@@ -54,7 +53,7 @@ def current_session() -> Session | None:
         return None
     with connection() as conn:
         still = session_still_valid(conn, session) and (
-            session.server_id is None or dashboard_sessions.is_live(conn, session.server_id, now))
+            session.server_id is None or web_sessions.still_live(conn, session.server_id, now))
     if not still:
         end_session()
         st.session_state[_ENDED_KEY] = True
@@ -105,7 +104,7 @@ def end_session() -> None:
     session = st.session_state.pop(_KEY, None)
     if isinstance(session, Session) and session.server_id is not None:
         with connection() as conn:
-            dashboard_sessions.end(conn, session.server_id)
+            web_sessions.end(conn, session.server_id)
         st.session_state["_clear_cookie"] = True
 
 

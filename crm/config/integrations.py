@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from urllib.parse import urlparse
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm.money.amounts import currency_problem
 from crm.reminders.schedule import offsets_problem
@@ -65,13 +64,6 @@ def parse_offsets(text: str) -> tuple[list[int] | None, str | None]:
     problem = offsets_problem(values)
     return (None, problem) if problem else (sorted(values), None)
 
-
-def timezone_error(name: str) -> str | None:
-    try:
-        ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"Unknown time zone {name!r} (use a name like America/Chicago)."
-    return None
 
 
 def currency_error(code: str) -> str | None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import phonenumbers
 
-E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
-
 
 class PhoneError(ValueError):
     """The text cannot be a phone number; the message says why, for the field."""

@@ -63,3 +63,13 @@ def cookie_header(token: str, secure: bool) -> str:
 
 def clear_header(secure: bool) -> str:
     return f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+
+
+def still_live(conn: Conn, server_id: int, now: datetime) -> bool:
+    """The stored session behind a cookie has not been ended (logout, expiry)."""
+    return bool(store.is_live(conn, server_id, now))
+
+
+def end(conn: Conn, server_id: int) -> None:
+    """End the stored session: its cookie opens nothing anywhere from now on."""
+    store.end(conn, server_id)
