@@ -281,6 +281,7 @@ def test_golive_checklist_walked_in_the_browser(db: psycopg.Connection[Any], das
 
     from crm.config.settings import load_settings
 
+    crm_sandbox.control.clear_resend_domains()  # go-live adds the From domain itself, as for a new owner
     hook_url = f"{sidecar.url}/webhooks/stripe"
     SHOTS.mkdir(parents=True, exist_ok=True)
     wait = 60_000  # generous: two busy cores, a Streamlit rerun per click
