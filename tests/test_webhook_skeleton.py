@@ -16,6 +16,7 @@ import pytest
 
 from tests import stripe_payloads as sp
 from tests.fixtures.sidecar import TEST_SECRET, Sidecar, SidecarLog, seed_invoice
+from tests.reconcile_helpers import wait_until
 from tests.test_reminders_support import WEBHOOK_SECRET, resend_event, signed, test_now
 
 
@@ -60,10 +61,17 @@ def test_webhook_skeleton_no_secret_set_is_503_on_both_routes(hooks: Sidecar) ->
 
 
 def _drop_sidecar_connections(hooks: Sidecar) -> int:
-    """What a database restart or a failover does to the pool: every other connection ends."""
+    """What a database restart or a failover does to the pool: every other connection ends.
+
+    pg_terminate_backend only signals a backend; on a busy machine it may still be alive when
+    the next request arrives. A restart has closed every connection by then, so wait until the
+    signalled backends are gone (a condition, not a clock)."""
     rows = hooks.db.execute(
-        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE datname = current_database() "
+        "SELECT pid, pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE datname = current_database() "
         "AND pid <> pg_backend_pid() AND backend_type = 'client backend'").fetchall()
+    pids = [r["pid"] for r in rows]
+    wait_until(lambda: hooks.db.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = ANY(%s)",
+                                        (pids,)).fetchone()["n"] == 0, what="the terminated backends gone")
     return len(rows)
 
 
