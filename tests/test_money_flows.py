@@ -29,6 +29,7 @@ from tests import stripe_payloads as sp
 from tests.fixtures.sidecar import SidecarServer
 from tests.reconcile_helpers import deliveries_settled, open_invoice, wait_until
 from tests.send_helpers import stripe_client
+from tests.shown import shown as read
 from ui.settings_actions import register_webhook
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -216,7 +217,7 @@ def test_a_declined_card_shows_the_decline_code_and_message_in_the_invoice_view(
     at.session_state["open_invoice"] = inv["invoice_id"]  # what a click on its row does
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    shown = " ".join(e.value for e in [*at.error, *at.warning])
+    shown = read(" ".join(e.value for e in [*at.error, *at.warning]))
     assert "Your card was declined." in shown and "card_declined" in shown
     assert "generic_decline" in shown and "insufficient_funds" in shown
     activity = app_as("staff", "pages/activity.py")
