@@ -445,3 +445,17 @@ def send(sb: Sandbox, ctx: StripeCtx, inv: Obj) -> Obj:
                           f"`{inv['status']}`.", param="invoice")
     emit(sb, ctx, "invoice.sent", _snapshot(sb, ctx, inv))
     return inv
+
+
+def announce_reduction(sb: Sandbox, ctx: StripeCtx, inv: Obj, before: Obj, now: int, event: str, obj: Obj) -> None:
+    """After money lowered what an invoice still asks (a payment record, a credit note): paid
+    once nothing remains, then the object's own event, `invoice.updated` and, if so, `invoice.paid`."""
+    settled = inv["amount_remaining"] == 0
+    if settled:
+        inv["status"] = "paid"
+        inv["status_transitions"]["paid_at"] = now
+    emit(sb, ctx, event, obj)
+    after = _snapshot(sb, ctx, inv)
+    emit(sb, ctx, "invoice.updated", after, previous_attributes(before, after))
+    if settled:
+        emit(sb, ctx, "invoice.paid", after)

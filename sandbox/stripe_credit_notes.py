@@ -13,7 +13,6 @@ from sandbox import stripe_billing as billing
 from sandbox.state import Obj
 from sandbox.stripe_call import Call, get_obj
 from sandbox.stripe_errors import StripeError, param_invalid
-from sandbox.stripe_events import emit
 from sandbox.stripe_objects import public
 from sandbox.stripe_params import as_int, check_allowed, require
 
@@ -56,13 +55,5 @@ def credit_notes_create(call: Call) -> Obj:
     inv["amount_due"] -= amount
     inv["amount_remaining"] -= amount
     inv["pre_payment_credit_notes_amount"] = int(inv.get("pre_payment_credit_notes_amount") or 0) + amount
-    fully_settled = inv["amount_remaining"] == 0
-    if fully_settled:
-        inv["status"] = "paid"
-        inv["status_transitions"]["paid_at"] = now
-    emit(call.sb, call.ctx, "credit_note.created", public(cn))
-    after = billing._snapshot(call.sb, call.ctx, inv)
-    emit(call.sb, call.ctx, "invoice.updated", after, billing.previous_attributes(before, after))
-    if fully_settled:
-        emit(call.sb, call.ctx, "invoice.paid", after)
+    billing.announce_reduction(call.sb, call.ctx, inv, before, now, "credit_note.created", public(cn))
     return public(cn)

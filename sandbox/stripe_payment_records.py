@@ -18,7 +18,6 @@ from sandbox import stripe_billing as billing
 from sandbox.state import Obj
 from sandbox.stripe_call import Call, get_obj, render
 from sandbox.stripe_errors import StripeError, param_invalid
-from sandbox.stripe_events import emit
 from sandbox.stripe_objects import public
 from sandbox.stripe_params import as_int, check_allowed, require
 
@@ -96,13 +95,5 @@ def invoices_attach_payment(call: Call) -> Obj:
     before = billing._snapshot(call.sb, call.ctx, inv)
     inv["amount_paid"] += amount
     inv["amount_remaining"] -= amount
-    fully_paid = inv["amount_remaining"] == 0
-    if fully_paid:
-        inv["status"] = "paid"
-        inv["status_transitions"]["paid_at"] = now
-    emit(call.sb, call.ctx, "invoice_payment.paid", public(inpay))
-    after = billing._snapshot(call.sb, call.ctx, inv)
-    emit(call.sb, call.ctx, "invoice.updated", after, billing.previous_attributes(before, after))
-    if fully_paid:
-        emit(call.sb, call.ctx, "invoice.paid", after)
+    billing.announce_reduction(call.sb, call.ctx, inv, before, now, "invoice_payment.paid", public(inpay))
     return render(call, inv)
